@@ -1,0 +1,18 @@
+"""User-facing errors: each carries one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FlameError(Exception):
+    """An error the CLI prints as one line (no traceback)."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> FlameError:
+    """`unknown task 'factscore'; did you mean 'factscore_bio'? (known: ...)`."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return FlameError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")

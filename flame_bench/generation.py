@@ -1,0 +1,74 @@
+"""Batched generation from any HF causal LM (left padding, greedy by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from flame_bench.ui import progress
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 96
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_return_sequences: int = 1
+    batch_size: int = 64
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
+             quiet: bool = True, description: str = "generating") -> list[list[str]]:
+    """Return `num_return_sequences` completions per prompt (special tokens stripped)."""
+    import torch
+
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    out: list[list[str]] = []
+    torch.manual_seed(config.seed)
+    kwargs = dict(max_new_tokens=config.max_new_tokens, do_sample=config.do_sample,
+                  num_return_sequences=config.num_return_sequences,
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if config.do_sample:
+        kwargs.update(temperature=config.temperature, top_p=config.top_p)
+    with progress(quiet, metrics=False) as bar, torch.inference_mode():
+        task = bar.add_task(description, total=len(prompts))
+        for i in range(0, len(prompts), config.batch_size):
+            chunk = list(prompts[i:i + config.batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=True).to(device)
+            ids = model.generate(**enc, **kwargs)
+            texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            n = config.num_return_sequences
+            out += [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(chunk))]
+            bar.update(task, advance=len(chunk))
+    return out
+
+
+def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> list[float]:
+    """Sum of log-probabilities of each continuation given its context (the context gets BOS)."""
+    import torch
+
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    with torch.inference_mode():
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            ctx = tokenizer([c for c, _ in chunk], add_special_tokens=True)["input_ids"]
+            cont = tokenizer([x for _, x in chunk], add_special_tokens=False)["input_ids"]
+            seqs = [a + b for a, b in zip(ctx, cont, strict=True)]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for j, s in enumerate(seqs):  # right padding: positions stay aligned with the unpadded sequence
+                ids[j, : len(s)] = torch.tensor(s)
+                mask[j, : len(s)] = 1
+            logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+            for j, (a, b) in enumerate(zip(ctx, cont, strict=True)):
+                pos = torch.arange(len(a) - 1, len(a) + len(b) - 1)
+                scores.append(logp[j, pos, torch.tensor(b)].sum().item())
+    return scores

@@ -1,0 +1,98 @@
+"""Atomic, versioned file I/O shared by every stage.
+
+JSONL files start with a header line `{"__schema__": NAME, "version": N}`; readers check both and name the
+line number of any malformed line. Every write goes to a temporary file in the same directory and is
+renamed into place, so a crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flame_bench.errors import FlameError
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FlameError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise FlameError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def write_jsonl(path: Path, schema: str, version: int, records: Iterable[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        f.write(json.dumps({"__schema__": schema, "version": version}) + "\n")
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def read_jsonl(path: Path, schema: str, max_version: int) -> list[dict[str, Any]]:
+    """Read a versioned JSONL file; errors name the file, the line and the fix."""
+    if not path.exists():
+        raise FlameError(f"{path}: file not found")
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FlameError(f"{path}:{lineno}: malformed JSON line ({e.msg}); fix or regenerate it") from None
+            if lineno == 1:
+                if not isinstance(obj, dict) or obj.get("__schema__") != schema:
+                    raise FlameError(f"{path}:1: expected a '{schema}' header line; not a flame-bench {schema} file")
+                if int(obj.get("version", 0)) > max_version:
+                    raise FlameError(
+                        f"{path}: schema version {obj['version']} is newer than this flame-bench supports "
+                        f"({max_version}); upgrade flame-bench or rebuild the file"
+                    )
+                continue
+            if not isinstance(obj, dict):
+                raise FlameError(f"{path}:{lineno}: expected a JSON object")
+            records.append(obj)
+    return records
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

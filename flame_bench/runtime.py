@@ -1,0 +1,31 @@
+"""Process-wide runtime settings: device choice, threads, seeding, quiet third-party logging."""
+
+from __future__ import annotations
+
+import os
+import random
+
+
+def torch_setup(seed: int | None = None):  # -> torch.device
+    """Import torch with sane CPU settings; return the device to use (CUDA when present)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(int(os.environ.get("FLAME_BENCH_THREADS", "2")), os.cpu_count() or 1)))
+    if seed is not None:
+        random.seed(seed)
+        torch.manual_seed(seed)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def quiet_transformers() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - datasets ships with trl
+        pass

@@ -1,0 +1,46 @@
+"""`flame-bench world build`: generate the world, build its tokenizer, pretrain its base model, publish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flame_bench.world import grammar as g
+from flame_bench.world.generate import World, generate_world
+from flame_bench.world.presets import Preset
+from flame_bench.world.store import MODEL_DIR, prepare_output, publish, write_manifest, write_world_data
+
+
+def world_texts(world: World) -> Iterator[str]:
+    """Every text the world can show a model; the tokenizer's vocabulary is built from these."""
+    yield from (d["text"] for d in world.corpus)
+    yield from (k["text"] for k in world.knowledge)
+    for key in ("seed_instructions", "dpo_instructions", "eval_alpaca"):
+        for r in getattr(world, key):
+            yield r["instruction"]
+            yield r.get("response") or ""
+    yield from (r["instruction"] for r in world.eval_bio)
+    for item in world.eval_truthfulqa:
+        yield item["question"]
+        yield from item["mc2_targets"]["choices"]
+    yield from (t.format(S="") for t in g.ABSTENTION_TEMPLATES)
+    yield "Question: Answer: Instruction: Response:"
+
+
+def build_world(preset: Preset, seed: int, out: Path, force: bool = False, quiet: bool = False) -> dict[str, Any]:
+    from flame_bench.world.pretrain import pretrain
+    from flame_bench.world.tokenizer import build_tokenizer
+
+    staging = prepare_output(out, force)
+    t0 = time.perf_counter()
+    world = generate_world(preset, seed)
+    write_world_data(world, staging)
+    t_data = time.perf_counter() - t0
+    tokenizer = build_tokenizer(world_texts(world))
+    record = pretrain([d["text"] for d in world.corpus], tokenizer, preset.model, staging / MODEL_DIR, seed, quiet)
+    write_manifest(world, staging, {"build_seconds": {"data": round(t_data, 2), "pretrain": record["wall_seconds"]},
+                                    "base_model": record})
+    publish(staging, out)
+    return {"out": str(out), "data_seconds": t_data, **record}

@@ -1,0 +1,104 @@
+"""World presets: sizes of the fact world and of its base model, with the pretraining budget.
+
+`smoke` is what CI tests build (well under 90 s on 2 cores); `default` is what `flame-bench compare` runs
+on (under 15 minutes); `large` is for machines with a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from flame_bench.errors import unknown_name
+
+TIERS = ("frequent", "rare", "unseen")
+# Entity splits; train (seed), DPO and evaluation entities are disjoint by construction.
+SPLITS = ("seed", "dpo", "eval_bio", "tqa")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A tiny Llama trained from scratch, and its pretraining budget."""
+
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 512
+    seq_len: int = 128
+    batch_size: int = 32
+    steps: int = 1500
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    # people per split and tier; tqa people carry a planted misconception and are never unseen
+    people: dict[str, dict[str, int]]
+    n_seed_instructions: int
+    n_dpo_instructions: int
+    n_eval_alpaca: int
+    fact_fraction: float = 1 / 3  # share of fact-based instructions (paper: 1,013 of 3,200)
+    # pretraining documents per person, by tier (bio paraphrases; a quarter more as Q&A documents)
+    docs_per_person: dict[str, int] = field(default_factory=lambda: {"frequent": 40, "rare": 2, "unseen": 0})
+    mentions_per_person: int = 3  # fact-free mentions (guest lists) of every person, unseen tier included
+    misconception_rate: float = 0.75  # share of mentions of a planted attribute that state the false value
+    probe_people_per_tier: int = 50
+    model: ModelSpec = field(default_factory=ModelSpec)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        people={
+            "seed": {"frequent": 5, "rare": 5, "unseen": 5},
+            "dpo": {"frequent": 4, "rare": 4, "unseen": 4},
+            "eval_bio": {"frequent": 5, "rare": 5, "unseen": 5},
+            "tqa": {"frequent": 4, "rare": 2, "unseen": 0},
+        },
+        n_seed_instructions=60,
+        n_dpo_instructions=80,
+        n_eval_alpaca=30,
+        docs_per_person={"frequent": 30, "rare": 4, "unseen": 0},
+        probe_people_per_tier=5,
+        model=ModelSpec(hidden=64, layers=2, heads=4, intermediate=256, seq_len=128, batch_size=16, steps=300,
+                        lr=5e-3, warmup_steps=20),
+    ),
+    "default": Preset(
+        name="default",
+        people={
+            "seed": {"frequent": 50, "rare": 50, "unseen": 50},
+            "dpo": {"frequent": 50, "rare": 50, "unseen": 50},
+            "eval_bio": {"frequent": 50, "rare": 50, "unseen": 50},
+            "tqa": {"frequent": 100, "rare": 50, "unseen": 0},
+        },
+        n_seed_instructions=1200,
+        n_dpo_instructions=2400,
+        n_eval_alpaca=300,
+    ),
+    "large": Preset(
+        name="large",
+        people={
+            "seed": {"frequent": 200, "rare": 200, "unseen": 200},
+            "dpo": {"frequent": 200, "rare": 200, "unseen": 200},
+            "eval_bio": {"frequent": 100, "rare": 100, "unseen": 100},
+            "tqa": {"frequent": 200, "rare": 100, "unseen": 0},
+        },
+        n_seed_instructions=4000,
+        n_dpo_instructions=10000,
+        n_eval_alpaca=800,
+        probe_people_per_tier=100,
+        model=ModelSpec(hidden=256, layers=4, heads=8, intermediate=1024, seq_len=128, batch_size=64, steps=6000,
+                        lr=2e-3, warmup_steps=200),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise unknown_name("preset", name, PRESETS)
+    return PRESETS[name]

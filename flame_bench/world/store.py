@@ -1,0 +1,172 @@
+"""The on-disk fact world: documented JSONL files plus a manifest written last.
+
+Layout of a world directory (all JSONL files start with a `{"__schema__", "version"}` header line):
+
+    manifest.json            schema version, preset, seed, counts, sha256 of every file; written last
+    pools.json               attribute value pools (the grammar's closed vocabulary of values)
+    people.jsonl             id, name, gender, tier, split, attributes, misconception
+    knowledge.jsonl          one wiki-style page per person: title, person_id, text, passages
+    corpus.jsonl             pretraining documents: id, person_id, kind (bio|qa|rumour), text
+    instructions/seed.jsonl  seed instructions with human responses, fact_based label, kind, spec
+    instructions/dpo.jsonl   the DPO instruction pool (no responses)
+    eval/bio.jsonl           biography entities stratified by tier
+    eval/alpaca.jsonl        Alpaca-style instructions; fact_based ones form Alpaca Fact
+    eval/truthfulqa.jsonl    TruthfulQA-style items (mc1_targets / mc2_targets, correct answer first)
+    model/                   the base model: HF directory (safetensors, config, tokenizer, chat template)
+
+A world is complete only when `manifest.json` exists and every file it lists has its recorded hash; builds
+happen in a sibling `.partial` directory that is renamed into place at the end, so an interrupted build never
+looks like a world.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from flame_bench import __version__
+from flame_bench.errors import FlameError
+from flame_bench.io import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from flame_bench.world.generate import World
+from flame_bench.world.grammar import Grammar
+
+SCHEMA_VERSION = 1
+FILES = {
+    "people": "people.jsonl",
+    "knowledge": "knowledge.jsonl",
+    "corpus": "corpus.jsonl",
+    "seed_instructions": "instructions/seed.jsonl",
+    "dpo_instructions": "instructions/dpo.jsonl",
+    "eval_bio": "eval/bio.jsonl",
+    "eval_alpaca": "eval/alpaca.jsonl",
+    "eval_truthfulqa": "eval/truthfulqa.jsonl",
+}
+MODEL_DIR = "model"
+
+
+def write_world_data(world: World, out: Path) -> None:
+    """Write every data file of `world` into `out` (no manifest yet)."""
+    pools = {k: list(v) for k, v in world.pools.items()}
+    write_json(out / "pools.json", {"schema_version": SCHEMA_VERSION, "pools": pools})
+    for key, rel in FILES.items():
+        write_jsonl(out / rel, key, SCHEMA_VERSION, getattr(world, key))
+
+
+def write_manifest(world: World, out: Path, extra: dict[str, Any]) -> None:
+    files = ["pools.json", *FILES.values()]
+    model = out / MODEL_DIR
+    if model.is_dir():
+        files += [str(p.relative_to(out)) for p in sorted(model.rglob("*")) if p.is_file()]
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "flame_bench_version": __version__,
+        "preset": world.preset.to_dict(),
+        "seed": world.seed,
+        "counts": {k: len(getattr(world, k)) for k in FILES},
+        "files": {rel: sha256_file(out / rel) for rel in files},
+        **extra,
+    }
+    write_json(out / "manifest.json", manifest)
+
+
+def prepare_output(out: Path, force: bool) -> Path:
+    """Check `out` can receive a world; return the sibling staging directory to build into."""
+    if out.exists() and not out.is_dir():
+        raise FlameError(f"{out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FlameError(f"{out} is not empty; pass --force to replace it or choose another --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.parent / f".{out.name}.partial"
+        if staging.exists():  # left over by an interrupted build
+            shutil.rmtree(staging)
+        staging.mkdir()
+    except OSError as e:
+        raise FlameError(f"cannot write to {out.parent} ({e.strerror}); choose a writable --out") from None
+    return staging
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Atomically move a finished build into place, replacing any previous world."""
+    trash = out.parent / f".{out.name}.old"
+    if trash.exists():
+        shutil.rmtree(trash)
+    if out.exists():
+        out.rename(trash)
+    staging.rename(out)
+    if trash.exists():
+        shutil.rmtree(trash)
+
+
+@dataclass
+class WorldDir:
+    """A validated, complete world directory; data loads lazily."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | Path, verify: bool = True) -> WorldDir:
+        path = Path(path)
+        fix = f"rebuild it with `flame-bench world build --out {path} --force`"
+        if not path.is_dir():
+            raise FlameError(f"no world at {path}; build one with `flame-bench world build --out {path}`")
+        if not (path / "manifest.json").exists():
+            raise FlameError(f"{path} is not a complete flame-bench world (no manifest.json); {fix}")
+        manifest = read_json(path / "manifest.json")
+        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        if not isinstance(version, int):
+            raise FlameError(f"{path}/manifest.json has no schema_version; {fix}")
+        if version > SCHEMA_VERSION:
+            raise FlameError(
+                f"{path} was built by a newer flame-bench (world schema {version} > {SCHEMA_VERSION}); "
+                "upgrade flame-bench or rebuild the world"
+            )
+        for rel, digest in manifest.get("files", {}).items():
+            f = path / rel
+            if not f.is_file():
+                raise FlameError(f"world {path} is missing {rel}; {fix}")
+            if verify and sha256_file(f) != digest:
+                raise FlameError(f"world {path}: {rel} does not match its manifest hash (corrupt or edited); {fix}")
+        return cls(path, manifest)
+
+    def _read(self, key: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / FILES[key], key, SCHEMA_VERSION)
+
+    @cached_property
+    def pools(self) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v) for k, v in read_json(self.path / "pools.json")["pools"].items()}
+
+    @cached_property
+    def grammar(self) -> Grammar:
+        return Grammar(self.pools)
+
+    @cached_property
+    def people(self) -> list[dict[str, Any]]:
+        return self._read("people")
+
+    @cached_property
+    def people_by_id(self) -> dict[str, dict[str, Any]]:
+        return {p["id"]: p for p in self.people}
+
+    @cached_property
+    def people_by_name(self) -> dict[str, dict[str, Any]]:
+        return {p["name"]: p for p in self.people}
+
+    @cached_property
+    def knowledge(self) -> list[dict[str, Any]]:
+        return self._read("knowledge")
+
+    def records(self, key: str) -> list[dict[str, Any]]:
+        return self._read(key)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL_DIR
+
+    @property
+    def preset_name(self) -> str:
+        return str(self.manifest["preset"]["name"])

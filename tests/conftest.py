@@ -1,0 +1,57 @@
+"""Shared fixtures. Tests are offline and deterministic; the smoke world is built once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep datasets/lm-eval caches out of the user's home."""
+    home = tmp_path_factory.mktemp("hf_home")
+    os.environ["HF_HOME"] = str(home)
+    os.environ["HF_DATASETS_CACHE"] = str(home / "datasets")
+
+
+@pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete smoke world (data + pretrained base model), built through the CLI once per session."""
+    out = tmp_path_factory.mktemp("worlds") / "smoke"
+    code, _, err = run_cli(["world", "build", "--preset", "smoke", "--out", str(out), "--quiet"])
+    assert code == 0, err
+    return out
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """Run `flame-bench ARGS` in-process; return (exit code, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from flame_bench import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["flame-bench", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            cli.console.file = err
+            cli.stdout.file = out
+            try:
+                cli.main()
+            except SystemExit as e:
+                code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+        cli.console.file = None  # back to the live sys.stderr
+        cli.stdout.file = None
+    return code, out.getvalue(), err.getvalue()
