@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from flame_bench.errors import FlameError
@@ -22,7 +25,23 @@ world_app = typer.Typer(help="Build and inspect the embedded fact world.", no_ar
 app.add_typer(world_app, name="world")
 
 DEFAULT_WORLDS = Path("results/worlds")
-stdout = console.__class__()  # tables go to stdout, progress to stderr
+# tables go to stdout (wide when piped, so columns never truncate), progress bars and errors to stderr
+stdout = Console(width=None if sys.stdout.isatty() else 160)
+
+
+class Interrupted(Exception):
+    """Ctrl-C inside a command (click would otherwise turn it into a bare "Aborted!")."""
+
+
+def interruptible(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
+    return wrapper
 
 
 def default_world_dir(preset: str, seed: int) -> Path:
@@ -30,6 +49,7 @@ def default_world_dir(preset: str, seed: int) -> Path:
 
 
 @world_app.command("build")
+@interruptible
 def world_build(
     preset: Annotated[str, typer.Option(help="World size: smoke (CI), default, large (GPU).")] = "default",
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical data files.")] = 0,
@@ -70,6 +90,7 @@ def render_probe(result: dict[str, Any]) -> Table:
 
 
 @world_app.command("probe")
+@interruptible
 def world_probe(
     model: Annotated[str | None, typer.Argument(help="Model directory [default: the world's base model].")] = None,
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
@@ -92,6 +113,7 @@ def world_probe(
 
 
 @app.command("pretrain")
+@interruptible
 def pretrain_cmd(
     out: Annotated[Path, typer.Option(help="Directory for the new base model.")],
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
@@ -119,13 +141,128 @@ def pretrain_cmd(
     stdout.print(f"[green]saved[/green] {out} (final loss {record['final_loss']:.3f})")
 
 
+@app.command("eval")
+@interruptible
+def eval_cmd(
+    model: Annotated[str, typer.Argument(help="'base' (the world's base model) or a model directory.")],
+    task: Annotated[list[str], typer.Option("--task", "-t", help="Task name (repeatable), or 'all'.")],
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+    reference: Annotated[str, typer.Option(help="Pairwise reference: 'human', a run, or a model.")] = "human",
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, order randomization and bootstraps.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation budget per response.")] = 128,
+    temperature: Annotated[float, typer.Option(help="0 = greedy (default); > 0 samples.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass when sampling.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 64,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Evaluate a model on tasks; writes one run record per task under results/runs/ and prints a report."""
+    from flame_bench.evaluate import evaluate
+    from flame_bench.generation import GenerationConfig
+    from flame_bench.registry import TASKS
+    from flame_bench.report import breakdown_table, runs_table
+
+    names = TASKS.names() if "all" in task else task
+    gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
+                           top_p=top_p, batch_size=batch_size, seed=seed)
+    records = evaluate(model, names, world or default_world_dir("default", 0), reference=reference, limit=limit,
+                       seed=seed, generation=gen, quiet=quiet)
+    stdout.print(runs_table(records))
+    for r in records:
+        table = breakdown_table(r)
+        if table is not None:
+            stdout.print(table)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List registered tasks, scorers, judges, pipeline components, presets and models."""
+    from flame_bench.models import BUILTIN_MODELS
+    from flame_bench.registry import JUDGES, RETRIEVERS, SCORERS, SPLITTERS, TASKS
+    from flame_bench.world.presets import PRESETS
+
+    table = Table(title="flame-bench registry")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("description", overflow="fold")
+    for name in TASKS.names():
+        t = TASKS.get(name)
+        table.add_row("task", name, f"{t.description} (v{t.version}, {t.kind})")
+    for kind, reg in (("scorer", SCORERS), ("judge", JUDGES), ("splitter", SPLITTERS), ("retriever", RETRIEVERS)):
+        for name in reg.names():
+            doc = (getattr(reg.get(name), "__doc__", "") or "").strip().splitlines()
+            table.add_row(kind, name, doc[0] if doc else "")
+    for name, p in PRESETS.items():
+        n = sum(sum(t.values()) for t in p.people.values())
+        table.add_row("preset", name, f"{n} people, {p.n_seed_instructions} seed instructions")
+    for name in BUILTIN_MODELS:
+        table.add_row("model", name, "the world's pretrained base model")
+    stdout.print(table)
+
+
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run directories or names [default: all runs].")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, md, csv or json.")] = "table",
+) -> None:
+    """Render run records (a pure function of results/runs; nothing is regenerated)."""
+    from flame_bench.errors import unknown_name
+    from flame_bench.records import list_runs, load_run
+    from flame_bench.report import FORMATS, breakdown_table, render_text, runs_table
+
+    if fmt not in FORMATS:
+        raise unknown_name("format", fmt, FORMATS)
+    records = [load_run(r) for r in runs] if runs else list_runs()
+    if not records:
+        raise FlameError("no run records found under results/runs; run `flame-bench eval` first")
+    if fmt != "table":
+        typer.echo(render_text(records, fmt), nl=False)
+        return
+    stdout.print(runs_table(records))
+    for r in records:
+        table = breakdown_table(r)
+        if table is not None:
+            stdout.print(table)
+
+
+@app.command("bench")
+@interruptible
+def bench_cmd(
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer repetitions (a smoke check of the benchmark).")] = False,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
+) -> None:
+    """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
+    from flame_bench.bench import run_bench
+    from flame_bench.io import write_json
+    from flame_bench.world.store import WorldDir
+
+    result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick)
+    write_json(out, result)
+    table = Table(title="flame-bench bench", caption=f"written to {out}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    fs, gen, bm = result["factscore"], result["generation"], result["bm25"]
+    table.add_row("FActScore pipeline: facts scored / s", f"{fs['facts_per_second']:,.0f}")
+    table.add_row("  share of time in spaCy sentence splitting", f"{100 * fs['sentence_split_share']:.0f}%")
+    table.add_row("generation batched: completions / s", f"{gen['batched_per_second']:.1f}")
+    table.add_row("generation one at a time: completions / s", f"{gen['single_per_second']:.2f}")
+    table.add_row("batched / single speed-up", f"{gen['speedup']:.1f}x")
+    table.add_row(f"rank-bm25 ms / query ({bm['passages']:,} passages)", f"{bm['rank_bm25_ms_per_query']:.1f}")
+    if "bm25s_ms_per_query" in bm:
+        table.add_row("bm25s ms / query", f"{bm['bm25s_ms_per_query']:.2f}")
+        table.add_row("bm25s / rank-bm25 speed-up", f"{bm['speedup_bm25s_over_rank_bm25']:.1f}x")
+        table.add_row("top-k overlap", f"{100 * bm['top_k_overlap']:.1f}%")
+    stdout.print(table)
+
+
 def main() -> None:
     try:
         app()
     except FlameError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except Interrupted:
         console.print("[yellow]interrupted[/yellow]; completed results are kept, partial ones are discarded")
         sys.exit(130)
 

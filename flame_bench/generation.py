@@ -23,8 +23,11 @@ class GenerationConfig:
 
 
 def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
-             quiet: bool = True, description: str = "generating") -> list[list[str]]:
-    """Return `num_return_sequences` completions per prompt (special tokens stripped)."""
+             quiet: bool = True, description: str = "generating", add_special_tokens: bool = True) -> list[list[str]]:
+    """Return `num_return_sequences` completions per prompt (special tokens stripped).
+
+    `add_special_tokens=False` for prompts already rendered by a chat template (which carries its own BOS).
+    """
     import torch
 
     device = next(model.parameters()).device
@@ -40,7 +43,7 @@ def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig 
         task = bar.add_task(description, total=len(prompts))
         for i in range(0, len(prompts), config.batch_size):
             chunk = list(prompts[i:i + config.batch_size])
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=True).to(device)
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
             ids = model.generate(**enc, **kwargs)
             texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             n = config.num_return_sequences

@@ -60,7 +60,11 @@ JUDGES: Registry = Registry("judge")
 SPLITTERS: Registry = Registry("sentence splitter")
 RETRIEVERS: Registry = Registry("retriever")
 
-_BUILTIN_MODULES: tuple[str, ...] = ()
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "flame_bench.scoring.sentences",
+    "flame_bench.scoring.retrieval",
+    "flame_bench.scoring.factscore",
+)
 _loaded = False
 
 

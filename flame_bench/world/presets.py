@@ -25,7 +25,7 @@ class ModelSpec:
     intermediate: int = 512
     seq_len: int = 128
     batch_size: int = 32
-    steps: int = 1500
+    steps: int = 700
     lr: float = 3e-3
     warmup_steps: int = 50
     weight_decay: float = 0.01

@@ -1,0 +1,60 @@
+"""Content-addressed generation cache under `results/cache/` (SQLite: atomic writes, safe across processes).
+
+Key = sha256(model hash, prompt, decoding config); re-running an evaluation or a report never regenerates.
+Only successful generations are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from flame_bench.io import sha256_json
+
+
+class GenerationCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(model_sha: str, prompt: str, config: dict) -> str:
+        return sha256_json({"model": model_sha, "prompt": prompt, "config": config})
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i:i + 500])
+            rows = self._db.execute(
+                f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put_many(self, items: dict[str, list[str]]) -> None:
+        with self._db:  # one transaction: all or nothing
+            self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in items.items()])
+
+    def generate(self, model_sha: str, config: dict, prompts: Sequence[str],
+                 produce: Callable[[list[str]], list[list[str]]]) -> list[list[str]]:
+        """Completions for `prompts`, producing (in one batch call) only those not cached yet."""
+        keys = [self.key(model_sha, p, config) for p in prompts]
+        cached = self.get_many(sorted(set(keys)))
+        todo = list(dict.fromkeys(p for p, k in zip(prompts, keys, strict=True) if k not in cached))
+        self.hits += len(prompts) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            fresh = produce(todo)
+            new = {self.key(model_sha, p, config): out for p, out in zip(todo, fresh, strict=True)}
+            self.put_many(new)
+            cached.update(new)
+        return [cached[k] for k in keys]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,163 @@
+"""The evaluator: model + tasks + world -> run records.
+
+For each task it builds an `EvalContext` whose `generate(instructions)` formats prompts for the model
+(a world base model is prompted in its corpus' Q&A form, anything else through its chat template), serves
+completions from the content-addressed cache and generates only what is missing, in batches. Each task's
+`TaskResult` is written as one run record; reports only ever read those records.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from flame_bench.cache import GenerationCache
+from flame_bench.errors import FlameError
+from flame_bench.generation import GenerationConfig, generate
+from flame_bench.io import sha256_file, sha256_json
+from flame_bench.models import model_kind, resolve_model
+from flame_bench.provenance import environment
+from flame_bench.records import RUNS_DIR, RunRecord, load_run, run_dir_name, write_run
+from flame_bench.registry import TASKS
+from flame_bench.task_api import EvalContext, ModelHandle, Task
+from flame_bench.ui import console
+
+CACHE_DIR = Path("results/cache")
+QA_PROMPT = "Question: {instruction} Answer:"  # how the world's base model saw questions in pretraining
+PROMPT_FORMAT_VERSIONS = {"pretrained": "qa-v1", "chat": "chat-template-v1"}
+EVAL_GENERATION = GenerationConfig(max_new_tokens=128, batch_size=64)
+
+
+def format_prompts(tokenizer, kind: str, instructions: list[str]) -> list[str]:
+    if kind == "pretrained":
+        return [QA_PROMPT.format(instruction=i) for i in instructions]
+    return [tokenizer.apply_chat_template([{"role": "user", "content": i}], tokenize=False,
+                                          add_generation_prompt=True) for i in instructions]
+
+
+class Generator:
+    """Cached, batched generation for one model under one decoding config."""
+
+    def __init__(self, model: ModelHandle, config: GenerationConfig, cache: GenerationCache, quiet: bool):
+        self.model, self.config, self.cache, self.quiet = model, config, cache, quiet
+        self.kind = model_kind(model.path)
+
+    def __call__(self, instructions: list[str]) -> list[str]:
+        cfg = {**self.config.to_dict(), "prompt_format": PROMPT_FORMAT_VERSIONS[self.kind]}
+        cfg.pop("batch_size")  # batching does not change greedy outputs; keep it out of the key
+
+        def produce(prompts: list[str]) -> list[list[str]]:
+            model, tok = self.model.load()
+            return generate(model, tok, prompts, self.config, quiet=self.quiet,
+                            description=f"generating ({self.model.name})",
+                            add_special_tokens=self.kind == "pretrained")
+
+        if self.kind == "chat":
+            _, tok = self.model.load()
+        else:
+            tok = None
+        prompts = format_prompts(tok, self.kind, instructions)
+        return [outs[0] for outs in self.cache.generate(self.model.sha256, cfg, prompts, produce)]
+
+
+@dataclass
+class Reference:
+    """The reference system of a pairwise task: item id -> output."""
+
+    name: str
+    identity: dict[str, Any]
+    outputs: dict[str, str]
+
+
+def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: Path) -> Reference:
+    """`human` (the world's human responses), a run record, or a model (its outputs are generated)."""
+    items = world.records(items_key)
+    if ref == "human":
+        return Reference("human", {"kind": "human responses", "world": world.path.name},
+                         {it["id"]: it["response"] for it in items})
+    path = Path(ref)
+    if (path / "run.json").is_file() or (runs_dir / ref / "run.json").is_file():
+        run = load_run(ref, runs_dir)
+        if run.task not in ("alpaca_winrate", "alpaca_fact"):
+            raise FlameError(f"reference run {run.run_id} is a {run.task} run; pass an alpaca_winrate run, "
+                             "a model, or 'human'")
+        outputs = {s["id"]: s["output"] for s in run.samples()}
+        return Reference(run.header["model"]["name"], {"kind": "run", "run_id": run.run_id,
+                                                        "model_sha256": run.header["model"]["sha256"]}, outputs)
+    model = resolve_model(ref, world)
+    gen = generator_for(model)
+    outs = gen([it["instruction"] for it in items])
+    return Reference(model.name, {"kind": "model", "model": model.name, "model_sha256": model.sha256},
+                     {it["id"]: o for it, o in zip(items, outs, strict=True)})
+
+
+def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: str = "human",
+             limit: int | None = None, seed: int = 0, generation: GenerationConfig = EVAL_GENERATION,
+             runs_dir: Path = RUNS_DIR, cache_dir: Path = CACHE_DIR, quiet: bool = False,
+             options: dict[str, Any] | None = None) -> list[RunRecord]:
+    from flame_bench.world.store import WorldDir
+
+    if limit is not None and limit < 1:
+        raise FlameError(f"--limit must be a positive number of items, got {limit}")
+    tasks: list[Task] = [TASKS.get(name) for name in dict.fromkeys(task_names)]  # all names checked first
+    world = WorldDir.open(world_dir)
+    model = resolve_model(model_ref, world)
+    cache = GenerationCache(cache_dir / "generations.sqlite")
+    generators: dict[str, Generator] = {}
+
+    def generator_for(m: ModelHandle) -> Generator:
+        if m.sha256 not in generators:
+            generators[m.sha256] = Generator(m, generation, cache, quiet)
+        return generators[m.sha256]
+
+    ref = None
+    if any(t.needs_reference for t in tasks):
+        ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir)
+    records = []
+    world_identity = {"path": str(world.path), "preset": world.preset_name, "seed": world.manifest["seed"],
+                      "manifest_sha256": sha256_file(world.path / "manifest.json")}
+    for task in tasks:
+        t0 = time.perf_counter()
+        ctx = EvalContext(world=world, model=model, generation=generation, limit=limit, seed=seed,
+                          reference=ref if task.needs_reference else None, cache=cache, quiet=quiet,
+                          options=options or {}, generate=generator_for(model))
+        result = task.run(ctx)
+        spec = {
+            "task": {"name": task.name, "version": task.version, "kind": task.kind},
+            "model": {"name": model.name, "path": str(model.path), "sha256": model.sha256,
+                      "prompt_format": model_kind(model.path)},
+            "world": world_identity,
+            "generation": generation.to_dict() if task.kind != "loglikelihood" else None,
+            "judge": result.judge,
+            "reference": ref.identity | {"name": ref.name} if ref and task.needs_reference else None,
+            "seed": seed,
+            "limit": limit,
+        }
+        config_hash = sha256_json(spec)
+        header = {
+            **spec,
+            "config_hash": config_hash,
+            "prompt_versions": {"prompt_format": PROMPT_FORMAT_VERSIONS[model_kind(model.path)],
+                                **result.prompt_versions},
+            "primary_metric": task.primary_metric,
+            "metric_info": [m.__dict__ for m in task.metrics],
+            "metrics": result.metrics,
+            "confidence_intervals": {k: list(v) for k, v in result.confidence_intervals.items()},
+            "breakdown": result.breakdown,
+            "counts": result.counts,
+            "extra": result.extra,
+            "environment": environment(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "duration_seconds": round(time.perf_counter() - t0, 2),
+        }
+        record = write_run(runs_dir, run_dir_name(task.name, model.name, config_hash), header, result.samples)
+        records.append(record)
+        if not quiet:
+            console.print(f"[green]{task.name}[/green] -> {record.path}")
+    if not quiet:
+        console.print(f"generation cache: {cache.hits} hits, {cache.misses} generated")
+    cache.close()
+    return records

@@ -1,0 +1,93 @@
+"""Run records: one directory per evaluation with a small `run.json` header and streamed `samples.jsonl`.
+
+    results/runs/<task>__<model>__<config hash>/
+        run.json       schema version, task + version, model identity, world, generation config, judge, prompt
+                       versions, seed, git commit, package versions, metrics with 95% CIs, counts, breakdown
+        samples.jsonl  one line per item: prompt, output, per-item scores and their evidence
+
+The directory name derives from the config hash, so the same evaluation re-run lands in the same place. A
+record is built in a hidden staging directory and renamed into place: readers only ever see whole records.
+`run.json` loads without reading the samples; reports are pure functions of these files.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flame_bench.errors import FlameError
+from flame_bench.io import read_json, read_jsonl, write_json, write_jsonl
+
+RUN_SCHEMA_VERSION = 1
+RUNS_DIR = Path("results/runs")
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    header: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return str(self.header["task"]["name"])
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        return self.header["metrics"]
+
+    def samples(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "samples.jsonl", "samples", RUN_SCHEMA_VERSION)
+
+
+def run_dir_name(task: str, model: str, config_hash: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-") or "model"
+    return f"{task}__{safe}__{config_hash[:12]}"
+
+
+def write_run(root: Path, name: str, header: dict[str, Any], samples: list[dict[str, Any]]) -> RunRecord:
+    final = root / name
+    staging = root / f".{name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    header = {"schema_version": RUN_SCHEMA_VERSION, **header}
+    write_jsonl(staging / "samples.jsonl", "samples", RUN_SCHEMA_VERSION, samples)
+    write_json(staging / "run.json", header)
+    old = root / f".{name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+    return RunRecord(final, header)
+
+
+def load_run(ref: str | Path, runs_dir: Path = RUNS_DIR) -> RunRecord:
+    """A run by directory path or by name under `runs_dir`."""
+    path = Path(ref)
+    if not path.exists() and (runs_dir / str(ref)).exists():
+        path = runs_dir / str(ref)
+    if not (path / "run.json").is_file():
+        raise FlameError(f"no run record at {ref} (expected a directory with run.json); see `flame-bench report`")
+    header = read_json(path / "run.json")
+    version = header.get("schema_version") if isinstance(header, dict) else None
+    if not isinstance(version, int):
+        raise FlameError(f"{path}/run.json is not a flame-bench run record")
+    if version > RUN_SCHEMA_VERSION:
+        raise FlameError(f"{path} was written by a newer flame-bench (run schema {version}); upgrade flame-bench")
+    return RunRecord(path, header)
+
+
+def list_runs(runs_dir: Path = RUNS_DIR) -> list[RunRecord]:
+    if not runs_dir.is_dir():
+        return []
+    return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / "run.json").is_file()]

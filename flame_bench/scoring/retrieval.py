@@ -1,0 +1,93 @@
+"""Knowledge sources and BM25 retrieval (rank-bm25), FActScore style.
+
+FActScore retrieves from the topic entity's own page (query = topic + atomic fact); FLAME's RM_fact and
+Alpaca Fact retrieve with the instruction as query. `KnowledgeSource.search` does both: restricted to given
+titles, or over every passage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from flame_bench.registry import RETRIEVERS
+
+_TOKEN = re.compile(r"\w+")
+
+
+def bm25_tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    title: str
+    text: str
+
+
+class KnowledgeSource:
+    """Title -> passages, with BM25 indexes built lazily (one per page, one global)."""
+
+    def __init__(self, pages: dict[str, list[str]], name: str = "knowledge"):
+        self.name = name
+        self.pages = {
+            title: [Passage(f"{title}#{i}", title, text) for i, text in enumerate(passages)]
+            for title, passages in pages.items()
+        }
+        self._page_index: dict[str, object] = {}
+
+    @classmethod
+    def from_world(cls, world) -> KnowledgeSource:
+        return cls({k["title"]: k["passages"] for k in world.knowledge}, name=f"fact-world:{world.path.name}")
+
+    def __contains__(self, title: str) -> bool:
+        return title in self.pages
+
+    @cached_property
+    def _all(self) -> list[Passage]:
+        return [p for ps in self.pages.values() for p in ps]
+
+    @cached_property
+    def _global_index(self):
+        from rank_bm25 import BM25Okapi
+
+        return BM25Okapi([bm25_tokens(f"{p.title} {p.text}") for p in self._all])
+
+    def _index(self, title: str):
+        if title not in self._page_index:
+            from rank_bm25 import BM25Okapi
+
+            self._page_index[title] = BM25Okapi([bm25_tokens(p.text) for p in self.pages[title]])
+        return self._page_index[title]
+
+    def search(self, query: str, k: int, titles: list[str] | None = None) -> list[Passage]:
+        """Top-k passages for `query`, from the pages in `titles` (missing titles are skipped) or from all."""
+        q = bm25_tokens(query)
+        if titles is None:
+            scores = self._global_index.get_scores(q)
+            order = sorted(range(len(self._all)), key=lambda i: (-scores[i], i))
+            return [self._all[i] for i in order[:k]]
+        hits: list[tuple[float, int, Passage]] = []
+        for title in titles:
+            if title not in self.pages:
+                continue
+            scores = self._index(title).get_scores(q)
+            hits += [(float(s), len(hits) + i, p) for i, (s, p) in enumerate(zip(scores, self.pages[title],
+                                                                                   strict=True))]
+        hits.sort(key=lambda h: (-h[0], h[1]))
+        return [p for _, _, p in hits[:k]]
+
+
+@RETRIEVERS.register("bm25")
+@dataclass(frozen=True)
+class BM25Retriever:
+    """FActScore's retriever: BM25 over the topic's page(s); k passages per query."""
+
+    k: int = 5
+    name: str = "bm25"
+    version: str = "rank-bm25-okapi-v1"
+
+    def __call__(self, source: KnowledgeSource, query: str, titles: list[str] | None) -> list[Passage]:
+        return source.search(query, self.k, titles)

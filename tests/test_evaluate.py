@@ -1,0 +1,99 @@
+"""The evaluator and CLI: run records, cache reuse, reports and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from flame_bench.evaluate import evaluate
+from flame_bench.records import load_run
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # results/ lands here
+    return tmp_path
+
+
+def _strip_timing(header: dict) -> dict:
+    return {k: v for k, v in header.items() if k not in ("created", "duration_seconds")}
+
+
+def test_eval_writes_records_and_reuses_the_cache(smoke_world: Path, workdir: Path) -> None:
+    (first,) = evaluate("base", ["factscore_bio"], smoke_world, quiet=True)
+    header = json.loads((first.path / "run.json").read_text())
+    for key in ("schema_version", "task", "model", "world", "generation", "judge", "prompt_versions", "seed",
+                "config_hash", "environment", "metrics", "confidence_intervals", "counts"):
+        assert key in header, key
+    assert header["environment"]["packages"]["torch"].startswith("2.13")
+    assert header["model"]["sha256"] and header["judge"]["decomposer"].startswith("world_grammar")
+    samples = first.samples()
+    assert len(samples) == header["counts"]["items"] == 15
+    assert {"output", "facts", "factscore"} <= set(samples[0])
+
+    from flame_bench.cache import GenerationCache
+
+    cache_file = workdir / "results" / "cache" / "generations.sqlite"
+    n_cached = len(GenerationCache(cache_file).get_many(
+        [r[0] for r in GenerationCache(cache_file)._db.execute("SELECT key FROM generations")]))
+    assert n_cached == 15
+    (second,) = evaluate("base", ["factscore_bio"], smoke_world, quiet=True)
+    assert second.path == first.path
+    assert _strip_timing(second.header) == _strip_timing(header)
+    assert second.samples() == samples
+
+
+def test_eval_cli_prints_report_and_report_renders_formats(smoke_world: Path, workdir: Path) -> None:
+    code, out, err = run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(smoke_world), "--limit", "6",
+                              "--quiet"])
+    assert code == 0, err
+    assert "FActScore" in out and "frequent" in out
+    run = next((workdir / "results" / "runs").iterdir())
+    assert load_run(run).header["counts"]["items"] == 6
+    for fmt, marker in (("md", "| task |"), ("csv", "run,task,model"), ("json", '"metric"')):
+        code, out, err = run_cli(["report", str(run), "--format", fmt])
+        assert code == 0 and marker in out, err
+    code, _, err = run_cli(["report", str(run), "--format", "xml"])
+    assert code == 2 and "unknown format 'xml'" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "base", "--task", "factscore"], "unknown task 'factscore'; did you mean 'factscore_bio'"),
+    (["eval", "bsae", "--task", "factscore_bio"], "unknown model 'bsae'; did you mean 'base'"),
+    (["eval", "./nowhere/model", "--task", "factscore_bio"], "model directory ./nowhere/model does not exist"),
+    (["eval", "base", "--task", "factscore_bio", "--limit", "0"], "--limit must be a positive number"),
+])
+def test_eval_bad_input_is_one_line(smoke_world: Path, workdir: Path, args: list[str], message: str) -> None:
+    code, _, err = run_cli([*args, "--world", str(smoke_world)])
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_model_without_weights_is_refused(smoke_world: Path, workdir: Path) -> None:
+    model = workdir / "empty_model"
+    shutil.copytree(smoke_world / "model", model)
+    (model / "model.safetensors").unlink()
+    code, _, err = run_cli(["eval", str(model), "--task", "factscore_bio", "--world", str(smoke_world)])
+    assert code == 2 and "has no weights (*.safetensors)" in err
+    (model / "pytorch_model.bin").write_bytes(b"pickle")
+    code, _, err = run_cli(["eval", str(model), "--task", "factscore_bio", "--world", str(smoke_world)])
+    assert code == 2 and "only pickle weights (pytorch_model.bin)" in err
+
+
+def test_malformed_world_jsonl_names_the_line(smoke_world: Path, workdir: Path) -> None:
+    world = workdir / "w"
+    shutil.copytree(smoke_world, world)
+    path = world / "eval" / "bio.jsonl"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3][:-5]
+    path.write_text("\n".join(lines) + "\n")
+    from flame_bench.io import sha256_file
+    manifest = json.loads((world / "manifest.json").read_text())
+    manifest["files"]["eval/bio.jsonl"] = sha256_file(path)  # a consistent but broken world
+    (world / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(world)])
+    assert code == 2 and "bio.jsonl:4: malformed JSON line" in err

@@ -1,0 +1,84 @@
+"""FActScore pipeline on the smoke world: gold bios score 1, swapped facts 0, abstentions are excluded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flame_bench.scoring.factscore import FactScorer, aggregate, world_factscorer
+from flame_bench.world.store import WorldDir
+
+
+@pytest.fixture(scope="module")
+def world(smoke_world: Path) -> WorldDir:
+    return WorldDir.open(smoke_world)
+
+
+@pytest.fixture(scope="module")
+def scorer(world: WorldDir) -> FactScorer:
+    return world_factscorer(world)
+
+
+def _page(world: WorldDir, person: dict) -> str:
+    return next(k["text"] for k in world.knowledge if k["title"] == person["name"])
+
+
+def test_gold_biography_scores_one(world: WorldDir, scorer: FactScorer) -> None:
+    for person in world.people[:10]:
+        s = scorer.score(_page(world, person), [person["name"]])
+        assert s.precision() == 1.0 and s.n == 7 and not s.abstained
+
+
+def test_swapped_attribute_values_score_zero(world: WorldDir, scorer: FactScorer) -> None:
+    a = world.people[0]
+    text = _page(world, a)
+    for attr, value in a["attributes"].items():
+        other = next(p["attributes"][attr] for p in world.people if p["attributes"][attr] != value)
+        text = text.replace(value, other)
+    s = scorer.score(text, [a["name"]])
+    assert s.n == 7 and s.precision() == 0.0
+    assert s.to_dict()["n_supported"] == 0
+
+
+def test_gibberish_and_invented_relations_are_never_free(world: WorldDir, scorer: FactScorer) -> None:
+    person = world.people[0]
+    s = scorer.score(f"{person['name']} likes purple clouds. Zork blip.", [person["name"]])
+    assert s.n == 2 and s.precision() == 0.0
+    other = world.people[1]
+    # a true fact about somebody else is not a fact about the topic
+    s = scorer.score(f"{other['name']} was born in {other['attributes']['birth_year']}.", [person["name"]])
+    assert s.precision() == 0.0
+
+
+def test_abstentions_and_empty_outputs_are_excluded(world: WorldDir, scorer: FactScorer) -> None:
+    person = world.people[0]
+    gold = scorer.score(_page(world, person), [person["name"]])
+    empty = scorer.score("", [person["name"]])
+    abstain = scorer.score(f"I do not know anything about {person['name']}.", [person["name"]])
+    assert empty.abstained and abstain.abstained
+    metrics, _ = aggregate([gold, empty, abstain])
+    assert metrics["factscore"] == 1.0
+    assert metrics["respond_ratio"] == pytest.approx(1 / 3)
+    assert metrics["facts_per_response"] == 7
+
+
+def test_length_penalty_and_counts(world: WorldDir, scorer: FactScorer) -> None:
+    person = world.people[0]
+    one_fact = f"{person['name']} was born in {person['attributes']['birth_year']}."
+    s = scorer.score(one_fact, [person["name"]])
+    assert s.precision() == 1.0
+    assert s.precision(10) == pytest.approx(2.718281828 ** (1 - 10))
+    metrics, _ = aggregate([s, scorer.score(_page(world, person).replace(person["attributes"]["award"], "Zork"),
+                                            [person["name"]])])
+    assert metrics["correct_per_response"] == pytest.approx((1 + 6) / 2)
+    assert metrics["erroneous_per_response"] == pytest.approx((0 + 1) / 2)
+
+
+def test_pronouns_follow_the_last_named_person(world: WorldDir, scorer: FactScorer) -> None:
+    a, b = world.people[0], world.people[1]
+    pron = "She" if b["gender"] == "f" else "He"
+    text = (f"{b['name']} was born in {b['attributes']['birth_year']}. "
+            f"{pron} works as a {b['attributes']['occupation']}.")
+    s = scorer.score(text, [b["name"], a["name"]], query=f"Who was born earlier, {b['name']} or {a['name']}?")
+    assert s.precision() == 1.0
