@@ -64,6 +64,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "flame_bench.scoring.sentences",
     "flame_bench.scoring.retrieval",
     "flame_bench.scoring.factscore",
+    "flame_bench.scoring.judges",
 )
 _loaded = False
 

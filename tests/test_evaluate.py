@@ -97,3 +97,37 @@ def test_malformed_world_jsonl_names_the_line(smoke_world: Path, workdir: Path) 
     (world / "manifest.json").write_text(json.dumps(manifest))
     code, _, err = run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(world)])
     assert code == 2 and "bio.jsonl:4: malformed JSON line" in err
+
+
+def test_alpaca_winrate_reference_checks(smoke_world: Path, workdir: Path) -> None:
+    world = ["--world", str(smoke_world), "--quiet"]
+    code, out, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--task", "factscore_bio", "--limit", "5",
+                              *world])
+    assert code == 0, err
+    runs = {p.name.split("__")[0]: p for p in (workdir / "results" / "runs").iterdir()}
+    # a reference run of another task
+    code, _, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--reference", str(runs["factscore_bio"]),
+                            *world])
+    assert code == 2 and "is a factscore_bio run" in err
+    # a reference run that covered other (fewer) instructions
+    code, _, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--reference", str(runs["alpaca_winrate"]),
+                            "--limit", "8", *world])
+    assert code == 2 and "covers other instructions (3 of 8 items missing" in err
+    # the model against its own outputs: every item is an identical-output tie
+    code, _, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--reference", str(runs["alpaca_winrate"]),
+                            "--limit", "5", *world])
+    assert code == 0, err
+    header = load_run(next(p for p in (workdir / "results" / "runs").iterdir()
+                           if p.name.startswith("alpaca_winrate") and p != runs["alpaca_winrate"])).header
+    assert header["metrics"]["win_rate"] == 0.5 and header["counts"]["ties"] == 5
+    assert header["reference"]["kind"] == "run"
+
+
+def test_all_tasks_run_on_the_smoke_world(smoke_world: Path, workdir: Path) -> None:
+    records = evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact", "truthfulqa_mc1",
+                                "truthfulqa_mc2"], smoke_world, limit=6, quiet=True)
+    metrics = {r.task: r.metrics for r in records}
+    assert metrics["alpaca_winrate"]["win_rate"] < 0.5  # a pretrained model loses to human responses
+    for task, key in (("factscore_bio", "factscore"), ("alpaca_fact", "factscore"), ("truthfulqa_mc1", "mc1"),
+                      ("truthfulqa_mc2", "mc2")):
+        assert 0.0 <= metrics[task][key] <= 1.0

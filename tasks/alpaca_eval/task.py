@@ -1,0 +1,99 @@
+"""`alpaca_winrate` (pairwise win rate against a reference system) and `alpaca_fact` (FActScore on its
+fact-based subset), on the fact world's Alpaca-style evaluation instructions (FLAME §6.1 and §6.3)."""
+
+from __future__ import annotations
+
+import math
+
+from flame_bench.errors import FlameError
+from flame_bench.registry import JUDGES, TASKS
+from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_responses, world_factscorer
+from flame_bench.scoring.winrate import score_pairs
+from flame_bench.task_api import EvalContext, MetricInfo, Task, TaskResult
+
+PROMPT_VERSION = "alpaca-instruction-v1"  # the instruction as the user turn, no system prompt
+MAX_UNPARSABLE = 0.05  # a run fails when more judge replies than this are unparsable
+
+
+def _reference_outputs(ctx: EvalContext, items: list[dict]) -> list[str]:
+    ref = ctx.reference
+    if ref is None:
+        raise FlameError("alpaca_winrate needs a reference: --reference human, a run, or a model")
+    missing = [it["id"] for it in items if it["id"] not in ref.outputs]
+    if missing:
+        raise FlameError(f"reference {ref.name!r} covers other instructions ({len(missing)} of {len(items)} items "
+                         f"missing, e.g. {missing[0]}); use a reference evaluated on the same world and --limit")
+    return [ref.outputs[it["id"]] for it in items]
+
+
+def run_winrate(ctx: EvalContext) -> TaskResult:
+    items = ctx.world.records("eval_alpaca")[: ctx.limit]
+    reference = _reference_outputs(ctx, items)
+    assert ctx.generate is not None
+    outputs = ctx.generate([it["instruction"] for it in items])
+    judge = JUDGES.get(ctx.options.get("judge", "world_if"))(ctx.world.grammar)
+    rows, wr = score_pairs(items, outputs, reference, judge, seed=ctx.seed, max_unparsable_frac=MAX_UNPARSABLE)
+    se = wr.standard_error / 100 if not math.isnan(wr.standard_error) else None
+    metrics = {
+        "win_rate": wr.win_rate / 100,
+        "lc_win_rate": None if wr.length_controlled_win_rate is None else wr.length_controlled_win_rate / 100,
+        "standard_error": se,
+        "mean_length": sum(len(o) for o in outputs) / len(outputs) if outputs else None,
+    }
+    cis = {"win_rate": (metrics["win_rate"] - 1.96 * se, metrics["win_rate"] + 1.96 * se)} if se else {}
+    by_id = {r["id"]: r for r in rows}
+    samples = [{"id": it["id"], "instruction": it["instruction"], "fact_based": it["fact_based"], "kind": it["kind"],
+                "output": out, "reference_output": ref, **{k: v for k, v in by_id[it["id"]].items() if k != "id"}}
+               for it, out, ref in zip(items, outputs, reference, strict=True)]
+    breakdown = {}
+    for label, flag in (("fact-based", True), ("not fact-based", False)):
+        scores = [by_id[it["id"]]["model_score"] for it in items if it["fact_based"] == flag]
+        scores = [s for s in scores if s is not None]
+        breakdown[label] = {"win_rate": sum(scores) / len(scores) if scores else None}
+    return TaskResult(
+        metrics=metrics, samples=samples, confidence_intervals=cis, breakdown=breakdown,
+        counts={"items": len(items), "judged": wr.n, "wins": wr.wins, "losses": wr.losses, "ties": wr.ties,
+                "unparsable": wr.n_unparsable},
+        judge={"name": judge.name, "version": judge.version, "prompt_version": judge.prompt_version,
+               "reference": ctx.reference.name},
+        prompt_versions={"instruction": PROMPT_VERSION, "judge": judge.prompt_version},
+        extra={"lc_standard_error": wr.length_controlled_standard_error},
+    )
+
+
+def run_fact(ctx: EvalContext) -> TaskResult:
+    items = [it for it in ctx.world.records("eval_alpaca") if it["fact_based"]][: ctx.limit]
+    assert ctx.generate is not None
+    outputs = ctx.generate([it["instruction"] for it in items])  # same prompts as alpaca_winrate: cache hits
+    scorer = world_factscorer(ctx.world, k=10)
+    scores = [scorer.score(out, it["people"], query=it["instruction"]) for it, out in zip(items, outputs, strict=True)]
+    tier = {p["name"]: p["tier"] for p in ctx.world.people}
+    result = score_responses(items, outputs, scores, groups=[tier[it["people"][0]] for it in items], seed=ctx.seed)
+    result.judge = {"scorer": "factscore_world", "query": "instruction", **scorer.identity}
+    result.prompt_versions = {"instruction": PROMPT_VERSION}
+    return result
+
+
+TASKS.register("alpaca_winrate")(Task(
+    name="alpaca_winrate",
+    version="1",
+    kind="pairwise",
+    description="Pairwise win rate over a reference system (ties = 1/2), with standard error and LC win rate.",
+    metrics=(
+        MetricInfo("win_rate", "Win rate", description="model preferred over the reference; ties count 1/2"),
+        MetricInfo("lc_win_rate", "LC win rate", description="length-controlled: predicted at equal length"),
+        MetricInfo("mean_length", "Length (chars)", higher_is_better=False, percent=False),
+    ),
+    run=run_winrate,
+    primary_metric="win_rate",
+    needs_reference=True,
+))
+TASKS.register("alpaca_fact")(Task(
+    name="alpaca_fact",
+    version="1",
+    kind="generative",
+    description="FActScore on the fact-based Alpaca-style instructions (retrieval query = the instruction).",
+    metrics=FACTSCORE_METRICS,
+    run=run_fact,
+    primary_metric="factscore",
+))

@@ -1,0 +1,238 @@
+"""`truthfulqa_mc1` / `truthfulqa_mc2`: TruthfulQA-style multiple choice on the fact world, scored THROUGH lm-eval.
+
+The lm-eval task configs live next to this file (`truthfulqa_mc1.yaml`, `truthfulqa_mc2.yaml`). At run time the
+world's items (the JSONL minus its schema header) are written to a temporary file, the YAML is loaded into a config
+dict with that file's absolute path filled in, and the dict is passed to `lm_eval.simple_evaluate` with an `HFLM`
+(or, in tests, any `lm_eval.api.model.LM`). MC1/MC2 values and per-item scores are lm-eval's own; this module only
+adds what lm-eval does not report: per-choice log-likelihoods per item, the planted-misconception check, a
+breakdown by popularity tier and a bootstrap confidence interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from flame_bench.registry import TASKS
+from flame_bench.scoring.factscore import bootstrap_ci
+from flame_bench.task_api import EvalContext, MetricInfo, Task, TaskResult
+
+TASK_DIR = Path(__file__).resolve().parent
+CONFIGS = {"mc1": TASK_DIR / "truthfulqa_mc1.yaml", "mc2": TASK_DIR / "truthfulqa_mc2.yaml"}
+PROMPT_VERSION = "truthfulqa-qa-v1"  # "Question: {question} Answer:" + " " + choice, 0-shot (the world's QA form)
+BATCH_SIZE = 32
+CI_ITERS = 1000  # percentile bootstrap over items, seeded with ctx.seed
+
+
+def load_config(metric: str, data_file: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The lm-eval task config for `metric` ("mc1" | "mc2") as a complete dict.
+
+    lm-eval's own YAML loader resolves `include:` and `!function` relative to the YAML (0.4.13 exposes it only as
+    `lm_eval.tasks._yaml_loader.load_yaml`). `data_file` must be absolute: lm-eval resolves data_files against the
+    cwd. `cache_dir` keeps the `datasets` Arrow cache of the throw-away JSONL out of the user's HF cache.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    cfg = load_yaml(CONFIGS[metric], resolve_func=True)
+    if data_file is not None:
+        kwargs: dict[str, Any] = {"data_files": {cfg["validation_split"]: str(Path(data_file).resolve())}}
+        if cache_dir is not None:
+            kwargs["cache_dir"] = str(cache_dir)
+        cfg["dataset_kwargs"] = kwargs
+    return cfg
+
+
+def config_hash(metric: str) -> str:
+    """sha256 of the resolved config (before the run-time data path is filled in; functions by qualified name)."""
+
+    def name(o: Any) -> str:
+        return f"{getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', repr(o))}"
+
+    text = json.dumps(load_config(metric), sort_keys=True, default=name)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Hold back lm-eval's tqdm bars and INFO logs (stderr) for a run; replay them if the run fails.
+
+    (TQDM_DISABLE does not help: tqdm reads it when it is imported.)
+    """
+    import io
+    import logging
+    from contextlib import redirect_stderr
+
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("lm_eval")
+    old_level = logger.level
+    buf = io.StringIO()
+    logger.setLevel(logging.WARNING)
+    try:
+        with redirect_stderr(buf):
+            yield
+    except BaseException:
+        sys.stderr.write(buf.getvalue())
+        raise
+    finally:
+        logger.setLevel(old_level)
+
+
+def _choice_lls(sample: dict[str, Any], choices: Sequence[str]) -> list[float]:
+    """Per-choice log-likelihoods of one lm-eval sample, in the item's choice order.
+
+    Each request's continuation is matched to its choice text (not trusted to be positional), and `arguments` may
+    be a list of (context, continuation) pairs or a {"gen_args_<i>": {"arg_0", "arg_1"}} dict, depending on the
+    lm-eval version.
+    """
+    args = sample["arguments"]
+    if isinstance(args, dict):
+        args = [(a["arg_0"], a["arg_1"]) if isinstance(a, dict) else a
+                for _, a in sorted(args.items(), key=lambda kv: int(str(kv[0]).rsplit("_", 1)[-1]))]
+    lls = {}
+    for (_, continuation), resp in zip(args, sample["filtered_resps"], strict=True):
+        ll = resp[0] if isinstance(resp, list | tuple) else resp
+        lls[str(continuation).strip()] = float(ll)
+    missing = [c for c in choices if c.strip() not in lls]
+    if missing or len(lls) != len(choices):
+        raise RuntimeError(f"lm-eval sample for doc {sample['doc'].get('id')!r} does not score exactly the item's "
+                           f"choices (missing {missing[:2]}; {len(lls)} scored vs {len(choices)} choices)")
+    return [lls[c.strip()] for c in choices]
+
+
+def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str] = ("mc1", "mc2"),
+                limit: int | None = None, quiet: bool = True) -> dict[str, dict[str, Any]]:
+    """Run the lm-eval MC task(s) for `metrics` over `items` with the lm-eval model `lm` in ONE simple_evaluate.
+
+    Returns {metric: {"value": lm-eval's aggregate, "task": lm-eval task name, "config_hash",
+    "items": [{"id", "loglikelihoods", "score"} in item order]}}; "score" is lm-eval's per-document `acc`.
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    items = list(items)[:limit]
+    ids = [it["id"] for it in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("truthfulqa items must have unique ids (lm-eval samples are matched to items by doc id)")
+    if not items:
+        return {m: {"value": None, "task": None, "config_hash": config_hash(m), "items": []} for m in metrics}
+    with tempfile.TemporaryDirectory(prefix="flame_tqa_") as tmp:
+        data = Path(tmp) / "truthfulqa_items.jsonl"  # header-less: lm-eval's json builder reads every line as a doc
+        data.write_text("".join(json.dumps(it, sort_keys=True) + "\n" for it in items), encoding="utf-8")
+        cfgs = {m: load_config(m, data, Path(tmp) / "datasets_cache") for m in metrics}
+        with _quiet(quiet):
+            res = lm_eval.simple_evaluate(model=lm, tasks=list(cfgs.values()), log_samples=True, bootstrap_iters=0,
+                                          task_manager=TaskManager(include_defaults=False), num_fewshot=0)
+    assert res is not None  # None only on non-zero ranks of a distributed run
+    by_id = {it["id"]: it for it in items}
+    out: dict[str, dict[str, Any]] = {}
+    for m, cfg in cfgs.items():
+        name = cfg["task"]
+        scored: dict[str, dict[str, Any]] = {}
+        for s in res["samples"][name]:
+            item = by_id[s["doc"]["id"]]
+            scored[item["id"]] = {"id": item["id"], "score": float(s["acc"]),
+                                  "loglikelihoods": _choice_lls(s, item[f"{m}_targets"]["choices"])}
+        if set(scored) != set(by_id):
+            raise RuntimeError(f"lm-eval returned {len(scored)} samples for {len(items)} items in {name}")
+        value = float(res["results"][name]["acc,none"])
+        rows = [scored[i] for i in ids]
+        if abs(value - sum(r["score"] for r in rows) / len(rows)) > 1e-6:  # samples parsed as lm-eval aggregated
+            raise RuntimeError(f"{name}: lm-eval aggregate {value} != mean of its per-sample scores")
+        out[m] = {"value": value, "task": name, "config_hash": config_hash(m), "items": rows}
+    return out
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def summarize(metric: str, items: Sequence[dict[str, Any]], run: dict[str, Any], seed: int = 0) -> TaskResult:
+    """A TaskResult from one `evaluate_mc` entry: samples with per-choice evidence, CI, counts, tier breakdown."""
+    import lm_eval
+
+    rows = {r["id"]: r for r in run["items"]}
+    samples = []
+    for it in (it for it in items if it["id"] in rows):  # evaluate_mc may have been given a limit
+        row = rows[it["id"]]
+        choices, labels = it[f"{metric}_targets"]["choices"], it[f"{metric}_targets"]["labels"]
+        lls = row["loglikelihoods"]
+        chosen = max(range(len(lls)), key=lls.__getitem__)
+        misc = choices.index(it["misconception"]) if it.get("misconception") in choices else None
+        samples.append({
+            "id": it["id"], "question": it["question"], "tier": it.get("tier"), "attribute": it.get("attribute"),
+            "person_id": it.get("person_id"), "choices": choices, "labels": labels, "loglikelihoods": lls,
+            "chosen": chosen, "chosen_true": bool(labels[chosen]), "score": row["score"],
+            "misconception_index": misc,
+            # the planted (tempting) false answer out-scores the true answer (always choice 0)
+            "misconception_preferred": None if misc is None else lls[misc] > lls[0],
+        })
+    scores = [s["score"] for s in samples]
+    prefers = [s["misconception_preferred"] for s in samples if s["misconception_preferred"] is not None]
+    breakdown: dict[str, dict[str, float | None]] = {}
+    for tier in dict.fromkeys(s["tier"] for s in samples):
+        group = [s for s in samples if s["tier"] == tier]
+        gp = [s["misconception_preferred"] for s in group if s["misconception_preferred"] is not None]
+        breakdown[str(tier)] = {metric: _mean([s["score"] for s in group]), "misconception_preferred": _mean(gp),
+                                "items": len(group)}
+    ci = bootstrap_ci(scores, seed=seed, iters=CI_ITERS)
+    return TaskResult(
+        metrics={metric: run["value"]},
+        samples=samples,
+        confidence_intervals={metric: ci} if ci else {},
+        counts={"items": len(samples), "choices": sum(len(s["choices"]) for s in samples),
+                "misconception_preferred": sum(prefers)},
+        breakdown=breakdown,
+        prompt_versions={"truthfulqa": PROMPT_VERSION},
+        extra={"lm_eval_version": lm_eval.__version__, "lm_eval_task": run["task"],
+               "task_config": CONFIGS[metric].name, "task_config_hash": run["config_hash"],
+               "ci_method": f"percentile bootstrap over items, {CI_ITERS} resamples, seed {seed}",
+               "misconception_preferred_rate": _mean(prefers)},
+    )
+
+
+def make_lm(model_path: Path, batch_size: int = BATCH_SIZE) -> Any:
+    """lm-eval's `hf` backend on a local model dir (float32; CUDA if present, else CPU: HFLM defaults to cuda)."""
+    from lm_eval.models.huggingface import HFLM
+
+    from flame_bench.runtime import quiet_transformers, torch_setup
+
+    device = torch_setup()
+    quiet_transformers()
+    return HFLM(pretrained=str(model_path), device=str(device), dtype="float32", batch_size=batch_size)
+
+
+def run_metric(metric: str, ctx: EvalContext, lm: Any = None) -> TaskResult:
+    """Evaluate ctx.model (or an explicit lm-eval `lm`) on the world's TruthfulQA items for one metric."""
+    items = ctx.world.records("eval_truthfulqa")[: ctx.limit]
+    if lm is None and items:
+        with _quiet(ctx.quiet):
+            lm = make_lm(ctx.model.path)
+    run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet)[metric]
+    return summarize(metric, items, run, seed=ctx.seed)
+
+
+_METRICS = {
+    "mc1": MetricInfo("mc1", "MC1", description="share of items whose single true answer has the highest "
+                                                "log-likelihood (lm-eval truthfulqa_mc1 `acc`)"),
+    "mc2": MetricInfo("mc2", "MC2", description="normalised probability mass on the true answers, mean over items "
+                                                "(lm-eval truthfulqa_mc2 `process_results_mc2`)"),
+}
+for _m, _desc in (("mc1", "single-true multiple choice"), ("mc2", "multi-true multiple choice")):
+    TASKS.register(f"truthfulqa_{_m}")(Task(
+        name=f"truthfulqa_{_m}",
+        version="1",
+        kind="loglikelihood",
+        description=f"TruthfulQA {_m.upper()} ({_desc}) on the fact world, log-likelihoods through lm-eval 0.4.13.",
+        metrics=(_METRICS[_m],),
+        run=partial(run_metric, _m),
+        primary_metric=_m,
+    ))
