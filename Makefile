@@ -22,6 +22,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/flame-bench world build --preset default --force
 	$(BIN)/flame-bench world probe
+	$(BIN)/flame-bench eval base --task all
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -177,8 +177,7 @@ def eval_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """List registered tasks, scorers, judges, pipeline components, presets and models."""
-    from flame_bench.models import BUILTIN_MODELS
-    from flame_bench.registry import JUDGES, RETRIEVERS, SCORERS, SPLITTERS, TASKS
+    from flame_bench.registry import JUDGES, MODELS, RETRIEVERS, SCORERS, SPLITTERS, TASKS
     from flame_bench.world.presets import PRESETS
 
     table = Table(title="flame-bench registry")
@@ -188,15 +187,14 @@ def list_cmd() -> None:
     for name in TASKS.names():
         t = TASKS.get(name)
         table.add_row("task", name, f"{t.description} (v{t.version}, {t.kind})")
-    for kind, reg in (("scorer", SCORERS), ("judge", JUDGES), ("splitter", SPLITTERS), ("retriever", RETRIEVERS)):
+    for kind, reg in (("scorer", SCORERS), ("judge", JUDGES), ("splitter", SPLITTERS), ("retriever", RETRIEVERS),
+                      ("model", MODELS)):
         for name in reg.names():
             doc = (getattr(reg.get(name), "__doc__", "") or "").strip().splitlines()
             table.add_row(kind, name, doc[0] if doc else "")
     for name, p in PRESETS.items():
         n = sum(sum(t.values()) for t in p.people.values())
         table.add_row("preset", name, f"{n} people, {p.n_seed_instructions} seed instructions")
-    for name in BUILTIN_MODELS:
-        table.add_row("model", name, "the world's pretrained base model")
     stdout.print(table)
 
 
@@ -252,7 +250,8 @@ def bench_cmd(
     if "bm25s_ms_per_query" in bm:
         table.add_row("bm25s ms / query", f"{bm['bm25s_ms_per_query']:.2f}")
         table.add_row("bm25s / rank-bm25 speed-up", f"{bm['speedup_bm25s_over_rank_bm25']:.1f}x")
-        table.add_row("top-k overlap", f"{100 * bm['top_k_overlap']:.1f}%")
+        table.add_row(f"top-{bm['k']} overlap (top-3)", f"{100 * bm['top_k_overlap']:.1f}% "
+                      f"({100 * bm['top_3_overlap']:.1f}%)")
     stdout.print(table)
 
 

@@ -11,9 +11,16 @@ import json
 from pathlib import Path
 
 from flame_bench.errors import FlameError, unknown_name
+from flame_bench.registry import MODELS
 from flame_bench.task_api import ModelHandle
 
-BUILTIN_MODELS = ("base",)
+
+@MODELS.register("base")
+def world_base_model(world) -> Path:
+    """The world's pretrained base model (PT)."""
+    if world is None:
+        raise FlameError("model 'base' needs a world; pass --world")
+    return Path(world.model_dir)
 
 
 def model_sha256(path: Path) -> str:
@@ -39,19 +46,17 @@ def check_model_dir(path: Path) -> None:
 
 
 def resolve_model(ref: str, world=None) -> ModelHandle:
-    """`ref` is a built-in name or a model directory."""
+    """`ref` is a registered model name or a model directory."""
     path = Path(ref)
-    if ref == "base":
-        if world is None:
-            raise FlameError("model 'base' needs a world; pass --world")
-        path = world.model_dir
+    registered = ref in MODELS
+    if registered:
+        path = MODELS.get(ref)(world)
     elif not path.exists():
         if "/" in ref or ref.startswith("."):
             raise FlameError(f"model directory {ref} does not exist")
-        raise unknown_name("model", ref, BUILTIN_MODELS)
+        raise unknown_name("model", ref, MODELS.names())
     check_model_dir(path)
-    return ModelHandle(name=ref if ref in BUILTIN_MODELS else path.name, path=path.resolve(),
-                       sha256=model_sha256(path))
+    return ModelHandle(name=ref if registered else path.name, path=path.resolve(), sha256=model_sha256(path))
 
 
 def model_kind(path: Path) -> str:

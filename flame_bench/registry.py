@@ -59,8 +59,10 @@ SCORERS: Registry = Registry("scorer")
 JUDGES: Registry = Registry("judge")
 SPLITTERS: Registry = Registry("sentence splitter")
 RETRIEVERS: Registry = Registry("retriever")
+MODELS: Registry = Registry("model")
 
 _BUILTIN_MODULES: tuple[str, ...] = (
+    "flame_bench.models",
     "flame_bench.scoring.sentences",
     "flame_bench.scoring.retrieval",
     "flame_bench.scoring.factscore",

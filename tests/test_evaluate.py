@@ -101,7 +101,7 @@ def test_malformed_world_jsonl_names_the_line(smoke_world: Path, workdir: Path) 
 
 def test_alpaca_winrate_reference_checks(smoke_world: Path, workdir: Path) -> None:
     world = ["--world", str(smoke_world), "--quiet"]
-    code, out, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--task", "factscore_bio", "--limit", "5",
+    code, _, err = run_cli(["eval", "base", "--task", "alpaca_winrate", "--task", "factscore_bio", "--limit", "5",
                               *world])
     assert code == 0, err
     runs = {p.name.split("__")[0]: p for p in (workdir / "results" / "runs").iterdir()}

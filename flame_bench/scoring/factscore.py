@@ -169,6 +169,7 @@ class FactScorer:
 
 
 def world_factscorer(world, k: int = 5) -> FactScorer:
+    """FActScore for the fact world: spaCy sentences, grammar facts, BM25 passages, passage verification."""
     return FactScorer(source=KnowledgeSource.from_world(world), decomposer=WorldDecomposer(world.grammar),
                       verifier=WorldVerifier(world.grammar), retriever=BM25Retriever(k=k))
 
