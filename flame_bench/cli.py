@@ -70,6 +70,17 @@ def world_build(
     )
 
 
+def print_records(records: list) -> None:
+    """The runs table, then each run's per-group breakdown."""
+    from flame_bench.report import breakdown_table, runs_table
+
+    stdout.print(runs_table(records))
+    for r in records:
+        table = breakdown_table(r)
+        if table is not None:
+            stdout.print(table)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -160,18 +171,12 @@ def eval_cmd(
     from flame_bench.evaluate import evaluate
     from flame_bench.generation import GenerationConfig
     from flame_bench.registry import TASKS
-    from flame_bench.report import breakdown_table, runs_table
-
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
     records = evaluate(model, names, world or default_world_dir("default", 0), reference=reference, limit=limit,
                        seed=seed, generation=gen, quiet=quiet)
-    stdout.print(runs_table(records))
-    for r in records:
-        table = breakdown_table(r)
-        if table is not None:
-            stdout.print(table)
+    print_records(records)
 
 
 @app.command("list")
@@ -206,7 +211,7 @@ def report_cmd(
     """Render run records (a pure function of results/runs; nothing is regenerated)."""
     from flame_bench.errors import unknown_name
     from flame_bench.records import list_runs, load_run
-    from flame_bench.report import FORMATS, breakdown_table, render_text, runs_table
+    from flame_bench.report import FORMATS, render_text
 
     if fmt not in FORMATS:
         raise unknown_name("format", fmt, FORMATS)
@@ -216,11 +221,7 @@ def report_cmd(
     if fmt != "table":
         typer.echo(render_text(records, fmt), nl=False)
         return
-    stdout.print(runs_table(records))
-    for r in records:
-        table = breakdown_table(r)
-        if table is not None:
-            stdout.print(table)
+    print_records(records)
 
 
 @app.command("bench")

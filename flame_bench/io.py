@@ -86,6 +86,20 @@ def read_jsonl(path: Path, schema: str, max_version: int) -> list[dict[str, Any]
     return records
 
 
+def publish_dir(staging: Path, final: Path) -> None:
+    """Move a finished staging directory onto `final`, replacing any previous one (never a half state)."""
+    import shutil
+
+    old = final.parent / f".{final.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

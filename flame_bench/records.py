@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import read_json, read_jsonl, write_json, write_jsonl
+from flame_bench.io import publish_dir, read_json, read_jsonl, write_json, write_jsonl
 
 RUN_SCHEMA_VERSION = 1
 RUNS_DIR = Path("results/runs")
@@ -60,14 +60,7 @@ def write_run(root: Path, name: str, header: dict[str, Any], samples: list[dict[
     header = {"schema_version": RUN_SCHEMA_VERSION, **header}
     write_jsonl(staging / "samples.jsonl", "samples", RUN_SCHEMA_VERSION, samples)
     write_json(staging / "run.json", header)
-    old = root / f".{name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
+    publish_dir(staging, final)
     return RunRecord(final, header)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from flame_bench import __version__
 from flame_bench.errors import FlameError
-from flame_bench.io import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from flame_bench.io import publish_dir, read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from flame_bench.world.generate import World
 from flame_bench.world.grammar import Grammar
 
@@ -89,16 +89,7 @@ def prepare_output(out: Path, force: bool) -> Path:
     return staging
 
 
-def publish(staging: Path, out: Path) -> None:
-    """Atomically move a finished build into place, replacing any previous world."""
-    trash = out.parent / f".{out.name}.old"
-    if trash.exists():
-        shutil.rmtree(trash)
-    if out.exists():
-        out.rename(trash)
-    staging.rename(out)
-    if trash.exists():
-        shutil.rmtree(trash)
+publish = publish_dir  # a finished build replaces any previous world in one rename
 
 
 @dataclass
