@@ -256,6 +256,68 @@ def bench_cmd(
     stdout.print(table)
 
 
+@app.command("compare")
+@interruptible
+def compare_cmd(
+    systems: Annotated[list[str], typer.Argument(help="System names (alignments/systems/*.yaml); the first is the "
+                                                      "reference for the win rate.")],
+    preset: Annotated[str, typer.Option(help="World preset; the world is built if missing.")] = "default",
+    seed: Annotated[int, typer.Option(help="Training, sampling and bootstrap seed.")] = 0,
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/PRESET-s0].")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
+    from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate
+    from flame_bench.world.build import build_world
+    from flame_bench.world.presets import get_preset
+    from flame_bench.world.store import WorldDir
+
+    if len(systems) < 2:
+        raise FlameError("compare needs at least two systems, e.g. `flame-bench compare baseline flame`")
+    world_dir = world or default_world_dir(preset, 0)
+    if world is None and not (world_dir / "manifest.json").is_file():
+        console.print(f"building the {preset} world first: {world_dir}")
+        build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
+    wd = WorldDir.open(world_dir)
+    results = train_and_evaluate(systems, wd, seed=seed, limit=limit, quiet=quiet)
+    dl = deltas(results, seed)
+    stdout.print(comparison_table(results, dl))
+    save_comparison(results, dl, wd, seed)
+
+
+@app.command("gate")
+@interruptible
+def gate_cmd(
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the golden with the measured values.")] = False,
+    note: Annotated[str, typer.Option(help="Why the golden changes (recorded with --update).")] = "",
+) -> None:
+    """Run the smoke regression gate (baseline and flame on a fresh smoke world) against its golden."""
+    import tempfile
+
+    from flame_bench.gates import compare_to_golden, golden_path, load_golden, measure_smoke_gate, write_golden
+    from flame_bench.world.build import build_world
+    from flame_bench.world.presets import get_preset
+    from flame_bench.world.store import WorldDir
+
+    with tempfile.TemporaryDirectory(prefix="flame-gate-") as tmp:
+        build_world(get_preset("smoke"), 0, Path(tmp) / "world", quiet=True)
+        measured = measure_smoke_gate(WorldDir.open(Path(tmp) / "world"), Path(tmp))
+    if update:
+        if not note:
+            raise FlameError("updating a golden needs --note saying why the numbers change")
+        stdout.print(f"golden written: {write_golden(measured, note=note)}")
+        return
+    if not golden_path().is_file():
+        raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
+    problems = compare_to_golden(measured, load_golden()["values"])
+    for p in problems:
+        stdout.print(f"[red]FAIL[/red] {p}")
+    if problems:
+        raise FlameError(f"{len(problems)} gate value(s) moved; see above")
+    stdout.print(f"[green]gate passed[/green] ({len(measured)} values within tolerance)")
+
+
 def main() -> None:
     try:
         app()

@@ -45,22 +45,25 @@ class Generator:
         self.model, self.config, self.cache, self.quiet = model, config, cache, quiet
         self.kind = model_kind(model.path)
 
-    def __call__(self, instructions: list[str]) -> list[str]:
-        cfg = {**self.config.to_dict(), "prompt_format": PROMPT_FORMAT_VERSIONS[self.kind]}
+    def complete(self, prompts: list[str], add_special_tokens: bool | None = None) -> list[list[str]]:
+        """All sampled completions of raw `prompts`, from the cache or generated in batches."""
+        special = self.kind == "pretrained" if add_special_tokens is None else add_special_tokens
+        cfg = {**self.config.to_dict(), "add_special_tokens": special}
         cfg.pop("batch_size")  # batching does not change greedy outputs; keep it out of the key
 
-        def produce(prompts: list[str]) -> list[list[str]]:
+        def produce(todo: list[str]) -> list[list[str]]:
             model, tok = self.model.load()
-            return generate(model, tok, prompts, self.config, quiet=self.quiet,
-                            description=f"generating ({self.model.name})",
-                            add_special_tokens=self.kind == "pretrained")
+            return generate(model, tok, todo, self.config, quiet=self.quiet,
+                            description=f"generating ({self.model.name})", add_special_tokens=special)
 
-        if self.kind == "chat":
-            _, tok = self.model.load()
-        else:
-            tok = None
-        prompts = format_prompts(tok, self.kind, instructions)
-        return [outs[0] for outs in self.cache.generate(self.model.sha256, cfg, prompts, produce)]
+        return self.cache.generate(self.model.sha256, cfg, prompts, produce)
+
+    def samples(self, instructions: list[str]) -> list[list[str]]:
+        tok = self.model.load()[1] if self.kind == "chat" else None
+        return self.complete(format_prompts(tok, self.kind, instructions))
+
+    def __call__(self, instructions: list[str]) -> list[str]:
+        return [outs[0] for outs in self.samples(instructions)]
 
 
 @dataclass
@@ -97,7 +100,7 @@ def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: 
 def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: str = "human",
              limit: int | None = None, seed: int = 0, generation: GenerationConfig = EVAL_GENERATION,
              runs_dir: Path = RUNS_DIR, cache_dir: Path = CACHE_DIR, quiet: bool = False,
-             options: dict[str, Any] | None = None) -> list[RunRecord]:
+             options: dict[str, Any] | None = None, model_name: str | None = None) -> list[RunRecord]:
     from flame_bench.world.store import WorldDir
 
     if limit is not None and limit < 1:
@@ -105,6 +108,8 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
     tasks: list[Task] = [TASKS.get(name) for name in dict.fromkeys(task_names)]  # all names checked first
     world = WorldDir.open(world_dir)
     model = resolve_model(model_ref, world)
+    if model_name:
+        model.name = model_name  # e.g. the system whose stage directory this is
     cache = GenerationCache(cache_dir / "generations.sqlite")
     generators: dict[str, Generator] = {}
 

@@ -19,6 +19,7 @@ from flame_bench.errors import unknown_name
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO_ROOT / "tasks"
+RECIPES_DIR = REPO_ROOT / "alignments" / "recipes"
 
 
 class Registry(Generic[T]):
@@ -60,6 +61,8 @@ JUDGES: Registry = Registry("judge")
 SPLITTERS: Registry = Registry("sentence splitter")
 RETRIEVERS: Registry = Registry("retriever")
 MODELS: Registry = Registry("model")
+RECIPES: Registry = Registry("recipe")
+CLASSIFIERS: Registry = Registry("instruction classifier")
 
 _BUILTIN_MODULES: tuple[str, ...] = (
     "flame_bench.models",
@@ -67,20 +70,23 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "flame_bench.scoring.retrieval",
     "flame_bench.scoring.factscore",
     "flame_bench.scoring.judges",
+    "flame_bench.alignment",
 )
 _loaded = False
 
 
 def load_builtin() -> None:
-    """Import every built-in unit once: flame_bench's own modules, then each `tasks/<name>/task.py`."""
+    """Import every built-in unit once: flame_bench's own modules, each `tasks/<name>/task.py` and each
+    `alignments/recipes/<name>.py`."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     for mod in _BUILTIN_MODULES:
         importlib.import_module(mod)
-    for path in sorted(TASKS_DIR.glob("*/task.py")):
-        mod_name = f"flame_bench_tasks.{path.parent.name}"
+    plugins = [(f"flame_bench_tasks.{p.parent.name}", p) for p in sorted(TASKS_DIR.glob("*/task.py"))]
+    plugins += [(f"flame_bench_recipes.{p.stem}", p) for p in sorted(RECIPES_DIR.glob("*.py"))]
+    for mod_name, path in plugins:
         if mod_name in sys.modules:
             continue
         spec = importlib.util.spec_from_file_location(mod_name, path)

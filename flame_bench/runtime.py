@@ -22,6 +22,7 @@ def quiet_transformers() -> None:
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
     try:
         import datasets
 

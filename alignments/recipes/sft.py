@@ -1,0 +1,156 @@
+"""SFT recipes (FLAME §1.3-1.6), each wrapping trl's SFTTrainer on the world's seed instructions.
+
+- `sft`       baseline SFT: the base model on the human responses (optionally only instructions about people of
+              some tiers: the diagnostic "human responses about seen people only").
+- `fact_sft`  SFT^fact: responses elicited from the base model (PT) for every instruction.
+- `flame_sft` SFT^flame: human responses for instructions the classifier calls non-fact-based; for fact-based
+              ones, responses elicited from PT with a few-shot prompt of the most similar seed instructions and
+              their human responses (10 samples, temperature 0.7, top-p 0.9), so SFT never teaches facts the
+              base model does not know.
+
+Few-shot budget: the demonstrations are the k most similar seed instructions (BM25 over instructions, the
+instruction itself excluded; the paper uses DRAGON+), most similar last, in the corpus' "Question: ...
+Answer: ..." form, each as its own document. Only as many as fit the base model's trained context are kept
+(a 128-token model gets few or none for bios); the effective number of shots is reported.
+
+Run: `flame-bench train SYSTEM` or `flame-bench compare baseline flame`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flame_bench.alignment import SAMPLING, Recipe, StageContext, chat_example, latest_checkpoint, trl_config
+from flame_bench.errors import FlameError
+from flame_bench.generation import GenerationConfig
+from flame_bench.registry import RECIPES
+
+PT_PROMPT_VERSION = "pt-fewshot-qa-v1"
+
+
+@dataclass
+class SFTRecipeConfig:
+    learning_rate: float = 3e-4
+    epochs: float = 2.0
+    batch_size: int = 16
+    max_length: int = 192
+    people_tiers: list[str] | None = None  # keep fact-based instructions only about people of these tiers
+    shots: int = 5  # FLAME: 5 demonstrations (as many as fit the context)
+    pt_samples: int = 10  # FLAME: 10 samples per fact-based instruction
+    pt_responses_per_instruction: int = 1  # of the samples, how many enter training (paper leaves it open)
+    pt_max_new_tokens: int = 96
+    context_tokens: int | None = None  # default: the base model's pretraining sequence length
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _context_budget(model_dir: Path, config: SFTRecipeConfig) -> int:
+    if config.context_tokens:
+        return config.context_tokens
+    record = model_dir / "flame_model.json"
+    if record.is_file():
+        return int(json.loads(record.read_text())["spec"]["seq_len"])
+    return 2048
+
+
+def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[dict],
+                        config: SFTRecipeConfig) -> tuple[list[list[str]], dict[str, float]]:
+    """PT(x): `pt_samples` responses per instruction from the base model, prompted with similar demonstrations."""
+    from rank_bm25 import BM25Okapi
+    from transformers import AutoTokenizer
+
+    from flame_bench.scoring.retrieval import bm25_tokens
+
+    tok = AutoTokenizer.from_pretrained(ctx.input_model)
+    budget = _context_budget(ctx.input_model, config) - config.pt_max_new_tokens
+    index = BM25Okapi([bm25_tokens(r["instruction"]) for r in seed_pool])
+    prompts, shots_used = [], []
+    for rec in records:
+        query = f"Question: {rec['instruction']} Answer:"
+        scores = index.get_scores(bm25_tokens(rec["instruction"]))
+        order = [i for i in sorted(range(len(seed_pool)), key=lambda i: -scores[i])
+                 if seed_pool[i]["instruction"] != rec["instruction"]][: config.shots]
+        demos: list[str] = []
+        used = len(tok(query)["input_ids"])
+        for i in order:  # most similar first; stop when the context is full
+            demo = f"Question: {seed_pool[i]['instruction']} Answer: {seed_pool[i]['response']} </s> <s>"
+            n = len(tok(demo, add_special_tokens=False)["input_ids"])
+            if used + n > budget:
+                break
+            demos.insert(0, demo)  # the most similar demonstration sits closest to the question
+            used += n
+        shots_used.append(len(demos))
+        prompts.append(" ".join([*demos, query]))
+    cfg = GenerationConfig(max_new_tokens=config.pt_max_new_tokens, num_return_sequences=config.pt_samples,
+                           seed=ctx.seed, batch_size=max(1, 256 // config.pt_samples), **SAMPLING)
+    outs = ctx.generator(ctx.input_model, cfg).complete(prompts, add_special_tokens=True)
+    stats = {"pt_instructions": len(records), "mean_shots": sum(shots_used) / max(1, len(shots_used)),
+             "empty_pt_samples": sum(not o.strip() for os_ in outs for o in os_)}
+    return outs, stats
+
+
+def build_dataset(ctx: StageContext, config: SFTRecipeConfig, mode: str) -> tuple[list[dict], dict[str, Any]]:
+    records = ctx.world.records("seed_instructions")
+    tier = {p["name"]: p["tier"] for p in ctx.world.people}
+    if config.people_tiers is not None:
+        unknown = set(config.people_tiers) - {"frequent", "rare", "unseen"}
+        if unknown:
+            raise FlameError(f"people_tiers has unknown tiers {sorted(unknown)}; use frequent, rare, unseen")
+        records = [r for r in records if not r["people"] or all(tier[n] in config.people_tiers for n in r["people"])]
+    if mode == "human":
+        use_pt = [False] * len(records)
+    elif mode == "pt":
+        use_pt = [True] * len(records)
+    else:  # flame: PT responses for what the classifier calls fact-based
+        use_pt = [ctx.fact_classifier(r["instruction"]) for r in records]
+    stats: dict[str, Any] = {"instructions": len(records), "pt_instructions": sum(use_pt)}
+    examples = [chat_example(r["instruction"], r["response"]) for r, pt in zip(records, use_pt, strict=True) if not pt]
+    pt_records = [r for r, pt in zip(records, use_pt, strict=True) if pt]
+    if pt_records:
+        outs, pt_stats = elicit_pt_responses(ctx, pt_records, ctx.world.records("seed_instructions"), config)
+        stats.update(pt_stats)
+        rng = random.Random(ctx.seed)
+        for rec, samples in zip(pt_records, outs, strict=True):
+            usable = [s for s in dict.fromkeys(samples) if s.strip()]
+            for s in rng.sample(usable, min(config.pt_responses_per_instruction, len(usable))):
+                examples.append(chat_example(rec["instruction"], s))
+    random.Random(ctx.seed).shuffle(examples)
+    stats["examples"] = len(examples)
+    return examples, stats
+
+
+def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from flame_bench.alignment_train import NaNGuard, finish_training, progress_callback
+
+    tok = AutoTokenizer.from_pretrained(ctx.input_model)
+    model = AutoModelForCausalLM.from_pretrained(ctx.input_model, use_safetensors=True)
+    work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
+    args = trl_config(SFTConfig, work, ctx.seed, learning_rate=config.learning_rate,
+                      num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+                      max_length=config.max_length)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
+                         callbacks=[NaNGuard(), progress_callback("SFT", ctx.quiet)])
+    return finish_training(trainer, tok, ctx, latest_checkpoint(work))
+
+
+def _recipe(mode: str):
+    def run(ctx: StageContext, config: SFTRecipeConfig) -> dict[str, Any]:
+        examples, stats = build_dataset(ctx, config, mode)
+        return {**stats, **train_sft(ctx, examples, config), "config": asdict(config)}
+
+    return run
+
+
+for _name, _mode, _desc in (
+    ("sft", "human", "SFT on the human responses of the seed instructions (baseline)"),
+    ("fact_sft", "pt", "SFT^fact: SFT on responses elicited from the base model for every instruction"),
+    ("flame_sft", "flame", "SFT^flame: human responses for non-fact-based, base-model responses for fact-based"),
+):
+    RECIPES.register(_name)(Recipe(_name, "1", _desc, SFTRecipeConfig, _recipe(_mode)))
