@@ -20,9 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/flame-bench world build --preset default --force
-	$(BIN)/flame-bench world probe
-	$(BIN)/flame-bench eval base --task all
+	$(BIN)/flame-bench compare baseline flame
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -22,7 +22,7 @@ class NaNGuard(TrainerCallback):
     def __init__(self) -> None:
         self.bad_step: int | None = None
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - trl callback signature
+    def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.bad_step = state.global_step
@@ -33,14 +33,14 @@ class NaNGuard(TrainerCallback):
 
 def progress_callback(label: str, quiet: bool) -> TrainerCallback:
     class RichProgress(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_train_begin(self, args, state, control, **kwargs):
             self.ctx = progress(quiet)
             self.bar = self.ctx.__enter__()
             self.task = self.bar.add_task(label, total=state.max_steps, completed=state.global_step,
                                           loss=float("nan"), tps=0.0)
             self.t0, self.tokens = time.perf_counter(), 0.0
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
             self.tokens = float(logs.get("num_tokens", self.tokens))
             fields = {"tps": self.tokens / max(1e-9, time.perf_counter() - self.t0)}
@@ -48,10 +48,10 @@ def progress_callback(label: str, quiet: bool) -> TrainerCallback:
                 fields["loss"] = float(logs["loss"])
             self.bar.update(self.task, completed=state.global_step, **fields)
 
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kwargs):
             self.bar.update(self.task, completed=state.global_step)
 
-        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_train_end(self, args, state, control, **kwargs):
             self.ctx.__exit__(None, None, None)
 
     return RichProgress()

@@ -284,6 +284,23 @@ def compare_cmd(
     dl = deltas(results, seed)
     stdout.print(comparison_table(results, dl))
     save_comparison(results, dl, wd, seed)
+    from flame_bench.leaderboard import write_leaderboard
+
+    write_leaderboard()
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    write: Annotated[bool, typer.Option("--write", help="Also write results/leaderboard.md and .json.")] = False,
+) -> None:
+    """All models' latest runs, one column per task (a pure function of results/runs)."""
+    from flame_bench.leaderboard import leaderboard_rows, render_table, write_leaderboard
+    from flame_bench.records import list_runs
+
+    tasks, rows = write_leaderboard() if write else leaderboard_rows(list_runs())
+    if not rows:
+        raise FlameError("no run records under results/runs; run `flame-bench eval` or `flame-bench compare` first")
+    stdout.print(render_table(tasks, rows))
 
 
 @app.command("gate")

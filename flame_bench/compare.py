@@ -152,6 +152,7 @@ def figure(results: list[SystemResult], path: Path) -> None:
     ax.set_ylabel("Factuality: Bio FActScore (%)")
     ax.set_title("Factuality vs helpfulness (dot size = mean bio length, chars)")
     ax.grid(alpha=0.3)
+    ax.margins(0.25)  # room for the labels
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -71,9 +71,29 @@ def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, wo
     return final / "model", record
 
 
+def check_tokenizer(model_dir: Path, world) -> None:
+    """The base model must encode the world's text without unknown tokens and have embeddings for its vocabulary."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    vocab = json.loads((model_dir / "config.json").read_text()).get("vocab_size")
+    if vocab is not None and len(tok) > int(vocab):
+        raise FlameError(f"base model {model_dir}: tokenizer has {len(tok)} tokens but the model only {vocab} "
+                         "embeddings; the tokenizer does not belong to this model")
+    texts = [k["text"] for k in world.knowledge[:50]] + [r["instruction"] for r in world.records("eval_alpaca")[:50]]
+    unknown = [t for text in texts for t in tok.tokenize(text) if tok.unk_token is not None and t == tok.unk_token]
+    if unknown:
+        words = [w for text in texts for w in text.split() if tok.unk_token in tok.tokenize(w)]
+        raise FlameError(f"base model {model_dir} cannot encode this world's text ({len(unknown)} unknown tokens, "
+                         f"e.g. {words[0]!r}); use the base model of this world or a model with a subword tokenizer")
+
+
 def run_stages(base_model: str, stages: list[tuple[str, dict[str, Any]]], world, seed: int, cache: GenerationCache,
                quiet: bool = False, where: str = "system") -> tuple[Path, list[dict[str, Any]]]:
     model = resolve_model(base_model, world).path
+    check_tokenizer(model, world)
     records = []
     for i, (recipe, overrides) in enumerate(stages):
         model, record = run_stage(recipe, overrides, model, world, seed, cache, quiet, where=f"{where} stage {i + 1}")

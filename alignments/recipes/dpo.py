@@ -23,7 +23,7 @@ from typing import Any
 
 from flame_bench.alignment import Recipe, Rewards, StageContext, build_pairs, latest_checkpoint, trl_config
 from flame_bench.errors import FlameError
-from flame_bench.io import write_jsonl
+from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
 
 
@@ -50,6 +50,7 @@ def make_pairs(ctx: StageContext, config: DPORecipeConfig):
     fact_scores = [[rewards.rm_fact(r, s) for s in outs] if fb else [None] * len(outs)
                    for r, outs, fb in zip(records, samples, fact_based, strict=True)]
     pairs = build_pairs(records, samples, if_scores, fact_scores, fact_based, config.max_if_gap)
+    pairs.stats["pairs_digest"] = sha256_json([pairs.if_pairs, pairs.fact_pairs])[:16]  # for regression gates
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(ctx.output_dir.parent / "pairs.jsonl", "pairs", 1,
                 [{"set": "if", **p} for p in pairs.if_pairs] + [{"set": "fact", **p} for p in pairs.fact_pairs])
