@@ -88,7 +88,7 @@ def bench_bm25(seed: int = 0, n_queries: int = 200, k: int = 10) -> dict[str, An
     return out
 
 
-def run_bench(world, quick: bool = False) -> dict[str, Any]:
+def run_bench(world, quick: bool = False, training: bool = False) -> dict[str, Any]:
     from flame_bench.provenance import environment
     from flame_bench.runtime import torch_setup
 
@@ -99,4 +99,123 @@ def run_bench(world, quick: bool = False) -> dict[str, Any]:
         "factscore": bench_factscore(world, 50 if quick else 200),
         "generation": bench_generation(world, 16 if quick else 64),
         "bm25": bench_bm25(n_queries=20 if quick else 200),
+        **({"training": bench_training(world, steps=5 if quick else 20)} if training else {}),
     }
+
+
+def _plain_sft_steps(model, batches, lr: float) -> float:
+    """Plain PyTorch SFT: forward, masked next-token loss, backward, AdamW; returns seconds."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    t0 = time.perf_counter()
+    for ids, labels, mask in batches:
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def _seq_logp(model, ids, labels, mask):
+    import torch
+
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    tgt = labels[:, 1:]
+    logp = torch.log_softmax(logits.float(), -1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * (tgt != -100)).sum(-1)
+
+
+def _plain_dpo_steps(model, ref, batches, lr: float, beta: float = 0.1) -> float:
+    """Plain PyTorch DPO (sigmoid loss): policy on chosen + rejected, frozen reference; returns seconds."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    t0 = time.perf_counter()
+    for chosen, rejected in batches:
+        with torch.no_grad():
+            ref_c, ref_r = _seq_logp(ref, *chosen), _seq_logp(ref, *rejected)
+        pol_c, pol_r = _seq_logp(model, *chosen), _seq_logp(model, *rejected)
+        loss = -torch.nn.functional.logsigmoid(beta * ((pol_c - ref_c) - (pol_r - ref_r))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, Any]:
+    """trl SFTTrainer / DPOTrainer vs a plain PyTorch loop: same model, same examples, same batch size."""
+    import copy
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from flame_bench.alignment import chat_example, trl_config
+    from flame_bench.runtime import quiet_transformers
+
+    quiet_transformers()
+    tok = AutoTokenizer.from_pretrained(world.model_dir)
+    recs = world.records("seed_instructions")[: steps * batch_size]
+    examples = [chat_example(r["instruction"], r["response"]) for r in recs]
+
+    def encode(prompt: str, completion: str) -> tuple[list[int], list[int]]:
+        p = tok(tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                        add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        c = tok(f"{completion} </s>", add_special_tokens=False)["input_ids"]
+        return p + c, [-100] * len(p) + c
+
+    def collate(pairs: list[tuple[list[int], list[int]]]):
+        width = max(len(i) for i, _ in pairs)
+        ids = torch.full((len(pairs), width), tok.pad_token_id)
+        labels = torch.full((len(pairs), width), -100)
+        mask = torch.zeros((len(pairs), width), dtype=torch.long)
+        for j, (i, lab) in enumerate(pairs):
+            ids[j, : len(i)], labels[j, : len(i)], mask[j, : len(i)] = torch.tensor(i), torch.tensor(lab), 1
+        return ids, labels, mask
+
+    enc = [encode(r["instruction"], r["response"]) for r in recs]
+    sft_batches = [collate(enc[i:i + batch_size]) for i in range(0, len(enc), batch_size)]
+    tokens = sum(int(m.sum()) for _, _, m in sft_batches)
+    out: dict[str, Any] = {"steps": len(sft_batches), "batch_size": batch_size}
+    with tempfile.TemporaryDirectory() as tmp:
+        model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
+        out["sft_plain_tokens_per_s"] = tokens / _plain_sft_steps(model, sft_batches, 3e-4)
+        model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
+        args = trl_config(SFTConfig, Path(tmp) / "sft", 0, learning_rate=3e-4, max_steps=len(sft_batches),
+                          per_device_train_batch_size=batch_size, max_length=192, save_strategy="no",
+                          logging_steps=1000, lr_scheduler_type="constant")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok)
+        t0 = time.perf_counter()
+        trainer.train()
+        out["sft_trl_tokens_per_s"] = tokens / (time.perf_counter() - t0)
+
+        # DPO: chosen = the human response, rejected = another instruction's response
+        pairs = [(r["instruction"], r["response"], recs[(i + 1) % len(recs)]["response"]) for i, r in enumerate(recs)]
+        dpo_batches = []
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            dpo_batches.append((collate([encode(p, c) for p, c, _ in chunk]),
+                                collate([encode(p, r) for p, _, r in chunk])))
+        dpo_tokens = sum(int(c[2].sum() + r[2].sum()) for c, r in dpo_batches)
+        model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
+        ref = copy.deepcopy(model).eval()
+        out["dpo_plain_tokens_per_s"] = dpo_tokens / _plain_dpo_steps(model, ref, dpo_batches, 5e-5)
+        model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
+        ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p}],
+                                 "chosen": [{"role": "assistant", "content": c}],
+                                 "rejected": [{"role": "assistant", "content": r}]} for p, c, r in pairs])
+        args = trl_config(DPOConfig, Path(tmp) / "dpo", 0, learning_rate=5e-5, max_steps=len(dpo_batches),
+                          per_device_train_batch_size=batch_size, max_length=256, save_strategy="no",
+                          logging_steps=1000, lr_scheduler_type="constant")
+        trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), args=args, train_dataset=ds,
+                             processing_class=tok)
+        t0 = time.perf_counter()
+        trainer.train()
+        out["dpo_trl_tokens_per_s"] = dpo_tokens / (time.perf_counter() - t0)
+    out["sft_trl_over_plain"] = out["sft_trl_tokens_per_s"] / out["sft_plain_tokens_per_s"]
+    out["dpo_trl_over_plain"] = out["dpo_trl_tokens_per_s"] / out["dpo_plain_tokens_per_s"]
+    return out

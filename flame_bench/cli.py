@@ -229,6 +229,7 @@ def report_cmd(
 def bench_cmd(
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer repetitions (a smoke check of the benchmark).")] = False,
+    training: Annotated[bool, typer.Option("--training", help="Also trl vs a plain PyTorch loop (SFT, DPO).")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
@@ -236,7 +237,7 @@ def bench_cmd(
     from flame_bench.io import write_json
     from flame_bench.world.store import WorldDir
 
-    result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick)
+    result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training)
     write_json(out, result)
     table = Table(title="flame-bench bench", caption=f"written to {out}")
     table.add_column("measure")
@@ -253,6 +254,12 @@ def bench_cmd(
         table.add_row("bm25s / rank-bm25 speed-up", f"{bm['speedup_bm25s_over_rank_bm25']:.1f}x")
         table.add_row(f"top-{bm['k']} overlap (top-3)", f"{100 * bm['top_k_overlap']:.1f}% "
                       f"({100 * bm['top_3_overlap']:.1f}%)")
+    if "training" in result:
+        tr = result["training"]
+        for stage in ("sft", "dpo"):
+            table.add_row(f"{stage.upper()} tokens/s: trl / plain PyTorch loop",
+                          f"{tr[f'{stage}_trl_tokens_per_s']:,.0f} / {tr[f'{stage}_plain_tokens_per_s']:,.0f} "
+                          f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
     stdout.print(table)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.generation import GenerationConfig, generate
-from flame_bench.io import sha256_file, sha256_json
+from flame_bench.io import sha256_json
 from flame_bench.models import model_kind, resolve_model
 from flame_bench.provenance import environment
 from flame_bench.records import RUNS_DIR, RunRecord, load_run, run_dir_name, write_run
@@ -123,7 +123,7 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
         ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir)
     records = []
     world_identity = {"path": str(world.path), "preset": world.preset_name, "seed": world.manifest["seed"],
-                      "manifest_sha256": sha256_file(world.path / "manifest.json")}
+                      "content_sha256": world.content_sha256}
     for task in tasks:
         t0 = time.perf_counter()
         ctx = EvalContext(world=world, model=model, generation=generation, limit=limit, seed=seed,

@@ -17,7 +17,7 @@ from typing import Any
 from flame_bench.alignment import StageContext
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, sha256_file, sha256_json, write_json
+from flame_bench.io import publish_dir, read_json, sha256_json, write_json
 from flame_bench.models import model_sha256, resolve_model
 from flame_bench.registry import RECIPES
 from flame_bench.ui import console
@@ -37,7 +37,7 @@ def make_config(recipe, overrides: dict[str, Any], where: str):
 
 def stage_key(recipe, config, input_model: Path, world, seed: int, classifier: str) -> str:
     return sha256_json({"recipe": recipe.name, "version": recipe.version, "config": asdict(config),
-                        "input_model": model_sha256(input_model), "world": sha256_file(world.path / "manifest.json"),
+                        "input_model": model_sha256(input_model), "world": world.content_sha256,
                         "seed": seed, "classifier": classifier})
 
 

@@ -154,6 +154,13 @@ class WorldDir:
     def records(self, key: str) -> list[dict[str, Any]]:
         return self._read(key)
 
+    @cached_property
+    def content_sha256(self) -> str:
+        """Identity of the world's content (every file's hash), independent of build timings."""
+        from flame_bench.io import sha256_json
+
+        return sha256_json(self.manifest["files"])
+
     @property
     def model_dir(self) -> Path:
         return self.path / MODEL_DIR
