@@ -63,3 +63,18 @@ def test_system_hash_tracks_training_only(tmp_path: Path) -> None:
         (tmp_path / str(i)).mkdir()
         specs.append(load_system(str(_write(tmp_path / str(i), text))))
     assert system_hash(specs[0]) == system_hash(specs[1]) != system_hash(specs[2])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compare", "baseline"], "compare needs at least two systems"),
+    (["compare", "baseline", "flme"], "unknown system 'flme'; did you mean 'flame'"),
+    (["compare", "baseline", "baseline"], "a system is named twice"),
+])
+def test_compare_bad_input(args: list[str], message: str, smoke_world: Path, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli([*args, "--world", str(smoke_world)])
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "results" / "systems").exists()  # nothing trained before the check

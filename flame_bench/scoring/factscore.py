@@ -221,6 +221,21 @@ FACTSCORE_METRICS = (
 )
 
 
+def factscore_task(ctx, items: Sequence[dict[str, Any]], topics: Sequence[list[str]], groups: Sequence[str],
+                   prompt_version: str, query_is_instruction: bool = False, k: int = 5) -> TaskResult:
+    """Generate answers to `items` and score them with the world's FActScore: the body of every FActScore task."""
+    assert ctx.generate is not None
+    outputs = ctx.generate([it["instruction"] for it in items])
+    scorer = world_factscorer(ctx.world, k=k)
+    scores = [scorer.score(out, t, query=it["instruction"] if query_is_instruction else None)
+              for it, out, t in zip(items, outputs, topics, strict=True)]
+    result = score_responses(items, outputs, scores, groups=groups, seed=ctx.seed)
+    result.judge = {"scorer": "factscore_world", "query": "instruction" if query_is_instruction else "topic + fact",
+                    **scorer.identity}
+    result.prompt_versions = {"instruction": prompt_version}
+    return result
+
+
 def score_responses(items: Sequence[dict[str, Any]], outputs: Sequence[str], scores: Sequence[ResponseScore],
                     groups: Sequence[str], seed: int = 0) -> TaskResult:
     """A FActScore task result: metrics with CIs, a breakdown by group (tier) and one sample per item."""

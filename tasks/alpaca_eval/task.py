@@ -7,7 +7,7 @@ import math
 
 from flame_bench.errors import FlameError
 from flame_bench.registry import JUDGES, TASKS
-from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_responses, world_factscorer
+from flame_bench.scoring.factscore import FACTSCORE_METRICS, factscore_task
 from flame_bench.scoring.winrate import score_pairs
 from flame_bench.task_api import EvalContext, MetricInfo, Task, TaskResult
 
@@ -63,15 +63,11 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
 
 def run_fact(ctx: EvalContext) -> TaskResult:
     items = [it for it in ctx.world.records("eval_alpaca") if it["fact_based"]][: ctx.limit]
-    assert ctx.generate is not None
-    outputs = ctx.generate([it["instruction"] for it in items])  # same prompts as alpaca_winrate: cache hits
-    scorer = world_factscorer(ctx.world, k=10)
-    scores = [scorer.score(out, it["people"], query=it["instruction"]) for it, out in zip(items, outputs, strict=True)]
     tier = {p["name"]: p["tier"] for p in ctx.world.people}
-    result = score_responses(items, outputs, scores, groups=[tier[it["people"][0]] for it in items], seed=ctx.seed)
-    result.judge = {"scorer": "factscore_world", "query": "instruction", **scorer.identity}
-    result.prompt_versions = {"instruction": PROMPT_VERSION}
-    return result
+    # same prompts as alpaca_winrate, so the generations come from the cache
+    return factscore_task(ctx, items, topics=[it["people"] for it in items],
+                          groups=[tier[it["people"][0]] for it in items], prompt_version=PROMPT_VERSION,
+                          query_is_instruction=True, k=10)
 
 
 TASKS.register("alpaca_winrate")(Task(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flame_bench.registry import TASKS
-from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_responses, world_factscorer
+from flame_bench.scoring.factscore import FACTSCORE_METRICS, factscore_task
 from flame_bench.task_api import EvalContext, Task, TaskResult
 
 PROMPT_VERSION = "bio-instruction-v1"  # "Tell me a bio of {name}." (the paper's prompt)
@@ -11,14 +11,8 @@ PROMPT_VERSION = "bio-instruction-v1"  # "Tell me a bio of {name}." (the paper's
 
 def run(ctx: EvalContext) -> TaskResult:
     items = ctx.world.records("eval_bio")[: ctx.limit]
-    assert ctx.generate is not None
-    outputs = ctx.generate([it["instruction"] for it in items])
-    scorer = world_factscorer(ctx.world)
-    scores = [scorer.score(out, [it["name"]]) for it, out in zip(items, outputs, strict=True)]
-    result = score_responses(items, outputs, scores, groups=[it["tier"] for it in items], seed=ctx.seed)
-    result.judge = {"scorer": "factscore_world", **scorer.identity}
-    result.prompt_versions = {"instruction": PROMPT_VERSION}
-    return result
+    return factscore_task(ctx, items, topics=[[it["name"]] for it in items], groups=[it["tier"] for it in items],
+                          prompt_version=PROMPT_VERSION)
 
 
 TASKS.register("factscore_bio")(Task(
