@@ -73,7 +73,7 @@ def train_and_evaluate(names: list[str], world, seed: int = 0, limit: int | None
     reference = str(results[0].model_dir)
     for r in results:
         records = evaluate(str(r.model_dir), list(TASKS), world.path, reference=reference, limit=limit, seed=seed,
-                           quiet=quiet, model_name=r.name)
+                           quiet=quiet, model_name=r.name, reference_name=results[0].name)
         r.runs = {rec.task: rec for rec in records}
     return results
 

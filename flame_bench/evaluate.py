@@ -75,7 +75,8 @@ class Reference:
     outputs: dict[str, str]
 
 
-def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: Path) -> Reference:
+def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: Path,
+                      name: str | None = None) -> Reference:
     """`human` (the world's human responses), a run record, or a model (its outputs are generated)."""
     items = world.records(items_key)
     if ref == "human":
@@ -93,14 +94,15 @@ def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: 
     model = resolve_model(ref, world)
     gen = generator_for(model)
     outs = gen([it["instruction"] for it in items])
-    return Reference(model.name, {"kind": "model", "model": model.name, "model_sha256": model.sha256},
+    return Reference(name or model.name, {"kind": "model", "model": str(model.path), "model_sha256": model.sha256},
                      {it["id"]: o for it, o in zip(items, outs, strict=True)})
 
 
 def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: str = "human",
              limit: int | None = None, seed: int = 0, generation: GenerationConfig = EVAL_GENERATION,
              runs_dir: Path = RUNS_DIR, cache_dir: Path = CACHE_DIR, quiet: bool = False,
-             options: dict[str, Any] | None = None, model_name: str | None = None) -> list[RunRecord]:
+             options: dict[str, Any] | None = None, model_name: str | None = None,
+             reference_name: str | None = None) -> list[RunRecord]:
     from flame_bench.world.store import WorldDir
 
     if limit is not None and limit < 1:
@@ -120,7 +122,7 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
 
     ref = None
     if any(t.needs_reference for t in tasks):
-        ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir)
+        ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir, reference_name)
     records = []
     world_identity = {"path": str(world.path), "preset": world.preset_name, "seed": world.manifest["seed"],
                       "content_sha256": world.content_sha256}

@@ -53,7 +53,9 @@ def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict
 def _cell(entry: dict[str, Any] | None) -> str:
     if not entry or entry["value"] is None:
         return "-"
-    return f"{100 * entry['value']:.1f}" if entry["percent"] else f"{entry['value']:.2f}"
+    text = f"{100 * entry['value']:.1f}" if entry["percent"] else f"{entry['value']:.2f}"
+    # a win rate means nothing without its reference; boards mix comparisons with different references
+    return f"{text} (vs {entry['reference']})" if entry.get("reference") else text
 
 
 def _header(task: str, rows: list[dict[str, Any]]) -> str:
