@@ -91,3 +91,39 @@ def test_incompatible_base_model_is_refused(world: WorldDir, tmp_path: Path) -> 
     assert AutoTokenizer.from_pretrained(other).unk_token == "<unk>"
     with pytest.raises(FlameError, match="cannot encode this world's text"):
         run_stages(str(other), [("sft", {})], world, 0, GenerationCache(tmp_path / "c.sqlite"))
+
+
+def test_interrupted_stage_resumes_from_its_checkpoint(world: WorldDir, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from transformers import TrainerCallback
+
+    import flame_bench.alignment as alignment
+    import flame_bench.alignment_train as alignment_train
+    from flame_bench.registry import RECIPES
+
+    RECIPES.names()  # load the recipe modules, then make them checkpoint every 2 steps
+    real_config, real_progress = alignment.trl_config, alignment_train.progress_callback
+    monkeypatch.setattr(sys.modules["flame_bench_recipes.sft"], "trl_config",
+                        lambda *a, **k: real_config(*a, **{**k, "save_steps": 2}))
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(alignment_train, "progress_callback", lambda label, quiet: Interrupt())
+    cache = GenerationCache(tmp_path / "cache.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("sft", {"epochs": 1, "batch_size": 4}, world.model_dir, world, 0, cache, root=tmp_path)
+    partial = next((tmp_path / "stages").glob(".sft-*.partial"))
+    assert (partial / "model.trainer" / "checkpoint-4").is_dir()
+    assert not list((tmp_path / "stages").glob("sft-*/stage.json"))  # an interrupted stage is never published
+
+    monkeypatch.setattr(alignment_train, "progress_callback", real_progress)
+    model, record = run_stage("sft", {"epochs": 1, "batch_size": 4}, world.model_dir, world, 0, cache,
+                              root=tmp_path)
+    assert record["stats"]["resumed_from"].endswith("checkpoint-4")
+    assert record["stats"]["steps"] == 15  # 60 examples / batch 4: the run finished where a fresh one would
+    assert (model / "model.safetensors").is_file() and not partial.exists()
