@@ -184,9 +184,9 @@ def trl_config(cls: type, output_dir: Path, seed: int, **overrides: Any):
 
     base = dict(output_dir=str(output_dir), report_to="none", bf16=False, activation_checkpointing=False,
                 use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=seed, data_seed=seed,
-                dataloader_num_workers=0, logging_steps=10, save_strategy="steps", save_steps=50,
+                dataloader_num_workers=0, logging_steps=1, save_strategy="steps", save_steps=50,
                 save_total_limit=1, save_only_model=False, lr_scheduler_type="cosine", warmup_steps=0.05,
-                logging_nan_inf_filter=False)  # the NaN guard must see a NaN loss, not a filtered one
+                logging_nan_inf_filter=False)  # the NaN guard must see every step's loss, unfiltered
     base.update(overrides)
     return cls(**base)
 

@@ -60,7 +60,6 @@ def progress_callback(label: str, quiet: bool) -> TrainerCallback:
 def finish_training(trainer, tokenizer, ctx, resume_from: str | None, kind: str = "aligned") -> dict[str, Any]:
     """Train (resuming from `resume_from` if an interrupted run left a checkpoint), save safetensors, report."""
     trainer.remove_callback(PrinterCallback)  # trl prints every log dict when tqdm is off
-    trainer.args.logging_steps = 1  # the NaN guard sees every step's loss
     guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, NaNGuard))
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume_from)

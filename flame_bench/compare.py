@@ -43,15 +43,22 @@ class SystemResult:
     model_dir: Path
     stages: list[dict[str, Any]]
     runs: dict[str, RunRecord] = field(default_factory=dict)
+    _samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def metric(self, task: str, key: str) -> float | None:
         return self.runs[task].metrics.get(key)
 
+    def samples(self, task: str) -> list[dict[str, Any]]:
+        """A run's samples, read once (deltas, lengths and the figure all need them)."""
+        if task not in self._samples:
+            self._samples[task] = self.runs[task].samples()
+        return self._samples[task]
+
     def item_scores(self, task: str, key: str) -> dict[str, float | None]:
-        return {s["id"]: s.get(key) for s in self.runs[task].samples()}
+        return {s["id"]: s.get(key) for s in self.samples(task)}
 
     def bio_length(self) -> float:
-        outs = [s["output"] for s in self.runs["factscore_bio"].samples()]
+        outs = [s["output"] for s in self.samples("factscore_bio")]
         return sum(len(o) for o in outs) / max(1, len(outs))
 
 
