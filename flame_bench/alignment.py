@@ -143,10 +143,22 @@ class PairSet:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+FACT_PAIR_RULES = ("maxmin", "enum", "composite")
+
+
 def build_pairs(records: Sequence[dict], samples: Sequence[Sequence[str]], if_scores: Sequence[Sequence[float]],
                 fact_scores: Sequence[Sequence[float | None]], fact_based: Sequence[bool],
-                max_if_gap: float = 0.5) -> PairSet:
-    """FLAME's pair rules (paper §1.8, §1.10). Ties in a max or min pick the first sample (deterministic)."""
+                max_if_gap: float = 0.5, fact_rule: str = "maxmin", min_fact_gap: float = 0.2) -> PairSet:
+    """FLAME's pair rules (paper §1.8, §1.10). Ties in a max or min pick the first sample (deterministic).
+
+    `fact_rule` picks the factuality pairs (the paper's main rule and its Table 7 ablations):
+    - "maxmin": max/min RM_fact, dropped when RM_fact ties or RM_IF differs by more than `max_if_gap` (the paper);
+    - "enum": every pair of samples whose RM_fact differs by at least `min_fact_gap` and RM_IF by at most
+      `max_if_gap`, the more factual one chosen;
+    - "composite": max/min of RM_IF + 5 * RM_fact, no RM_IF filter (ties dropped).
+    """
+    if fact_rule not in FACT_PAIR_RULES:
+        raise ValueError(f"unknown fact pair rule {fact_rule!r}; use one of {', '.join(FACT_PAIR_RULES)}")
     out = PairSet()
     dropped = {"if_tie": 0, "fact_tie": 0, "fact_if_gap": 0, "fact_no_facts": 0}
     for rec, outs, ifs, facts, is_fact in zip(records, samples, if_scores, fact_scores, fact_based, strict=True):
@@ -163,6 +175,13 @@ def build_pairs(records: Sequence[dict], samples: Sequence[Sequence[str]], if_sc
         if len(valid) < 2:
             dropped["fact_no_facts"] += 1
             continue
+        if fact_rule != "maxmin":
+            found = _fact_pairs_variant(fact_rule, valid, ifs, facts, max_if_gap, min_fact_gap)
+            if not found:
+                dropped["fact_tie"] += 1
+            out.fact_pairs += [{"id": rec["id"], "prompt": rec["instruction"], "chosen": outs[t], "rejected": outs[f],
+                                "chosen_score": facts[t], "rejected_score": facts[f]} for t, f in found]
+            continue
         t = max(valid, key=lambda i: (facts[i], -i))
         f = min(valid, key=lambda i: (facts[i], i))
         if facts[t] == facts[f]:
@@ -175,6 +194,18 @@ def build_pairs(records: Sequence[dict], samples: Sequence[Sequence[str]], if_sc
     out.stats = {"instructions": len(records), "fact_based": sum(fact_based), "if_pairs": len(out.if_pairs),
                  "fact_pairs": len(out.fact_pairs), **{f"dropped_{k}": v for k, v in dropped.items()}}
     return out
+
+
+def _fact_pairs_variant(rule: str, valid: list[int], ifs: Sequence[float], facts: Sequence[float | None],
+                       max_if_gap: float, min_fact_gap: float) -> list[tuple[int, int]]:
+    """(chosen, rejected) sample indices under the "enum" or "composite" rule (see `build_pairs`)."""
+    fs = {i: float(facts[i]) for i in valid}  # type: ignore[arg-type]
+    if rule == "composite":
+        score = {i: ifs[i] + 5 * fs[i] for i in valid}
+        t, f = max(valid, key=lambda i: (score[i], -i)), min(valid, key=lambda i: (score[i], i))
+        return [(t, f)] if score[t] != score[f] else []
+    return [(a, b) if fs[a] > fs[b] else (b, a) for n, a in enumerate(valid) for b in valid[n + 1:]
+            if abs(fs[a] - fs[b]) >= min_fact_gap and abs(ifs[a] - ifs[b]) <= max_if_gap]
 
 
 # -- trl -------------------------------------------------------------------------------------------------------

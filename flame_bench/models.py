@@ -46,15 +46,24 @@ def check_model_dir(path: Path) -> None:
 
 
 def resolve_model(ref: str, world=None) -> ModelHandle:
-    """`ref` is a registered model name or a model directory."""
+    """`ref` is a registered model name ('base'), an installed model's short name (`flame-bench models add`), a
+    model directory, or a Hugging Face hub id (org/name; needs the hub)."""
+    from flame_bench.model_store import installed_models, resolve_hub_model
+
     path = Path(ref)
-    registered = ref in MODELS
-    if registered:
+    installed = installed_models()
+    registered = ref in MODELS or ref in installed
+    if ref in MODELS:
         path = MODELS.get(ref)(world)
+    elif ref in installed:
+        path = installed[ref]
     elif not path.exists():
-        if "/" in ref or ref.startswith("."):
+        if ref.count("/") == 1 and not ref.startswith((".", "/")):  # a hub id: org/name
+            path = resolve_hub_model(ref)
+        elif "/" in ref or ref.startswith("."):
             raise FlameError(f"model directory {ref} does not exist")
-        raise unknown_name("model", ref, MODELS.names())
+        else:
+            raise unknown_name("model", ref, [*MODELS.names(), *installed])
     check_model_dir(path)
     return ModelHandle(name=ref if registered else path.name, path=path.resolve(), sha256=model_sha256(path))
 
@@ -67,3 +76,11 @@ def model_kind(path: Path) -> str:
         if "(PT)" in kind:
             return "pretrained"
     return "chat"
+
+
+def is_world_model_dir(path: Path) -> bool:
+    """A model pretrained or aligned by flame-bench on a fact world (it speaks the world's vocabulary)."""
+    record = path / "flame_model.json"
+    if not record.is_file():
+        return False
+    return str(json.loads(record.read_text()).get("kind", "")).startswith("flame-bench ")

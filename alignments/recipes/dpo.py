@@ -37,6 +37,8 @@ class DPORecipeConfig:
     samples_per_instruction: int = 4
     max_new_tokens: int = 128
     max_if_gap: float = 0.5
+    fact_pair_rule: str = "maxmin"  # the paper's rule; "enum" / "composite" are its Table 7 ablations
+    min_fact_gap: float = 0.2  # "enum" only: smaller RM_fact differences count as equal
     max_instructions: int | None = None  # use only the first N DPO instructions (sweeps, smoke runs)
 
 
@@ -49,7 +51,8 @@ def make_pairs(ctx: StageContext, config: DPORecipeConfig):
     if_scores = [[rewards.rm_if(r, s) for s in outs] for r, outs in zip(records, samples, strict=True)]
     fact_scores = [[rewards.rm_fact(r, s) for s in outs] if fb else [None] * len(outs)
                    for r, outs, fb in zip(records, samples, fact_based, strict=True)]
-    pairs = build_pairs(records, samples, if_scores, fact_scores, fact_based, config.max_if_gap)
+    pairs = build_pairs(records, samples, if_scores, fact_scores, fact_based, config.max_if_gap,
+                        config.fact_pair_rule, config.min_fact_gap)
     pairs.stats["pairs_digest"] = sha256_json([pairs.if_pairs, pairs.fact_pairs])[:16]  # for regression gates
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(ctx.output_dir.parent / "pairs.jsonl", "pairs", 1,

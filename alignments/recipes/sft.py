@@ -44,6 +44,7 @@ class SFTRecipeConfig:
     pt_responses_per_instruction: int = 1  # of the samples, how many enter training (paper leaves it open)
     pt_max_new_tokens: int = 96
     context_tokens: int | None = None  # default: the base model's pretraining sequence length
+    max_instructions: int | None = None  # use only the first N seed instructions (smoke runs, real-model checks)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,9 +52,11 @@ def _context_budget(model_dir: Path, config: SFTRecipeConfig) -> int:
     if config.context_tokens:
         return config.context_tokens
     record = model_dir / "flame_model.json"
-    if record.is_file():
-        return int(json.loads(record.read_text())["spec"]["seq_len"])
-    return 2048
+    seq_len = json.loads(record.read_text()).get("spec", {}).get("seq_len") if record.is_file() else None
+    if seq_len:  # a world base model: its pretraining context
+        return int(seq_len)
+    config = json.loads((model_dir / "config.json").read_text())
+    return min(int(config.get("max_position_embeddings") or 2048), 2048)
 
 
 def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[dict],
@@ -67,6 +70,7 @@ def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
     budget = _context_budget(ctx.input_model, config) - config.pt_max_new_tokens
     index = BM25Okapi([bm25_tokens(r["instruction"]) for r in seed_pool])
+    separator = f" {tok.eos_token or ''} {tok.bos_token or ''}".rstrip()  # each demonstration its own document
     prompts, shots_used = [], []
     for rec in records:
         query = f"Question: {rec['instruction']} Answer:"
@@ -76,7 +80,7 @@ def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[
         demos: list[str] = []
         used = len(tok(query)["input_ids"])
         for i in order:  # most similar first; stop when the context is full
-            demo = f"Question: {seed_pool[i]['instruction']} Answer: {seed_pool[i]['response']} </s> <s>"
+            demo = f"Question: {seed_pool[i]['instruction']} Answer: {seed_pool[i]['response']}{separator}"
             n = len(tok(demo, add_special_tokens=False)["input_ids"])
             if used + n > budget:
                 break
@@ -93,7 +97,7 @@ def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[
 
 
 def build_dataset(ctx: StageContext, config: SFTRecipeConfig, mode: str) -> tuple[list[dict], dict[str, Any]]:
-    records = ctx.world.records("seed_instructions")
+    records = ctx.world.records("seed_instructions")[: config.max_instructions]
     tier = {p["name"]: p["tier"] for p in ctx.world.people}
     if config.people_tiers is not None:
         unknown = set(config.people_tiers) - {"frequent", "rare", "unseen"}

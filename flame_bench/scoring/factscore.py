@@ -146,26 +146,45 @@ class FactScorer:
         `query=None` is FActScore's per-fact query (topic + fact); otherwise that query (the instruction)
         retrieves passages once for the whole response, as FLAME's RM_fact does.
         """
-        if self.abstains(response):
-            return ResponseScore(abstained=True)
-        shared = self.retriever(self.source, query, topics or None) if query is not None else None
-        subject = topics[0] if topics else None
-        facts: list[dict[str, Any]] = []
-        for sentence in self.splitter(response):
-            for atom in self.decomposer(sentence):
+        return self.score_many([response], [topics], [query])[0]
+
+    def score_many(self, responses: Sequence[str], topics: Sequence[list[str]],
+                   queries: Sequence[str | None] | None = None) -> list[ResponseScore]:
+        """`score` for many responses, in three batched phases: decompose every sentence, retrieve, verify.
+
+        Components with `decompose_many` / `verify_many` (the LLM ones) get one call per phase; program
+        components are called item by item.
+        """
+        queries = list(queries) if queries is not None else [None] * len(responses)
+        sentences = [(i, s) for i, r in enumerate(responses) if not self.abstains(r) for s in self.splitter(r)]
+        decompose_many = getattr(self.decomposer, "decompose_many", None)
+        atoms_per_sentence = (decompose_many([s for _, s in sentences]) if decompose_many
+                              else [self.decomposer(s) for _, s in sentences])
+        shared = {i: self.retriever(self.source, q, topics[i] or None) for i, q in enumerate(queries) if q is not None}
+        subjects: dict[int, str | None] = {i: (t[0] if t else None) for i, t in enumerate(topics)}
+        checks: list[tuple[int, AtomicFact, list[Passage], str]] = []
+        for (i, _), atoms in zip(sentences, atoms_per_sentence, strict=True):
+            for atom in atoms:
                 if atom.fact is not None:
                     if atom.fact.subject in PRONOUNS.values():
-                        atom = AtomicFact(atom.text, atom.fact.resolve(subject or atom.fact.subject))
-                        atom = AtomicFact(canonical_text(atom.fact), atom.fact)
+                        resolved = atom.fact.resolve(subjects[i] or atom.fact.subject)
+                        atom = AtomicFact(canonical_text(resolved), resolved)
                     else:
-                        subject = atom.fact.subject  # later pronouns refer to the last person named
-                passages = shared if shared is not None else self.retriever(
-                    self.source, f"{topics[0] if topics else ''} {atom.text}", topics or None)
-                ok = self.verifier(atom, passages)
-                facts.append({"text": atom.text, "supported": ok, "evidence": [p.id for p in passages]})
-        if not facts:  # nothing but abstention sentences
-            return ResponseScore(abstained=True)
-        return ResponseScore(abstained=False, facts=facts)
+                        subjects[i] = atom.fact.subject  # later pronouns refer to the last person named
+                topic = topics[i][0] if topics[i] else ""
+                passages = shared[i] if i in shared else self.retriever(
+                    self.source, f"{topic} {atom.text}", topics[i] or None)
+                checks.append((i, atom, passages, topic))
+        verify_many = getattr(self.verifier, "verify_many", None)
+        verdicts = (verify_many([(a, ps, t) for _, a, ps, t in checks]) if verify_many
+                    else [self.verifier(a, ps) for _, a, ps, _ in checks])
+        facts: dict[int, list[dict[str, Any]]] = {}
+        for (i, atom, passages, _), ok in zip(checks, verdicts, strict=True):
+            facts.setdefault(i, []).append({"text": atom.text, "supported": bool(ok),
+                                            "evidence": [p.id for p in passages]})
+        # no facts at all (nothing but abstention sentences) counts as an abstention, as in FActScore
+        return [ResponseScore(abstained=True) if i not in facts else ResponseScore(abstained=False, facts=facts[i])
+                for i in range(len(responses))]
 
 
 def world_factscorer(world, k: int = 5) -> FactScorer:
@@ -227,8 +246,7 @@ def factscore_task(ctx, items: Sequence[dict[str, Any]], topics: Sequence[list[s
     assert ctx.generate is not None
     outputs = ctx.generate([it["instruction"] for it in items])
     scorer = world_factscorer(ctx.world, k=k)
-    scores = [scorer.score(out, t, query=it["instruction"] if query_is_instruction else None)
-              for it, out, t in zip(items, outputs, topics, strict=True)]
+    scores = scorer.score_many(outputs, topics, [it["instruction"] if query_is_instruction else None for it in items])
     result = score_responses(items, outputs, scores, groups=groups, seed=ctx.seed)
     result.judge = {"scorer": "factscore_world", "query": "instruction" if query_is_instruction else "topic + fact",
                     **scorer.identity}

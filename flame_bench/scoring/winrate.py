@@ -171,6 +171,7 @@ def score_pairs(records: Sequence[dict[str, Any]], model_outputs: Sequence[str],
         raise FlameError(f"score_pairs: {len(records)} records but {len(model_outputs)} model outputs and "
                          f"{len(reference_outputs)} reference outputs; they must be aligned one to one")
     rows: list[dict[str, Any]] = []
+    asks: list[tuple[dict[str, Any], str, str]] = []  # (record, output_1, output_2) in the order the judge sees
     for record, model, reference in zip(records, model_outputs, reference_outputs, strict=True):
         item_id = str(record["id"])
         swapped = item_swap(item_id, seed)
@@ -179,12 +180,15 @@ def score_pairs(records: Sequence[dict[str, Any]], model_outputs: Sequence[str],
         if model.strip() == reference.strip():  # AlpacaEval: identical outputs are a tie, the judge is not asked
             row.update(raw=None, preference=1.5, model_score=0.5, judged=False)
         else:
-            output_1, output_2 = (model, reference) if swapped else (reference, model)
-            raw = judge.compare(record, output_1, output_2)
-            pref = parse_pairwise_reply(raw)
-            row.update(raw=raw, preference=pref, judged=True,
-                       model_score=None if pref is None else preference_for_model(pref, swapped))
+            asks.append((record, *((model, reference) if swapped else (reference, model))))
+            row["judged"] = True
         rows.append(row)
+    compare_many = getattr(judge, "compare_many", None)  # LLM judges batch; program judges go one by one
+    replies = compare_many(asks) if compare_many else [judge.compare(*a) for a in asks]
+    for row, raw in zip([r for r in rows if r["judged"]], replies, strict=True):
+        pref = parse_pairwise_reply(raw)
+        row.update(raw=raw, preference=pref,
+                   model_score=None if pref is None else preference_for_model(pref, row["swapped"]))
 
     judged = [r for r in rows if r["judged"]]
     bad = [r for r in judged if r["model_score"] is None]

@@ -27,11 +27,22 @@ def _reference_outputs(ctx: EvalContext, items: list[dict]) -> list[str]:
 
 
 def run_winrate(ctx: EvalContext) -> TaskResult:
-    items = ctx.world.records("eval_alpaca")[: ctx.limit]
+    if ctx.world is None:  # real path: AlpacaEval-format instructions + reference outputs, an LLM judge
+        from flame_bench.evaluate import alpaca_eval_items
+        from flame_bench.llm.components import LLMFactClassifier, LLMPairwiseJudge
+        from flame_bench.llm.resolve import evaluator_backend
+
+        items = alpaca_eval_items(ctx.options.get("alpaca_eval"))[: ctx.limit]
+        backend = evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet)
+        judge = LLMPairwiseJudge(backend)
+        labels = LLMFactClassifier(backend).classify_many([it["instruction"] for it in items])
+        items = [{**it, "fact_based": label} for it, label in zip(items, labels, strict=True)]
+    else:
+        items = ctx.world.records("eval_alpaca")[: ctx.limit]
+        judge = JUDGES.get(ctx.options.get("judge", "world_if"))(ctx.world.grammar)
     reference = _reference_outputs(ctx, items)
     assert ctx.generate is not None
     outputs = ctx.generate([it["instruction"] for it in items])
-    judge = JUDGES.get(ctx.options.get("judge", "world_if"))(ctx.world.grammar)
     rows, wr = score_pairs(items, outputs, reference, judge, seed=ctx.seed, max_unparsable_frac=MAX_UNPARSABLE)
     se = wr.standard_error / 100 if not math.isnan(wr.standard_error) else None
     metrics = {
@@ -42,8 +53,9 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
     }
     cis = {"win_rate": (metrics["win_rate"] - 1.96 * se, metrics["win_rate"] + 1.96 * se)} if se else {}
     by_id = {r["id"]: r for r in rows}
-    samples = [{"id": it["id"], "instruction": it["instruction"], "fact_based": it["fact_based"], "kind": it["kind"],
-                "output": out, "reference_output": ref, **{k: v for k, v in by_id[it["id"]].items() if k != "id"}}
+    samples = [{"id": it["id"], "instruction": it["instruction"], "fact_based": it["fact_based"],
+                "kind": it.get("kind"), "output": out, "reference_output": ref,
+                **{k: v for k, v in by_id[it["id"]].items() if k != "id"}}
                for it, out, ref in zip(items, outputs, reference, strict=True)]
     breakdown = {}
     for label, flag in (("fact-based", True), ("not fact-based", False)):
@@ -55,7 +67,8 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
         counts={"items": len(items), "judged": wr.n, "wins": wr.wins, "losses": wr.losses, "ties": wr.ties,
                 "unparsable": wr.n_unparsable},
         judge={"name": judge.name, "version": judge.version, "prompt_version": judge.prompt_version,
-               "reference": ctx.reference.name},
+               "reference": ctx.reference.name,
+               **({"evaluator_llm": judge.backend.identity} if hasattr(judge, "backend") else {})},
         prompt_versions={"instruction": PROMPT_VERSION, "judge": judge.prompt_version},
         extra={"lc_standard_error": wr.length_controlled_standard_error},
     )

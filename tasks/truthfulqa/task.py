@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,16 +32,32 @@ BATCH_SIZE = 32
 CI_ITERS = 1000  # percentile bootstrap over items, seeded with ctx.seed
 
 
-def load_config(metric: str, data_file: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+def builtin_config_path(metric: str) -> Path:
+    """lm-eval's own `truthfulqa_<metric>.yaml` (6-shot "Q:/A:" primer in the prompt, hub dataset)."""
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent / "truthfulqa" / f"truthfulqa_{metric}.yaml"
+
+
+def load_config(metric: str, data_file: Path | None = None, cache_dir: Path | None = None,
+                real: bool = False) -> dict[str, Any]:
     """The lm-eval task config for `metric` ("mc1" | "mc2") as a complete dict.
 
+    `real=False`: the fact world's config next to this file. `real=True`: lm-eval's BUILT-IN TruthfulQA config
+    (its prompt, choices and scoring unchanged) pointed at a local items file instead of the hub dataset, under a
+    name that never shadows the built-in task.
     lm-eval's own YAML loader resolves `include:` and `!function` relative to the YAML (0.4.13 exposes it only as
     `lm_eval.tasks._yaml_loader.load_yaml`). `data_file` must be absolute: lm-eval resolves data_files against the
     cwd. `cache_dir` keeps the `datasets` Arrow cache of the throw-away JSONL out of the user's HF cache.
     """
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    cfg = load_yaml(CONFIGS[metric], resolve_func=True)
+    if real:
+        cfg = load_yaml(builtin_config_path(metric), resolve_func=True)
+        cfg.pop("tag", None)
+        cfg.update(task=f"flame_truthfulqa_real_{metric}", dataset_path="json", dataset_name=None)
+    else:
+        cfg = load_yaml(CONFIGS[metric], resolve_func=True)
     if data_file is not None:
         kwargs: dict[str, Any] = {"data_files": {cfg["validation_split"]: str(Path(data_file).resolve())}}
         if cache_dir is not None:
@@ -49,13 +66,13 @@ def load_config(metric: str, data_file: Path | None = None, cache_dir: Path | No
     return cfg
 
 
-def config_hash(metric: str) -> str:
+def config_hash(metric: str, real: bool = False) -> str:
     """sha256 of the resolved config (before the run-time data path is filled in; functions by qualified name)."""
 
     def name(o: Any) -> str:
         return f"{getattr(o, '__module__', '?')}.{getattr(o, '__qualname__', repr(o))}"
 
-    text = json.dumps(load_config(metric), sort_keys=True, default=name)
+    text = json.dumps(load_config(metric, real=real), sort_keys=True, default=name)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -109,7 +126,7 @@ def _choice_lls(sample: dict[str, Any], choices: Sequence[str]) -> list[float]:
 
 
 def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str] = ("mc1", "mc2"),
-                limit: int | None = None, quiet: bool = True) -> dict[str, dict[str, Any]]:
+                limit: int | None = None, quiet: bool = True, real: bool = False) -> dict[str, dict[str, Any]]:
     """Run the lm-eval MC task(s) for `metrics` over `items` with the lm-eval model `lm` in ONE simple_evaluate.
 
     Returns {metric: {"value": lm-eval's aggregate, "task": lm-eval task name, "config_hash",
@@ -123,11 +140,11 @@ def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str]
     if len(set(ids)) != len(ids):
         raise ValueError("truthfulqa items must have unique ids (lm-eval samples are matched to items by doc id)")
     if not items:
-        return {m: {"value": None, "task": None, "config_hash": config_hash(m), "items": []} for m in metrics}
+        return {m: {"value": None, "task": None, "config_hash": config_hash(m, real), "items": []} for m in metrics}
     with tempfile.TemporaryDirectory(prefix="flame_tqa_") as tmp:
         data = Path(tmp) / "truthfulqa_items.jsonl"  # header-less: lm-eval's json builder reads every line as a doc
         data.write_text("".join(json.dumps(it, sort_keys=True) + "\n" for it in items), encoding="utf-8")
-        cfgs = {m: load_config(m, data, Path(tmp) / "datasets_cache") for m in metrics}
+        cfgs = {m: load_config(m, data, Path(tmp) / "datasets_cache", real=real) for m in metrics}
         with _quiet(quiet):
             res = lm_eval.simple_evaluate(model=lm, tasks=list(cfgs.values()), log_samples=True, bootstrap_iters=0,
                                           task_manager=TaskManager(include_defaults=False), num_fewshot=0)
@@ -147,7 +164,7 @@ def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str]
         rows = [scored[i] for i in ids]
         if abs(value - sum(r["score"] for r in rows) / len(rows)) > 1e-6:  # samples parsed as lm-eval aggregated
             raise RuntimeError(f"{name}: lm-eval aggregate {value} != mean of its per-sample scores")
-        out[m] = {"value": value, "task": name, "config_hash": config_hash(m), "items": rows}
+        out[m] = {"value": value, "task": name, "config_hash": config_hash(m, real), "items": rows}
     return out
 
 
@@ -210,14 +227,55 @@ def make_lm(model_path: Path, batch_size: int = BATCH_SIZE) -> Any:
     return HFLM(pretrained=str(model_path), device=str(device), dtype="float32", batch_size=batch_size)
 
 
+def hub_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def real_items(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """TruthfulQA items for the real path and where they came from.
+
+    `--truthfulqa FILE` (our items JSON); else, with the hub reachable, the full 817-question `truthfulqa/truthful_qa`
+    multiple-choice set; offline, the 299 questions of BIG-bench fetched by `flame-bench data fetch truthfulqa`.
+    """
+    from flame_bench.fetch import load_truthfulqa_items
+
+    path = ctx.options.get("truthfulqa")
+    if path:
+        return load_truthfulqa_items(Path(path)), {"source": "file", "path": str(path)}
+    if not hub_offline():
+        import datasets
+
+        ds = datasets.load_dataset("truthfulqa/truthful_qa", "multiple_choice")["validation"]
+        items = [{"id": f"tqa-{i:04d}", "question": d["question"], "mc1_targets": d["mc1_targets"],
+                  "mc2_targets": d["mc2_targets"]} for i, d in enumerate(ds)]
+        return items, {"source": "hub", "dataset": "truthfulqa/truthful_qa", "fingerprint": ds._fingerprint}
+    items = load_truthfulqa_items()
+    return items, {"source": "bigbench-1.0.0 subset (offline)", "items_sha256": sha256_items(items)}
+
+
+def sha256_items(items: Sequence[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(list(items), sort_keys=True).encode()).hexdigest()
+
+
 def run_metric(metric: str, ctx: EvalContext, lm: Any = None) -> TaskResult:
-    """Evaluate ctx.model (or an explicit lm-eval `lm`) on the world's TruthfulQA items for one metric."""
-    items = ctx.world.records("eval_truthfulqa")[: ctx.limit]
+    """Evaluate ctx.model (or an explicit lm-eval `lm`) on TruthfulQA items for one metric: the world's items
+    with the world's prompt, or (no world) real items with lm-eval's built-in prompt."""
+    real = ctx.world is None
+    if real:
+        items, source = real_items(ctx)
+        items = items[: ctx.limit]
+    else:
+        items, source = ctx.world.records("eval_truthfulqa")[: ctx.limit], None
     if lm is None and items:
         with _quiet(ctx.quiet):
             lm = make_lm(ctx.model.path)
-    run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet)[metric]
-    return summarize(metric, items, run, seed=ctx.seed)
+    run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet, real=real)[metric]
+    result = summarize(metric, items, run, seed=ctx.seed)
+    if real:
+        result.prompt_versions = {"truthfulqa": f"lm-eval-builtin-{metric}-6shot-primer"}
+        result.extra.update(task_config=builtin_config_path(metric).name, data=source)
+        result.judge = {"data": source}  # the data identity goes into the run's config hash
+    return result
 
 
 _METRICS = {
@@ -231,7 +289,7 @@ for _m, _desc in (("mc1", "single-true multiple choice"), ("mc2", "multi-true mu
         name=f"truthfulqa_{_m}",
         version="1",
         kind="loglikelihood",
-        description=f"TruthfulQA {_m.upper()} ({_desc}) on the fact world, log-likelihoods through lm-eval 0.4.13.",
+        description=f"TruthfulQA {_m.upper()} ({_desc}): fact world or real questions, log-likelihoods via lm-eval.",
         metrics=(_METRICS[_m],),
         run=partial(run_metric, _m),
         primary_metric=_m,

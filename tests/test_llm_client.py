@@ -1,0 +1,229 @@
+"""The OpenAI-compatible client against a real HTTP server on 127.0.0.1, started by the test itself."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from flame_bench.errors import FlameError
+from flame_bench.llm.cache import CachedBackend, LLMCache
+from flame_bench.llm.client import OpenAIBackend
+
+
+class Script:
+    """What the server does next: a list of actions consumed per request (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.actions: list[str] = ["ok"]
+        self.requests: list[tuple[str, dict, dict]] = []  # (path, body, headers)
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.delay = 0.0
+
+    def next(self) -> str:
+        with self.lock:
+            return self.actions.pop(0) if len(self.actions) > 1 else self.actions[0]
+
+
+def reply_for(path: str, body: dict) -> dict:
+    if path.endswith("/chat/completions"):
+        text = "echo: " + body["messages"][-1]["content"]
+        choice: dict = {"message": {"role": "assistant", "content": text}}
+        if body.get("logprobs"):
+            top = [{"token": "True", "logprob": -0.2}, {"token": " False", "logprob": -1.8},
+                   {"token": "Tr", "logprob": -4}]
+            choice["logprobs"] = {"content": [{"token": "True", "logprob": -0.2, "top_logprobs": top}]}
+        return {"choices": [choice]}
+    choice = {"text": "echo: " + body["prompt"]}
+    if body.get("logprobs"):
+        choice["logprobs"] = {"top_logprobs": [{" No": -0.3, "Yes": -1.5}]}
+    return {"choices": [choice]}
+
+
+@pytest.fixture()
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with script.lock:
+                script.requests.append((self.path, body, dict(self.headers)))
+                script.in_flight += 1
+                script.max_in_flight = max(script.max_in_flight, script.in_flight)
+            try:
+                action = script.next()
+                time.sleep(script.delay)
+                if action == "slow":
+                    time.sleep(0.6)
+                    action = "ok"
+                if action.startswith("http"):
+                    self._send(int(action[4:]), b'{"error": "boom"}')
+                elif action == "malformed":
+                    self._send(200, b"<html>not json</html>")
+                elif action == "nochoices":
+                    self._send(200, b'{"object": "error"}')
+                elif action == "nologprobs":
+                    self._send(200, json.dumps({"choices": [{"message": {"content": "False, because"}}]}).encode())
+                else:
+                    self._send(200, json.dumps(reply_for(self.path, body)).encode())
+            finally:
+                with script.lock:
+                    script.in_flight -= 1
+
+        def _send(self, code: int, payload: bytes) -> None:
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def client(url: str, **kw) -> OpenAIBackend:
+    return OpenAIBackend(url, "test-model", **{"timeout": 0.3, "max_retries": 3, "backoff": 0.01, **kw})
+
+
+def test_chat_and_completion_routes_and_bodies(server):
+    url, script = server
+    out = client(url).complete(["raw prompt", [{"role": "user", "content": "hi"}]], max_tokens=7, stop=["zz"])
+    assert out == ["echo: raw prompt", "echo: hi"]
+    paths = sorted(p for p, _, _ in script.requests)
+    assert paths == ["/v1/chat/completions", "/v1/completions"]
+    bodies = {p: b for p, b, _ in script.requests}
+    assert bodies["/v1/completions"] == {"model": "test-model", "prompt": "raw prompt", "max_tokens": 7,
+                                         "temperature": 0.0, "stop": ["zz"]}
+    assert bodies["/v1/chat/completions"]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_stop_strings_are_cut_even_if_the_server_ignores_them(server):
+    url, _ = server
+    assert client(url).complete(["abc STOP def"], stop=["STOP"]) == ["echo: abc"]
+
+
+def test_slow_reply_is_retried_then_succeeds(server):
+    url, script = server
+    script.actions = ["slow", "ok"]
+    assert client(url).complete(["x"]) == ["echo: x"]
+    assert len(script.requests) == 2
+
+
+def test_always_slow_fails_naming_the_timeout(server):
+    url, script = server
+    script.actions = ["slow"]
+    with pytest.raises(FlameError, match=r"failed after 2 attempts: timeout after 0.3 s"):
+        client(url, max_retries=2).complete(["x"])
+
+
+def test_http_500_is_retried_then_succeeds(server):
+    url, script = server
+    script.actions = ["http500", "http500", "ok"]
+    assert client(url).complete(["x"]) == ["echo: x"]
+    assert len(script.requests) == 3
+
+
+def test_http_500_always_fails_and_nothing_is_cached(server, tmp_path):
+    url, script = server
+    script.actions = ["http500"]
+    cached = CachedBackend(client(url), LLMCache(tmp_path / "llm.sqlite"))
+    with pytest.raises(FlameError, match=r"failed after 3 attempts: HTTP 500; check that the server is up"):
+        cached.complete(["x"])
+    assert len(script.requests) == 3
+    script.actions = ["ok"]
+    assert cached.complete(["x"]) == ["echo: x"]  # the failure was not cached: the server is asked again
+    assert len(script.requests) == 4 and cached.misses == 2
+
+
+@pytest.mark.parametrize("action,cause", [("malformed", "malformed reply (not JSON)"),
+                                          ("nochoices", "malformed reply (no choices)")])
+def test_malformed_reply_fails_after_retries_and_is_not_cached(server, tmp_path, action, cause):
+    url, script = server
+    script.actions = [action]
+    cached = CachedBackend(client(url), LLMCache(tmp_path / "llm.sqlite"))
+    with pytest.raises(FlameError, match=re.escape(cause)):
+        cached.complete(["x"])
+    assert len(script.requests) == 3
+    assert cached.cache.get_many(["anything"]) == {}
+    assert cached.cache._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+
+
+def test_refused_connection_is_named():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens on this port now
+    with pytest.raises(FlameError, match=r"failed after 2 attempts: connection refused"):
+        client(f"http://127.0.0.1:{port}/v1", max_retries=2).complete(["x"])
+
+
+def test_http_401_is_not_retried_and_the_key_never_leaks(server, monkeypatch):
+    url, script = server
+    monkeypatch.setenv("FLAME_BENCH_API_KEY", "sk-secret-123")
+    script.actions = ["http401"]
+    backend = client(url)
+    with pytest.raises(FlameError) as err:
+        backend.complete(["x"])
+    assert len(script.requests) == 1 and "HTTP 401" in str(err.value)
+    assert script.requests[0][2]["Authorization"] == "Bearer sk-secret-123"
+    for text in (str(err.value), repr(backend), json.dumps(backend.identity)):
+        assert "sk-secret" not in text
+
+
+def test_from_env_needs_url_and_model(monkeypatch):
+    monkeypatch.delenv("FLAME_BENCH_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("FLAME_BENCH_LLM_MODEL", raising=False)
+    with pytest.raises(FlameError, match="FLAME_BENCH_LLM_BASE_URL"):
+        OpenAIBackend.from_env()
+    with pytest.raises(FlameError, match="FLAME_BENCH_LLM_MODEL"):
+        OpenAIBackend.from_env(base_url="http://127.0.0.1:1/v1")
+
+
+def test_choice_logprobs_from_top_logprobs_and_text_fallback(server):
+    url, script = server
+    chat = [{"role": "user", "content": "Is it true?"}]
+    scores = client(url).choice_logprobs([chat, "Answer:"], ["True", "False", "Yes", "No"])
+    assert scores[0]["True"] == -0.2 and scores[0]["False"] == -1.8 and scores[0]["Yes"] == -math.inf
+    assert scores[1]["No"] == -0.3 and scores[1]["Yes"] == -1.5 and scores[1]["True"] == -math.inf
+    body = script.requests[0][1] if script.requests[0][0].endswith("chat/completions") else script.requests[1][1]
+    assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+    script.actions = ["nologprobs"]
+    assert client(url).choice_logprobs([chat], ["True", "False"]) == [{"True": -math.inf, "False": 0.0}]
+
+
+def test_worker_pool_is_bounded_and_order_kept(server):
+    url, script = server
+    script.delay = 0.05
+    prompts = [f"p{i}" for i in range(12)]
+    assert client(url, workers=3).complete(prompts) == [f"echo: {p}" for p in prompts]
+    assert 1 < script.max_in_flight <= 3
+
+
+def test_cached_repeat_sends_no_request(server, tmp_path):
+    url, script = server
+    cached = CachedBackend(client(url), LLMCache(tmp_path / "llm.sqlite"))
+    first = cached.choice_logprobs([[{"role": "user", "content": "q"}]], ["True", "Yes"])
+    n = len(script.requests)
+    again = CachedBackend(client(url), LLMCache(tmp_path / "llm.sqlite"))  # a new process, the same file
+    assert again.choice_logprobs([[{"role": "user", "content": "q"}]], ["True", "Yes"]) == first
+    assert first[0]["Yes"] == -math.inf  # -inf survives the JSON round trip
+    assert len(script.requests) == n and again.hits == 1
