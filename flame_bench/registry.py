@@ -70,6 +70,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "flame_bench.scoring.retrieval",
     "flame_bench.scoring.factscore",
     "flame_bench.scoring.judges",
+    "flame_bench.llm.components",
     "flame_bench.alignment",
 )
 _loaded = False

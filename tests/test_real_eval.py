@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 
@@ -31,7 +30,7 @@ def test_factscore_bio_on_a_jsonl_source_with_an_llm_evaluator(plain_model: Path
     kb = tmp_path / "kb.jsonl"
     kb.write_text("".join(json.dumps({"title": t, "text": f"{t} was born in 1900. {t} was a writer."}) + "\n"
                           for t in ("Ann Lee", "Bo Park", "Cy Young")))
-    code, out, err = run_cli(["eval", str(plain_model), "--task", "factscore_bio", "--knowledge", str(kb),
+    code, _, err = run_cli(["eval", str(plain_model), "--task", "factscore_bio", "--knowledge", str(kb),
                               "--llm", str(plain_model), "--limit", "2", "--max-new-tokens", "16", "--quiet"])
     assert code == 0, err
     run_dir = next((tmp_path / "results" / "runs").glob("factscore_bio__tiny-chat__*"))
@@ -57,7 +56,7 @@ def test_truthfulqa_uses_lm_evals_builtin_prompt_on_a_local_items_file(plain_mod
               "mc2_targets": {"choices": ["a thing", "an object", "nothing"], "labels": [1, 1, 0]}} for i in range(3)]
     path = tmp_path / "tqa.json"
     path.write_text(json.dumps({"items": items}))
-    code, out, err = run_cli(["eval", str(plain_model), "--task", "truthfulqa_mc2", "--truthfulqa", str(path),
+    code, _, err = run_cli(["eval", str(plain_model), "--task", "truthfulqa_mc2", "--truthfulqa", str(path),
                               "--quiet"])
     assert code == 0, err
     run_dir = next((tmp_path / "results" / "runs").glob("truthfulqa_mc2__tiny-chat__*"))

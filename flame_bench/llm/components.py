@@ -24,10 +24,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flame_bench.llm import LLMBackend, Prompt
-from flame_bench.registry import CLASSIFIERS, JUDGES
+from flame_bench.registry import CLASSIFIERS, JUDGES, SCORERS
 from flame_bench.scoring.factscore import AtomicFact
 from flame_bench.scoring.retrieval import Passage
 
@@ -165,6 +165,7 @@ class LLMFactClassifier:
     backend: LLMBackend
     name: str = "llm_fact_based"
     version: str = CLASSIFY_VERSION
+    uses_llm: ClassVar[bool] = True  # built on the evaluator LLM, not on a world
 
     def classify_many(self, instructions: Sequence[str]) -> list[bool]:
         prompts: list[Prompt] = [[{"role": "user", "content": classify_prompt(i)},
@@ -256,6 +257,7 @@ class LLMPairwiseJudge:
     name: str = "llm_pairwise"
     version: str = PAIRWISE_VERSION
     prompt_version: str = PAIRWISE_VERSION
+    uses_llm: ClassVar[bool] = True
 
     def compare_many(self, items: Sequence[tuple[dict[str, Any], str, str]]) -> list[str]:
         prompts: list[Prompt] = [[{"role": "user", "content": pairwise_prompt(rec["instruction"], o1, o2)},
@@ -272,6 +274,7 @@ class LLMPairwiseJudge:
 
 
 # -- the real path's FActScore ---------------------------------------------------------------------------------
+@SCORERS.register("factscore_llm")
 def llm_factscorer(source, backend: LLMBackend, k: int = 5, chat: bool = False):
     """FActScore on a real knowledge source: sentences, LLM decomposition, BM25 on the topic's page (k passages),
     Retrieve->LM True/False verification."""

@@ -39,7 +39,13 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
         items = [{**it, "fact_based": label} for it, label in zip(items, labels, strict=True)]
     else:
         items = ctx.world.records("eval_alpaca")[: ctx.limit]
-        judge = JUDGES.get(ctx.options.get("judge", "world_if"))(ctx.world.grammar)
+        judge_cls = JUDGES.get(ctx.options.get("judge", "world_if"))
+        if getattr(judge_cls, "uses_llm", False):
+            from flame_bench.llm.resolve import evaluator_backend
+
+            judge = judge_cls(evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet))
+        else:
+            judge = judge_cls(ctx.world.grammar)
     reference = _reference_outputs(ctx, items)
     assert ctx.generate is not None
     outputs = ctx.generate([it["instruction"] for it in items])
