@@ -71,6 +71,8 @@ class HFBackend:
                                       do_sample=temperature > 0)
         if temperature > 0:
             kwargs["temperature"] = temperature
+        if stop:  # each sequence ends at its first stop string, so a batch ends when all have stopped
+            kwargs.update(stop_strings=[s for s in stop if s], tokenizer=tok)
         with torch.inference_mode():
             for chunk in self._batches(prompts):
                 for group in _split_by_kind(chunk):

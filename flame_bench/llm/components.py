@@ -81,7 +81,7 @@ def parse_facts(reply: str) -> list[str]:
             break
         if line.startswith("- "):
             fact = line[2:].strip()
-            if fact and fact not in facts:
+            if fact and fact.rstrip(".") not in {f.rstrip(".") for f in facts}:
                 facts.append(fact)
         elif facts and not line:
             break
