@@ -326,6 +326,42 @@ def compare_cmd(
     write_leaderboard()
 
 
+@app.command("seeds")
+def seeds_cmd(
+    systems: Annotated[list[str], typer.Argument(help="Systems of saved comparisons; deltas are vs the first.")],
+    seeds: Annotated[list[int], typer.Option("--seed", help="Seeds to combine (repeatable).")],
+    world: Annotated[str, typer.Option(help="World folder name of the comparisons.")] = "default-s0",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary here.")] = None,
+) -> None:
+    """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system pooled over
+    every (seed, item) pair with a paired bootstrap (nothing is retrained or regenerated)."""
+    from flame_bench.compare import COLUMNS, across_seeds
+    from flame_bench.io import write_json
+
+    summary = across_seeds(systems, world, sorted(set(seeds)))
+    table = Table(title=f"{world}, seeds {', '.join(map(str, summary['seeds']))}: mean ± std over seeds; "
+                        f"pooled paired delta vs {systems[0]} [95% CI], * = excludes 0")
+    table.add_column("system")
+    for col, *_ in COLUMNS:
+        table.add_column(col, justify="right")
+    for name in systems:
+        cells = []
+        for col, _, _, _, percent in COLUMNS:
+            m = summary["systems"][name][col]
+            scale = 100 if percent else 1
+            cell = "-" if m["mean"] is None else f"{scale * m['mean']:.1f}" + (
+                f" ± {scale * m['std']:.1f}" if m["std"] is not None else "")
+            d = summary["pooled_deltas"].get(name, {}).get(col)
+            if d:
+                star = "*" if d["low"] > 0 or d["high"] < 0 else ""
+                cell += f"\n{scale * d['value']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]{star}"
+            cells.append(cell)
+        table.add_row(name, *cells)
+    stdout.print(table)
+    if json_out:
+        write_json(json_out, summary)
+
+
 @app.command("leaderboard")
 def leaderboard_cmd(
     write: Annotated[bool, typer.Option("--write", help="Also write results/leaderboard.md and .json.")] = False,

@@ -15,7 +15,7 @@ from rich.table import Table
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.evaluate import CACHE_DIR, evaluate
-from flame_bench.io import write_json, write_text
+from flame_bench.io import read_json, write_json, write_text
 from flame_bench.pipeline import run_stages
 from flame_bench.records import RunRecord
 from flame_bench.stats import Delta, paired_bootstrap
@@ -182,3 +182,48 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
     figure(results, out.with_suffix(".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")
     return out
+
+
+def across_seeds(names: list[str], world_name: str, seeds: list[int]) -> dict[str, Any]:
+    """Mean and spread over seeds of saved comparisons, plus deltas vs the first system pooled over every
+    (seed, item) pair with one paired bootstrap. Reads `results/comparisons/` and the run records only."""
+    from statistics import mean, stdev
+
+    from flame_bench.records import load_run
+
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        found = sorted(COMPARISONS_DIR.glob(f"*__{world_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
+        for path in reversed(found):  # the most recent comparison that has every system
+            systems = {s["name"]: s for s in read_json(path)["systems"]}
+            if all(n in systems for n in names):
+                per_seed[seed] = systems
+                break
+        else:
+            raise FlameError(f"no saved comparison of {', '.join(names)} on {world_name} with seed {seed}; run "
+                             f"`flame-bench compare {' '.join(names)} --seed {seed}` first")
+    summary: dict[str, Any] = {"world": world_name, "seeds": seeds, "systems": {}, "pooled_deltas": {}}
+    for name in names:
+        summary["systems"][name] = {}
+        for col, *_ in COLUMNS:
+            vals = [per_seed[s][name]["metrics"][col] for s in seeds]
+            vals = [v for v in vals if v is not None]
+            summary["systems"][name][col] = {"mean": mean(vals) if vals else None,
+                                             "std": stdev(vals) if len(vals) > 1 else None, "values": vals}
+    for name in names[1:]:
+        summary["pooled_deltas"][name] = {}
+        for col, task, _, item_key, _ in COLUMNS:
+            if item_key is None:
+                continue
+            a: dict[str, float | None] = {}
+            b: dict[str, float | None] = {}
+            for s in seeds:
+                base_items = {x["id"]: x.get(item_key) for x in load_run(per_seed[s][names[0]]["runs"][task]).samples()}
+                if task == "alpaca_winrate":
+                    base_items = {k: 0.5 for k in base_items}
+                other = {x["id"]: x.get(item_key) for x in load_run(per_seed[s][name]["runs"][task]).samples()}
+                a.update({f"{s}:{k}": v for k, v in base_items.items()})
+                b.update({f"{s}:{k}": v for k, v in other.items()})
+            d = paired_bootstrap(a, b, seed=0)
+            summary["pooled_deltas"][name][col] = d.__dict__ if d else None
+    return summary
