@@ -362,6 +362,28 @@ def seeds_cmd(
         write_json(json_out, summary)
 
 
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[str, typer.Argument(help="Installed model name or model directory.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
+) -> None:
+    """Serve a local model on an OpenAI-compatible endpoint (http://127.0.0.1:PORT/v1) until Ctrl-C."""
+    from flame_bench.llm.backends import HFBackend
+    from flame_bench.llm.serve import make_server
+    from flame_bench.models import resolve_model
+
+    handle = resolve_model(model)
+    server = make_server(HFBackend(handle.path, batch_size=batch_size, name=handle.name), port=port)
+    console.print(f"serving {handle.name} on http://127.0.0.1:{server.server_address[1]}/v1 (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @app.command("leaderboard")
 def leaderboard_cmd(
     write: Annotated[bool, typer.Option("--write", help="Also write results/leaderboard.md and .json.")] = False,

@@ -59,3 +59,26 @@ def test_cache_serves_repeats_without_the_model(backend: HFBackend, tmp_path: Pa
 
 def test_stop_strings_cut_at_the_first():
     assert cut_at_stop("a b\n\nc STOP d", ["STOP", "\n\n"]) == "a b"
+
+
+def test_served_model_through_the_openai_client_agrees_with_the_local_backend(backend: HFBackend):
+    """`flame-bench serve` + OpenAIBackend: the HTTP path end to end with a real (tiny) model."""
+    import threading
+
+    from flame_bench.llm.client import OpenAIBackend
+    from flame_bench.llm.serve import make_server
+
+    server = make_server(backend, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = OpenAIBackend(f"http://127.0.0.1:{server.server_address[1]}/v1", backend.name, timeout=30)
+        assert remote.complete(PROMPTS, max_tokens=6) == backend.complete(PROMPTS, max_tokens=6)
+        local = backend.choice_logprobs(PROMPTS, ["was", "is"])
+        served = remote.choice_logprobs(PROMPTS, ["was", "is"])
+        for a, b in zip(local, served, strict=True):
+            for c in ("was", "is"):  # the server returns the top 20 tokens: a choice outside them is -inf
+                assert b[c] == -math.inf or b[c] == pytest.approx(a[c], abs=1e-4)
+        assert any(math.isfinite(b["was"]) for b in served)
+    finally:
+        server.shutdown()
+        server.server_close()

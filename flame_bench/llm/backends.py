@@ -82,24 +82,34 @@ class HFBackend:
                     out += [cut_at_stop(t, stop) for t in texts]
         return out
 
-    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
+    def next_token_logprobs(self, prompts: Sequence[Prompt]):
+        """Log-probabilities of the next token over the whole vocabulary, one row per prompt (a torch tensor)."""
         import torch
 
-        model, tok = self._loaded
-        first_ids = {c: {ids[0] for ids in (tok(c, add_special_tokens=False)["input_ids"],
-                                            tok(" " + c, add_special_tokens=False)["input_ids"]) if ids}
-                     for c in choices}
-        out: list[dict[str, float]] = []
+        model, _ = self._loaded
+        rows = []
         with torch.inference_mode():
             for chunk in self._batches(prompts):
                 for group in _split_by_kind(chunk):
-                    enc = self._encode(group)
-                    logits = model(**enc).logits[:, -1, :].float()  # left padding: the last position is real
-                    logp = torch.log_softmax(logits, dim=-1)
-                    for row in logp:
-                        out.append({c: max((row[i].item() for i in ids), default=-math.inf)
-                                    for c, ids in first_ids.items()})
-        return out
+                    logits = model(**self._encode(group)).logits[:, -1, :].float()  # left padding: last is real
+                    rows.append(torch.log_softmax(logits, dim=-1))
+        return torch.cat(rows) if rows else torch.empty(0)
+
+    def top_logprobs(self, prompt: Prompt, k: int = 20) -> list[tuple[str, float]]:
+        """The k most likely next tokens (decoded text, log-probability): what an OpenAI endpoint returns."""
+        import torch
+
+        tok = self._loaded[1]
+        values, ids = torch.topk(self.next_token_logprobs([prompt])[0], k)
+        return [(tok.decode([int(i)]), float(v)) for v, i in zip(values, ids, strict=True)]
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
+        _, tok = self._loaded
+        first_ids = {c: {ids[0] for ids in (tok(c, add_special_tokens=False)["input_ids"],
+                                            tok(" " + c, add_special_tokens=False)["input_ids"]) if ids}
+                     for c in choices}
+        return [{c: max((row[i].item() for i in ids), default=-math.inf) for c, ids in first_ids.items()}
+                for row in self.next_token_logprobs(prompts)]
 
 
 def _split_by_kind(chunk: list[tuple[str, bool]]) -> list[list[tuple[str, bool]]]:

@@ -1,0 +1,73 @@
+"""`flame-bench serve MODEL`: a minimal OpenAI-compatible endpoint over a local HF model.
+
+For checking the HTTP path end to end with a real model (the same components through `--llm http://...` must
+agree with `--llm MODEL`), and for sharing one evaluator between processes. Routes: POST /v1/completions and
+/v1/chat/completions (temperature, max_tokens, stop; `logprobs` / `top_logprobs` for the next token), GET
+/v1/models. One request at a time; not a production server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from flame_bench.llm.backends import HFBackend
+
+
+def handle(backend: HFBackend, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    chat = route.endswith("/chat/completions")
+    prompt = body["messages"] if chat else body["prompt"]
+    wants_logprobs = bool(body.get("logprobs"))
+    k = int(body.get("top_logprobs") or 0) if chat else int(body.get("logprobs") or 0)
+    if wants_logprobs and k > 0:
+        top = backend.top_logprobs(prompt, min(k, 20))
+        text = top[0][0]
+        lp = ({"content": [{"token": text, "logprob": top[0][1],
+                            "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]} if chat
+              else {"top_logprobs": [dict(top)], "tokens": [text]})
+    else:
+        text = backend.complete([prompt], max_tokens=int(body.get("max_tokens") or 128),
+                                temperature=float(body.get("temperature") or 0.0), stop=body.get("stop") or ())[0]
+        lp = None
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": lp}
+    choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+    return {"object": "chat.completion" if chat else "text_completion", "model": backend.name, "choices": [choice]}
+
+
+def make_server(backend: HFBackend, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, code: int, obj: dict[str, Any]) -> None:
+            payload = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._send(200, {"object": "list", "data": [{"id": backend.name, "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            if not self.path.endswith(("/completions", "/chat/completions")):
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with lock:
+                    reply = handle(backend, self.path, body)
+            except (ValueError, KeyError, TypeError) as e:
+                self._send(400, {"error": {"message": f"bad request: {e}"}})
+                return
+            self._send(200, reply)
+
+    return ThreadingHTTPServer((host, port), Handler)
