@@ -83,3 +83,18 @@ def test_alpaca_winrate_on_an_alpaca_eval_file_and_export(plain_model: Path, tmp
     exported = json.loads(out.read_text())
     assert [r["instruction"] for r in exported] == [f"Name a colour {i}." for i in range(4)]
     assert {r["generator"] for r in exported} == {"tiny-chat"}
+
+
+def test_alpaca_fact_on_real_data(plain_model: Path, tmp_path: Path):
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps([{"instruction": f"Who was writer number {i}?", "output": "A writer.",
+                                "generator": "gpt-x"} for i in range(3)]))
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(json.dumps({"title": "Ann Lee", "text": "Ann Lee was a writer."}) + "\n")
+    code, _, err = run_cli(["eval", str(plain_model), "--task", "alpaca_fact", "--alpaca-eval", str(ref),
+                            "--knowledge", str(kb), "--llm", str(plain_model), "--max-new-tokens", "8", "--quiet"])
+    assert code == 0, err
+    run_dir = next((tmp_path / "results" / "runs").glob("alpaca_fact__tiny-chat__*"))
+    header = json.loads((run_dir / "run.json").read_text())
+    assert header["judge"]["query"] == "instruction" and header["judge"]["classifier"].startswith("llm_fact_based")
+    assert header["counts"]["items"] == header["counts"]["classified_fact_based"] <= 3

@@ -77,7 +77,12 @@ class HFBackend:
             for chunk in self._batches(prompts):
                 for group in _split_by_kind(chunk):
                     enc = self._encode(group)
-                    ids = model.generate(**enc, **kwargs)
+                    try:
+                        ids = model.generate(**enc, **kwargs)
+                    except ValueError:  # stop strings unsupported by this tokenizer (e.g. word-level): cut after
+                        kwargs.pop("stop_strings", None)
+                        kwargs.pop("tokenizer", None)
+                        ids = model.generate(**enc, **kwargs)
                     texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                     out += [cut_at_stop(t, stop) for t in texts]
         return out

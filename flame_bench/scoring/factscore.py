@@ -171,7 +171,7 @@ class FactScorer:
                         atom = AtomicFact(canonical_text(resolved), resolved)
                     else:
                         subjects[i] = atom.fact.subject  # later pronouns refer to the last person named
-                topic = topics[i][0] if topics[i] else ""
+                topic = topics[i][0] if topics[i] else (queries[i] or "")  # no topic: FLAME asks "about" the query
                 passages = shared[i] if i in shared else self.retriever(
                     self.source, f"{topic} {atom.text}", topics[i] or None)
                 checks.append((i, atom, passages, topic))

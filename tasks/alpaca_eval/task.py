@@ -81,12 +81,43 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
 
 
 def run_fact(ctx: EvalContext) -> TaskResult:
+    if ctx.world is None:
+        return run_fact_real(ctx)
     items = [it for it in ctx.world.records("eval_alpaca") if it["fact_based"]][: ctx.limit]
     tier = {p["name"]: p["tier"] for p in ctx.world.people}
     # same prompts as alpaca_winrate, so the generations come from the cache
     return factscore_task(ctx, items, topics=[it["people"] for it in items],
                           groups=[tier[it["people"][0]] for it in items], prompt_version=PROMPT_VERSION,
                           query_is_instruction=True, k=10)
+
+
+def run_fact_real(ctx: EvalContext) -> TaskResult:
+    """Alpaca Fact on real data: the --alpaca-eval instructions the paper's classifier prompt calls fact-based,
+    FActScore with the instruction as retrieval query over the whole --knowledge source (k = 10), as RM_fact."""
+    from flame_bench.evaluate import alpaca_eval_items
+    from flame_bench.knowledge import open_knowledge
+    from flame_bench.llm.components import LLMFactClassifier, llm_factscorer
+    from flame_bench.llm.resolve import evaluator_backend
+    from flame_bench.scoring.factscore import score_responses
+
+    if not ctx.options.get("knowledge"):
+        raise FlameError("alpaca_fact without a fact world needs --knowledge (e.g. wiki-leads) and --alpaca-eval FILE")
+    items = alpaca_eval_items(ctx.options.get("alpaca_eval"))
+    backend = evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet)
+    classifier = LLMFactClassifier(backend)
+    labels = classifier.classify_many([it["instruction"] for it in items])
+    items = [it for it, fact in zip(items, labels, strict=True) if fact][: ctx.limit]
+    assert ctx.generate is not None
+    outputs = ctx.generate([it["instruction"] for it in items])  # same prompts as alpaca_winrate: cached
+    scorer = llm_factscorer(open_knowledge(ctx.options["knowledge"]), backend, k=10)
+    scores = scorer.score_many(outputs, [[] for _ in items], [it["instruction"] for it in items])
+    result = score_responses(items, outputs, scores, groups=["all"] * len(items), seed=ctx.seed)
+    result.counts["classified_fact_based"] = sum(labels)
+    result.judge = {"scorer": "factscore_llm", "query": "instruction", "evaluator_llm": backend.identity,
+                    "classifier": f"{classifier.name}@{classifier.version}", **scorer.identity}
+    result.prompt_versions = {"instruction": PROMPT_VERSION, "classifier": classifier.version,
+                              "decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}
+    return result
 
 
 TASKS.register("alpaca_winrate")(Task(
