@@ -550,7 +550,10 @@ def verifier_check_cmd(
     for col in ("verifier", "accuracy %", "true judged true %", "false judged false %"):
         table.add_column(col, justify="left" if col == "verifier" else "right")
     for name, m in result.items():
-        table.add_row(name, _pct(m["accuracy"]), _pct(m["tpr"]), _pct(m["tnr"]))
+        if "error" in m:
+            table.add_row(name, f"n/a ({m['error']})", "", "")
+        else:
+            table.add_row(name, _pct(m["accuracy"]), _pct(m["tpr"]), _pct(m["tnr"]))
     stdout.print(table)
     if json_out:
         write_json(json_out, {"knowledge": source.name, "n_claims": len(claims), "seed": seed, "results": result,

@@ -108,12 +108,16 @@ def verify_fn(verifier) -> VerifyFn:
 
 
 def measure(source: KnowledgeSource, claims: Sequence[Claim], verifiers: dict[str, VerifyFn],
-            k: int = 5) -> dict[str, dict[str, float]]:
+            k: int = 5) -> dict[str, dict[str, Any]]:
     retriever = BM25Retriever(k=k)
     batch = [(c, retriever(source, f"{c.topic} {c.text}", [c.topic])) for c in claims]
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, fn in verifiers.items():
-        verdicts = fn(batch)
+        try:
+            verdicts = fn(batch)
+        except ValueError as e:  # e.g. a chat prompt for a model without a chat template
+            out[name] = {"error": str(e).splitlines()[0][:100]}
+            continue
         pos = [v for v, c in zip(verdicts, claims, strict=True) if c.label]
         neg = [not v for v, c in zip(verdicts, claims, strict=True) if not c.label]
         out[name] = {"accuracy": (sum(pos) + sum(neg)) / len(claims), "tpr": sum(pos) / len(pos),
