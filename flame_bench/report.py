@@ -57,7 +57,7 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
 def breakdown_table(record: RunRecord) -> Table | None:
     """Per-group (e.g. per-tier) metrics of one run."""
     h = record.header
-    if not h.get("breakdown"):
+    if len(h.get("breakdown") or {}) < 2:  # one group says nothing the runs table does not
         return None
     infos = [i for i in h["metric_info"] if any(i["key"] in g for g in h["breakdown"].values())]
     table = Table(title=f"{record.task} by group: {h['model']['name']}")

@@ -25,8 +25,9 @@ class Script:
         self.actions: list[str] = ["ok"]
         self.requests: list[tuple[str, dict, dict]] = []  # (path, body, headers)
         self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.delay = 0.0
+        self.lock = threading.Condition()
+        self.overlap = 0  # hold the first requests (up to 1 s) until this many have arrived, so they overlap
+        self.hold = 0.0  # seconds every request stays in flight
 
     def next(self) -> str:
         with self.lock:
@@ -62,14 +63,20 @@ def server() -> Iterator[tuple[str, Script]]:
                 script.requests.append((self.path, body, dict(self.headers)))
                 script.in_flight += 1
                 script.max_in_flight = max(script.max_in_flight, script.in_flight)
+                script.lock.notify_all()
+                script.lock.wait_for(lambda: len(script.requests) >= script.overlap, timeout=1.0)
+            time.sleep(script.hold)
             try:
                 action = script.next()
-                time.sleep(script.delay)
                 if action == "slow":
                     time.sleep(0.6)
                     action = "ok"
                 if action.startswith("http"):
                     self._send(int(action[4:]), b'{"error": "boom"}')
+                elif action == "echo401":  # a server that quotes the request's headers back
+                    self._send(401, json.dumps({"error": f"bad key {self.headers['Authorization']}"}).encode())
+                elif action == "noshape":
+                    self._send(200, b'{"choices": [{"index": 0}]}')
                 elif action == "malformed":
                     self._send(200, b"<html>not json</html>")
                 elif action == "nochoices":
@@ -93,11 +100,12 @@ def server() -> Iterator[tuple[str, Script]]:
                 pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
     httpd.shutdown()
     httpd.server_close()
+    thread.join(timeout=5)
 
 
 def client(url: str, **kw) -> OpenAIBackend:
@@ -135,9 +143,10 @@ def test_always_slow_fails_naming_the_timeout(server):
         client(url, max_retries=2).complete(["x"])
 
 
-def test_http_500_is_retried_then_succeeds(server):
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_http_5xx_and_429_are_retried_then_succeed(server, status):
     url, script = server
-    script.actions = ["http500", "http500", "ok"]
+    script.actions = [f"http{status}", f"http{status}", "ok"]
     assert client(url).complete(["x"]) == ["echo: x"]
     assert len(script.requests) == 3
 
@@ -155,16 +164,32 @@ def test_http_500_always_fails_and_nothing_is_cached(server, tmp_path):
 
 
 @pytest.mark.parametrize("action,cause", [("malformed", "malformed reply (not JSON)"),
-                                          ("nochoices", "malformed reply (no choices)")])
+                                          ("nochoices", "malformed reply (no choices)"),
+                                          ("noshape", "malformed reply (no text in choices[0])")])
 def test_malformed_reply_fails_after_retries_and_is_not_cached(server, tmp_path, action, cause):
     url, script = server
     script.actions = [action]
     cached = CachedBackend(client(url), LLMCache(tmp_path / "llm.sqlite"))
-    with pytest.raises(FlameError, match=re.escape(cause)):
+    with pytest.raises(FlameError, match=re.escape(cause)) as err:
         cached.complete(["x"])
+    assert len(script.requests) == 3 and "\n" not in str(err.value)
+    assert len(cached.cache) == 0
+
+
+def test_malformed_reply_once_is_retried(server):
+    url, script = server
+    script.actions = ["noshape", "malformed", "ok"]
+    assert client(url).complete([[{"role": "user", "content": "q"}]]) == ["echo: q"]
     assert len(script.requests) == 3
-    assert cached.cache.get_many(["anything"]) == {}
-    assert cached.cache._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+
+
+def test_a_failure_drops_the_requests_not_yet_sent(server):
+    url, script = server
+    script.actions = ["http500"]
+    with pytest.raises(FlameError, match="HTTP 500"):
+        client(url, workers=1, max_retries=2, backoff=0.2).complete([f"p{i}" for i in range(6)])
+    sent = {body["prompt"] for _, body, _ in script.requests}
+    assert sent <= {"p0", "p1"}  # p1 may have started while p0's failure came back; p2..p5 were never sent
 
 
 def test_refused_connection_is_named():
@@ -189,6 +214,25 @@ def test_http_401_is_not_retried_and_the_key_never_leaks(server, monkeypatch):
         assert "sk-secret" not in text
 
 
+def test_openai_api_key_fallback_and_an_echoed_key_is_redacted(server, monkeypatch):
+    url, script = server
+    monkeypatch.delenv("FLAME_BENCH_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-other-456")
+    script.actions = ["echo401"]
+    with pytest.raises(FlameError, match="HTTP 401") as err:
+        client(url).complete(["x"])
+    assert script.requests[0][2]["Authorization"] == "Bearer sk-other-456"
+    assert "sk-other" not in str(err.value) and "***" in str(err.value)
+
+
+def test_no_key_sends_no_authorization_header(server, monkeypatch):
+    url, script = server
+    monkeypatch.delenv("FLAME_BENCH_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client(url).complete(["x"])
+    assert "Authorization" not in script.requests[0][2]
+
+
 def test_from_env_needs_url_and_model(monkeypatch):
     monkeypatch.delenv("FLAME_BENCH_LLM_BASE_URL", raising=False)
     monkeypatch.delenv("FLAME_BENCH_LLM_MODEL", raising=False)
@@ -196,6 +240,11 @@ def test_from_env_needs_url_and_model(monkeypatch):
         OpenAIBackend.from_env()
     with pytest.raises(FlameError, match="FLAME_BENCH_LLM_MODEL"):
         OpenAIBackend.from_env(base_url="http://127.0.0.1:1/v1")
+    monkeypatch.setenv("FLAME_BENCH_LLM_BASE_URL", "http://127.0.0.1:1/v1/")
+    monkeypatch.setenv("FLAME_BENCH_LLM_MODEL", "m")
+    backend = OpenAIBackend.from_env(workers=2)
+    assert backend.identity == {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m"}
+    assert backend.workers == 2
 
 
 def test_choice_logprobs_from_top_logprobs_and_text_fallback(server):
@@ -212,7 +261,7 @@ def test_choice_logprobs_from_top_logprobs_and_text_fallback(server):
 
 def test_worker_pool_is_bounded_and_order_kept(server):
     url, script = server
-    script.delay = 0.05
+    script.overlap, script.hold = 3, 0.02  # the first request is held until the third arrives
     prompts = [f"p{i}" for i in range(12)]
     assert client(url, workers=3).complete(prompts) == [f"echo: {p}" for p in prompts]
     assert 1 < script.max_in_flight <= 3

@@ -1,4 +1,5 @@
-"""A local HF causal LM as an `LLMBackend`: batched, left-padded, greedy by default, safetensors only."""
+"""A local HF causal LM as an `LLMBackend`: batched, left-padded, greedy by default, safetensors only; and
+`make_backend`, which picks the local or the HTTP backend from one string."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flame_bench.llm import Prompt
+from flame_bench.llm import LLMBackend, Prompt
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to its first stop string, stripped."""
     cuts = [text.index(s) for s in stop if s and s in text]
     return (text[: min(cuts)] if cuts else text).strip()
 
 
 class HFBackend:
+    """A local causal LM directory (loaded on first use). Chats go through the tokenizer's chat template."""
+
     def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
@@ -27,6 +31,9 @@ class HFBackend:
         from flame_bench.models import model_sha256
 
         return {"kind": "hf", "model": self.name, "sha256": model_sha256(self.model_dir)}
+
+    def __repr__(self) -> str:
+        return f"HFBackend({str(self.model_dir)!r}, batch_size={self.batch_size}, name={self.name!r})"
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any]:
@@ -87,6 +94,12 @@ class HFBackend:
                     out += [cut_at_stop(t, stop) for t in texts]
         return out
 
+    @cached_property
+    def _takes_position_ids(self) -> bool:
+        import inspect
+
+        return "position_ids" in inspect.signature(self._loaded[0].forward).parameters
+
     def next_token_logprobs(self, prompts: Sequence[Prompt]):
         """Log-probabilities of the next token over the whole vocabulary, one row per prompt (a torch tensor)."""
         import torch
@@ -96,7 +109,10 @@ class HFBackend:
         with torch.inference_mode():
             for chunk in self._batches(prompts):
                 for group in _split_by_kind(chunk):
-                    logits = model(**self._encode(group)).logits[:, -1, :].float()  # left padding: last is real
+                    enc = self._encode(group)
+                    if self._takes_position_ids:  # left padding: real tokens start at position 0, as unbatched
+                        enc["position_ids"] = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+                    logits = model(**enc).logits[:, -1, :].float()  # left padding: the last position is real
                     rows.append(torch.log_softmax(logits, dim=-1))
         return torch.cat(rows) if rows else torch.empty(0)
 
@@ -115,6 +131,26 @@ class HFBackend:
                      for c in choices}
         return [{c: max((row[i].item() for i in ids), default=-math.inf) for c, ids in first_ids.items()}
                 for row in self.next_token_logprobs(prompts)]
+
+
+def make_backend(spec: str | None, **kw: Any) -> LLMBackend:
+    """`None` or "env": the endpoint in FLAME_BENCH_LLM_BASE_URL / FLAME_BENCH_LLM_MODEL; an http(s) URL: that
+    endpoint (model from FLAME_BENCH_LLM_MODEL); anything else: a local model directory. `kw` goes to the backend."""
+    from flame_bench.llm.client import OpenAIBackend
+
+    if spec is None or spec == "env":
+        return OpenAIBackend.from_env(**kw)
+    if spec.startswith(("http://", "https://")):
+        return OpenAIBackend.from_env(base_url=spec, **kw)
+    from flame_bench.errors import FlameError
+    from flame_bench.models import check_model_dir
+
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise FlameError(f"LLM {spec!r} is neither an http(s):// endpoint nor a model directory; pass a base URL "
+                         "(e.g. http://127.0.0.1:8000/v1) or a saved HF model directory")
+    check_model_dir(path)
+    return HFBackend(path, **kw)
 
 
 def _split_by_kind(chunk: list[tuple[str, bool]]) -> list[list[tuple[str, bool]]]:

@@ -17,6 +17,8 @@ from flame_bench.llm import Prompt
 
 
 class LLMCache:
+    """A JSON value per key in one SQLite table; one connection shared by threads behind a lock."""
+
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -25,7 +27,13 @@ class LLMCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
+    @staticmethod
+    def key(identity: dict[str, Any], method: str, prompt: Prompt, params: dict[str, Any]) -> str:
+        """The cache key of one request to the backend described by `identity`."""
+        return sha256_json({"backend": identity, "method": method, "prompt": prompt, "params": params})
+
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The stored values of those `keys` that are present."""
         found: dict[str, Any] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
@@ -36,9 +44,24 @@ class LLMCache:
         return found
 
     def put_many(self, items: dict[str, Any]) -> None:
-        with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
+        """Store all `items` in one transaction."""
+        rows = [(k, json.dumps(v)) for k, v in items.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # autocommit connection: the transaction is explicit
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class CachedBackend:
@@ -54,8 +77,8 @@ class CachedBackend:
 
     def _cached(self, method: str, params: dict[str, Any], prompts: Sequence[Prompt],
                 call: Callable[[list[Prompt]], list[Any]]) -> list[Any]:
-        keys = [sha256_json({"backend": self.identity, "method": method, "prompt": p, "params": params})
-                for p in prompts]
+        identity = self.identity
+        keys = [self.cache.key(identity, method, p, params) for p in prompts]
         found = self.cache.get_many(sorted(set(keys)))
         todo: dict[str, Prompt] = {}
         for k, p in zip(keys, prompts, strict=True):

@@ -6,12 +6,15 @@ with exponential backoff; other 4xx are not. When the retries run out the call f
 cause, and since the cache stores only what a call returned, nothing of a failed call is ever cached.
 
 The key comes from `FLAME_BENCH_API_KEY` (or `OPENAI_API_KEY`) or the constructor, is sent as a Bearer token and
-never appears in the identity, errors or repr. Next-token choices are read from `top_logprobs`; an endpoint that
-returns no logprobs falls back to its greedy one-token answer (that choice 0.0, the others -inf).
+never appears in the identity, errors or repr. Next-token choices are read from `top_logprobs`: a choice scores
+the best log-probability among returned tokens whose stripped text is a non-empty prefix of it (case-sensitive),
+else -inf. An endpoint that returns no logprobs at all falls back to its greedy one-token answer: a choice that the
+answer starts with (or that starts with the one-token answer, e.g. "Tr" for "True") gets 0.0, the others -inf.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import time
@@ -31,6 +34,8 @@ class _Retryable(Exception):
 
 
 class OpenAIBackend:
+    """An OpenAI-compatible endpoint at `base_url` (ending in `/v1`) serving `model`; see the module docstring."""
+
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 3, backoff: float = 0.5, workers: int = 4):
         self.base_url = base_url.rstrip("/")
@@ -41,6 +46,7 @@ class OpenAIBackend:
 
     @classmethod
     def from_env(cls, base_url: str | None = None, model: str | None = None, **kw: Any) -> OpenAIBackend:
+        """Base URL and model from the arguments, else `FLAME_BENCH_LLM_BASE_URL` / `FLAME_BENCH_LLM_MODEL`."""
         base_url = base_url or os.environ.get("FLAME_BENCH_LLM_BASE_URL")
         model = model or os.environ.get("FLAME_BENCH_LLM_MODEL")
         if not base_url:
@@ -58,8 +64,8 @@ class OpenAIBackend:
         return {"kind": "openai", "base_url": self.base_url, "model": self.model}
 
     # -- transport ---------------------------------------------------------------------------------------------
-    def _post(self, client, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One request with retries; returns the parsed JSON reply (validated to have `choices`)."""
+    def _post(self, client: Any, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One request with retries; returns the parsed JSON reply (validated to have the route's shape)."""
         import httpx
 
         url = f"{self.base_url}/{route}"
@@ -70,34 +76,45 @@ class OpenAIBackend:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 resp = client.post(url, json=body, headers=headers, timeout=self.timeout)
-                if resp.status_code in RETRY_STATUS:
+                if resp.status_code in RETRY_STATUS or resp.status_code >= 500:
                     raise _Retryable(f"HTTP {resp.status_code}")
                 if resp.status_code >= 400:
-                    raise FlameError(f"LLM endpoint {self.base_url} refused the request: HTTP {resp.status_code} "
-                                     f"{_short(resp.text)}; check the model name, key and request")
+                    raise FlameError(self._redact(
+                        f"LLM endpoint {self.base_url} refused the request: HTTP {resp.status_code} "
+                        f"{_short(resp.text)}; check the model name, key and request"))
                 try:
                     data = resp.json()
                 except ValueError:
                     raise _Retryable("malformed reply (not JSON)") from None
                 if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
                     raise _Retryable("malformed reply (no choices)")
+                if not _has_text(route, data["choices"][0]):
+                    raise _Retryable("malformed reply (no text in choices[0])")
                 return data
             except _Retryable as e:
                 cause = str(e)
             except httpx.TimeoutException:
                 cause = f"timeout after {self.timeout:g} s"
             except httpx.ConnectError as e:
-                cause = "connection refused" if "refused" in str(e).lower() else f"connection failed ({_short(e)})"
+                cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
             except httpx.TransportError as e:
                 cause = f"transport error ({_short(e)})"
-        raise FlameError(f"LLM endpoint {self.base_url} failed after {self.max_retries} attempts: {cause}; check "
-                         "that the server is up or pass another --llm")
+        raise FlameError(self._redact(f"LLM endpoint {self.base_url} failed after {self.max_retries} attempts: "
+                                      f"{cause}; check that the server is up or pass another --llm"))
+
+    def _redact(self, message: str) -> str:
+        """Never let the key reach a message, even if the server echoes it back."""
+        return message.replace(self._key, "***") if self._key else message
 
     def _map(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         import httpx
 
-        with httpx.Client() as client, ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            return list(pool.map(lambda b: self._post(client, route, b), bodies))
+        with httpx.Client() as client:
+            pool = ThreadPoolExecutor(max_workers=max(1, self.workers))
+            try:
+                return list(pool.map(lambda b: self._post(client, route, b), bodies))
+            finally:  # on a failure, requests not yet started are dropped rather than retried in vain
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _body(self, prompt: Prompt, **params: Any) -> tuple[str, dict[str, Any]]:
         if isinstance(prompt, str):
@@ -151,15 +168,31 @@ def _short(x: Any, n: int = 120) -> str:
     return str(x).replace("\n", " ")[:n]
 
 
+def _refused(e: BaseException) -> bool:
+    """Whether a connect error (or anything it wraps) is a refused connection."""
+    seen: BaseException | None = e
+    for _ in range(8):  # a short chain; never follow a cycle forever
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "refused" in str(e).lower()
+
+
+def _has_text(route: str, choice: Any) -> bool:
+    if not isinstance(choice, dict):
+        return False
+    if route == "completions":
+        return isinstance(choice.get("text"), str)
+    message = choice.get("message")
+    return isinstance(message, dict) and isinstance(message.get("content"), (str, type(None)))
+
+
 def _text(route: str, data: dict[str, Any]) -> str:
+    """The generated text of a reply already checked by `_has_text`."""
     choice = data["choices"][0]
-    try:
-        if route == "completions":
-            return str(choice["text"])
-        return str(choice["message"]["content"] or "")
-    except (KeyError, TypeError):
-        raise FlameError(f"LLM endpoint reply has no text in choices[0] ({_short(choice)}); is it OpenAI-compatible?")\
-            from None
+    return choice["text"] if route == "completions" else choice["message"]["content"] or ""
 
 
 def _top_logprobs(route: str, data: dict[str, Any]) -> list[tuple[str, float]] | None:

@@ -17,24 +17,21 @@ DEFAULT_LOCAL_EVALUATOR = "smollm2"
 
 
 def make_evaluator(spec: str | None) -> LLMBackend:
-    from flame_bench.llm.backends import HFBackend
-    from flame_bench.llm.client import OpenAIBackend
+    from flame_bench.llm.backends import HFBackend, make_backend
     from flame_bench.models import resolve_model
 
     if spec is None:
         if os.environ.get("FLAME_BENCH_LLM_BASE_URL"):
-            return OpenAIBackend.from_env()
+            return make_backend("env")
         from flame_bench.model_store import installed_models
 
         if DEFAULT_LOCAL_EVALUATOR not in installed_models():
             raise FlameError("no evaluator LLM: pass --llm (a model name or directory, or an OpenAI-compatible URL), "
                              "set FLAME_BENCH_LLM_BASE_URL, or run `flame-bench models add smollm2`")
         spec = DEFAULT_LOCAL_EVALUATOR
-    if spec == "env":
-        return OpenAIBackend.from_env()
-    if spec.startswith(("http://", "https://")):
-        return OpenAIBackend.from_env(base_url=spec)
-    model = resolve_model(spec)
+    if spec == "env" or spec.startswith(("http://", "https://")):
+        return make_backend(spec)
+    model = resolve_model(spec)  # short names, directories and hub ids
     return HFBackend(model.path, name=model.name)
 
 

@@ -195,7 +195,7 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], run: dict[str, Any],
     scores = [s["score"] for s in samples]
     prefers = [s["misconception_preferred"] for s in samples if s["misconception_preferred"] is not None]
     breakdown: dict[str, dict[str, float | None]] = {}
-    for tier in dict.fromkeys(s["tier"] for s in samples):
+    for tier in dict.fromkeys(s["tier"] for s in samples if s["tier"] is not None):  # real data has no tiers
         group = [s for s in samples if s["tier"] == tier]
         gp = [s["misconception_preferred"] for s in group if s["misconception_preferred"] is not None]
         breakdown[str(tier)] = {metric: _mean([s["score"] for s in group]), "misconception_preferred": _mean(gp),
