@@ -539,7 +539,7 @@ def verifier_check_cmd(
     claims = build_claims(source, load_entities(knowledge), n, seed)
     verifiers = {"always_true": always_true, "lexical": lexical}
     for spec in llm or [None]:
-        backend = evaluator_backend(spec)
+        backend = evaluator_backend(spec, quiet=False)
         label = backend.identity.get("model", spec)
         verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
         if chat:

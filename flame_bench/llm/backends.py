@@ -21,10 +21,11 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 class HFBackend:
     """A local causal LM directory (loaded on first use). Chats go through the tokenizer's chat template."""
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None):
+    def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None, quiet: bool = True):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.name = name or self.model_dir.name
+        self.quiet = quiet  # False: a progress bar per call that takes more than one batch
 
     @cached_property
     def identity(self) -> dict[str, Any]:
@@ -56,10 +57,15 @@ class HFBackend:
                                        continue_final_message=prefill)
         return text, False
 
-    def _batches(self, prompts: Sequence[Prompt]):
+    def _batches(self, prompts: Sequence[Prompt], what: str = "LLM"):
+        from flame_bench.ui import progress
+
         rendered = [self.render(p) for p in prompts]
-        for i in range(0, len(rendered), self.batch_size):
-            yield rendered[i:i + self.batch_size]
+        with progress(self.quiet or len(rendered) <= self.batch_size, metrics=False) as bar:
+            task = bar.add_task(f"{what} ({self.name})", total=len(rendered))
+            for i in range(0, len(rendered), self.batch_size):
+                yield rendered[i:i + self.batch_size]
+                bar.update(task, advance=len(rendered[i:i + self.batch_size]))
 
     def _encode(self, chunk: list[tuple[str, bool]]):
         model, tok = self._loaded
@@ -81,7 +87,7 @@ class HFBackend:
         if stop:  # each sequence ends at its first stop string, so a batch ends when all have stopped
             kwargs.update(stop_strings=[s for s in stop if s], tokenizer=tok)
         with torch.inference_mode():
-            for chunk in self._batches(prompts):
+            for chunk in self._batches(prompts, "LLM generating"):
                 for group in _split_by_kind(chunk):
                     enc = self._encode(group)
                     try:
@@ -107,7 +113,7 @@ class HFBackend:
         model, _ = self._loaded
         rows = []
         with torch.inference_mode():
-            for chunk in self._batches(prompts):
+            for chunk in self._batches(prompts, "LLM scoring"):
                 for group in _split_by_kind(chunk):
                     enc = self._encode(group)
                     if self._takes_position_ids:  # left padding: real tokens start at position 0, as unbatched

@@ -16,7 +16,7 @@ from flame_bench.llm import LLMBackend
 DEFAULT_LOCAL_EVALUATOR = "smollm2"
 
 
-def make_evaluator(spec: str | None) -> LLMBackend:
+def make_evaluator(spec: str | None, quiet: bool = True) -> LLMBackend:
     from flame_bench.llm.backends import HFBackend, make_backend
     from flame_bench.models import resolve_model
 
@@ -32,7 +32,7 @@ def make_evaluator(spec: str | None) -> LLMBackend:
     if spec == "env" or spec.startswith(("http://", "https://")):
         return make_backend(spec)
     model = resolve_model(spec)  # short names, directories and hub ids
-    return HFBackend(model.path, name=model.name)
+    return HFBackend(model.path, name=model.name, quiet=quiet)
 
 
 def evaluator_backend(spec: str | None, quiet: bool = True) -> LLMBackend:
@@ -40,4 +40,4 @@ def evaluator_backend(spec: str | None, quiet: bool = True) -> LLMBackend:
     from flame_bench.llm.cache import CachedBackend, LLMCache
     from flame_bench.paths import llm_cache_path
 
-    return CachedBackend(make_evaluator(spec), LLMCache(llm_cache_path()))
+    return CachedBackend(make_evaluator(spec, quiet), LLMCache(llm_cache_path()))
