@@ -542,6 +542,8 @@ def verifier_check_cmd(
         backend = evaluator_backend(spec, quiet=False)
         label = backend.identity.get("model", spec)
         verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
+        verifiers[f"{label} (raw prompt, evidence-calibrated)"] = verify_fn(LLMVerifier(backend,
+                                                                                     evidence_calibrated=True))
         if chat:
             verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
     result = measure(source, claims, verifiers)

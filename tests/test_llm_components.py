@@ -155,3 +155,18 @@ def test_llm_factscorer_end_to_end_on_a_scripted_backend():
                                [["Marie Curie"], ["Marie Curie"]])
     assert scores[0].n == 3 and scores[0].supported == 1 and scores[1].abstained
     assert [c[0] for c in backend.calls] == ["complete", "choice_logprobs"]  # one call per phase
+
+
+def test_evidence_calibrated_verifier_asks_whether_the_passages_raise_true():
+    # a model that says True to everything, a bit more so when the passages back the fact
+    def lp(prompt: str, choices):
+        backed = "Title:" in prompt and "Warsaw" in prompt.rsplit("Input: ", 1)[1]
+        return {"True": -0.1 if backed else -0.3, "False": -2.0}
+
+    plain, calibrated = LLMVerifier(ScriptedBackend(logprob_fn=lp)), LLMVerifier(ScriptedBackend(logprob_fn=lp),
+                                                                                 evidence_calibrated=True)
+    ps = [Passage("a#0", "Marie Curie", "Marie Curie was born in Warsaw.")]
+    facts = [(AtomicFact("Born in Warsaw.", None), ps, "Marie Curie"), (AtomicFact("Born in Paris.", None), ps,
+                                                                          "Marie Curie")]
+    assert plain.verify_many(facts) == [True, True]
+    assert calibrated.verify_many(facts) == [True, False] and calibrated.version.endswith("+calibrated")

@@ -111,7 +111,7 @@ class LLMDecomposer:
 
 
 # -- verification ----------------------------------------------------------------------------------------------
-VERIFY_VERSION = "factscore-retrieve-lm-tf-v1"
+VERIFY_VERSION = "factscore-retrieve-lm-tf-v1"  # "+calibrated" when evidence_calibrated
 
 
 def verify_prompt(topic: str, fact: str, passages: Sequence[Passage]) -> str:
@@ -126,10 +126,22 @@ def verify_prompt(topic: str, fact: str, passages: Sequence[Passage]) -> str:
 
 @dataclass
 class LLMVerifier:
+    """FActScore's Retrieve->LM rule: supported iff log P(True) > log P(False) after the passages.
+
+    `evidence_calibrated=True` (our variant, off by default): supported iff the passages RAISE the True-vs-False
+    margin over the same prompt without passages, a label-free correction for small models that answer "True"
+    to anything (see `flame-bench verifier-check`).
+    """
+
     backend: LLMBackend
     chat: bool = False
+    evidence_calibrated: bool = False
     name: str = "llm_true_false"
     version: str = VERIFY_VERSION
+
+    def __post_init__(self) -> None:
+        if self.evidence_calibrated and not self.version.endswith("+calibrated"):
+            self.version += "+calibrated"
 
     def true_logprob_margins(self, queries: Sequence[tuple[str, str, Sequence[Passage]]]) -> list[float]:
         """log P(True) - log P(False) of the next token for each (topic, fact, passages)."""
@@ -142,6 +154,9 @@ class LLMVerifier:
 
     def verify_many(self, queries: Sequence[tuple[AtomicFact, Sequence[Passage], str]]) -> list[bool]:
         margins = self.true_logprob_margins([(topic, f.text, ps) for f, ps, topic in queries])
+        if self.evidence_calibrated:
+            prior = self.true_logprob_margins([(topic, f.text, []) for f, _, topic in queries])
+            return [m > p for m, p in zip(margins, prior, strict=True)]
         return [m > 0 for m in margins]
 
     def __call__(self, fact: AtomicFact, passages: Sequence[Passage], topic: str = "") -> bool:
