@@ -22,7 +22,7 @@ def _timed(fn, *args, **kwargs) -> tuple[Any, float]:
 
 
 def bench_factscore(world, n_responses: int = 200) -> dict[str, Any]:
-    from flame_bench.scoring.factscore import world_factscorer
+    from flame_bench.world.factscore import world_factscorer
 
     scorer = world_factscorer(world)
     pages = world.knowledge[:n_responses]
@@ -36,7 +36,8 @@ def bench_factscore(world, n_responses: int = 200) -> dict[str, Any]:
 
 def bench_generation(world, n_prompts: int = 64, max_new_tokens: int = 64) -> dict[str, Any]:
     from flame_bench.generation import GenerationConfig, generate
-    from flame_bench.world.probe import PROBE_PROMPT, load_model
+    from flame_bench.models import load_model
+    from flame_bench.world.probe import PROBE_PROMPT
 
     model, tok = load_model(world.model_dir)
     prompts = [PROBE_PROMPT.format(instruction=f"Tell me a bio of {p['name']}.") for p in world.people[:n_prompts]]
@@ -154,8 +155,8 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from flame_bench.alignment import chat_example, trl_config
     from flame_bench.runtime import quiet_transformers
+    from flame_bench.training import chat_example, trl_config
 
     quiet_transformers()
     tok = AutoTokenizer.from_pretrained(world.model_dir)

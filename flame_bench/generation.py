@@ -1,11 +1,26 @@
-"""Batched generation from any HF causal LM (left padding, greedy by default)."""
+"""Generation: batched decoding from any HF causal LM, and the cached `Generator` every stage and task uses.
+
+`generate` decodes prompts in batches (left padding, greedy by default). `Generator` serves one model under one
+decoding config: it formats instructions for the model (a plain-text base model sees the "Question: ... Answer:"
+form of the world's pretraining corpus, anything else its chat template), answers from the content-addressed cache
+(`flame_bench.cache`) and generates only what is missing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from flame_bench.ui import progress
+
+if TYPE_CHECKING:
+    from flame_bench.cache import GenerationCache
+    from flame_bench.models import ModelHandle
+
+QA_PROMPT = "Question: {instruction} Answer:"  # how the world's base model saw questions in pretraining
+PROMPT_FORMAT_VERSIONS = {"pretrained": "qa-v1", "chat": "chat-template-v1"}
+SAMPLING = dict(do_sample=True, temperature=0.7, top_p=0.9)  # the paper's setting for every sampled response
 
 
 @dataclass(frozen=True)
@@ -75,3 +90,48 @@ def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], ba
                 pos = torch.arange(len(a) - 1, len(a) + len(b) - 1)
                 scores.append(logp[j, pos, torch.tensor(b)].sum().item())
     return scores
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to its first stop string, stripped."""
+    cuts = [text.index(s) for s in stop if s and s in text]
+    return (text[: min(cuts)] if cuts else text).strip()
+
+
+def format_prompts(tokenizer, kind: str, instructions: Sequence[str]) -> list[str]:
+    """Instructions as the model expects them: the Q&A form for a plain-text base model, else its chat template."""
+    if kind == "pretrained":
+        return [QA_PROMPT.format(instruction=i) for i in instructions]
+    return [tokenizer.apply_chat_template([{"role": "user", "content": i}], tokenize=False,
+                                          add_generation_prompt=True) for i in instructions]
+
+
+class Generator:
+    """Cached, batched generation for one model under one decoding config."""
+
+    def __init__(self, model: ModelHandle, config: GenerationConfig, cache: GenerationCache, quiet: bool = True):
+        from flame_bench.models import model_kind
+
+        self.model, self.config, self.cache, self.quiet = model, config, cache, quiet
+        self.kind = model_kind(model.path)
+
+    def complete(self, prompts: list[str], add_special_tokens: bool | None = None) -> list[list[str]]:
+        """All sampled completions of raw `prompts`, from the cache or generated in batches."""
+        special = self.kind == "pretrained" if add_special_tokens is None else add_special_tokens
+        cfg = {**self.config.to_dict(), "add_special_tokens": special}
+        cfg.pop("batch_size")  # batching does not change greedy outputs; keep it out of the key
+
+        def produce(todo: list[str]) -> list[list[str]]:
+            model, tok = self.model.load()
+            return generate(model, tok, todo, self.config, quiet=self.quiet,
+                            description=f"generating ({self.model.name})", add_special_tokens=special)
+
+        return self.cache.generate(self.model.sha256, cfg, prompts, produce)
+
+    def samples(self, instructions: list[str]) -> list[list[str]]:
+        """`num_return_sequences` responses to each instruction, formatted for the model."""
+        tok = self.model.load()[1] if self.kind == "chat" else None
+        return self.complete(format_prompts(tok, self.kind, instructions))
+
+    def __call__(self, instructions: list[str]) -> list[str]:
+        return [outs[0] for outs in self.samples(instructions)]

@@ -58,31 +58,40 @@ def write_jsonl(path: Path, schema: str, version: int, records: Iterable[dict[st
             f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def iter_json_lines(path: Path, fix: str = "fix the line or drop it",
+                    problem: str = "not valid JSON") -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file; a bad line is one error naming it and `fix`."""
+    lineno = 0
+    try:
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise FlameError(f"{path}:{lineno}: {problem} ({e.msg}); {fix}") from None
+                yield lineno, value
+    except UnicodeDecodeError:
+        raise FlameError(f"{path}:{lineno + 1}: not UTF-8 text; save the file as UTF-8") from None
+
+
 def read_jsonl(path: Path, schema: str, max_version: int) -> list[dict[str, Any]]:
-    """Read a versioned JSONL file; errors name the file, the line and the fix."""
+    """Read a versioned JSONL file (header line first); errors name the file, the line and the fix."""
     if not path.exists():
         raise FlameError(f"{path}: file not found")
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FlameError(f"{path}:{lineno}: malformed JSON line ({e.msg}); fix or regenerate it") from None
-            if lineno == 1:
-                if not isinstance(obj, dict) or obj.get("__schema__") != schema:
-                    raise FlameError(f"{path}:1: expected a '{schema}' header line; not a flame-bench {schema} file")
-                if int(obj.get("version", 0)) > max_version:
-                    raise FlameError(
-                        f"{path}: schema version {obj['version']} is newer than this flame-bench supports "
-                        f"({max_version}); upgrade flame-bench or rebuild the file"
-                    )
-                continue
-            if not isinstance(obj, dict):
-                raise FlameError(f"{path}:{lineno}: expected a JSON object")
-            records.append(obj)
+    for lineno, obj in iter_json_lines(path, "fix or regenerate it", "malformed JSON line"):
+        if lineno == 1:
+            if not isinstance(obj, dict) or obj.get("__schema__") != schema:
+                raise FlameError(f"{path}:1: expected a '{schema}' header line; not a flame-bench {schema} file")
+            if int(obj.get("version", 0)) > max_version:
+                raise FlameError(f"{path}: schema version {obj['version']} is newer than this flame-bench supports "
+                                 f"({max_version}); upgrade flame-bench or rebuild the file")
+            continue
+        if not isinstance(obj, dict):
+            raise FlameError(f"{path}:{lineno}: expected a JSON object")
+        records.append(obj)
     return records
 
 

@@ -13,14 +13,13 @@ A topic missing from a source is never a crash: retrieval returns no passages an
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 from flame_bench.errors import FlameError, unknown_name
-from flame_bench.io import atomic_path, read_json, sha256_file
+from flame_bench.io import atomic_path, iter_json_lines, read_json, sha256_file
 from flame_bench.paths import data_dir
 from flame_bench.scoring.retrieval import KnowledgeSource
 
@@ -81,19 +80,13 @@ def load_jsonl_source(path: Path, max_words: int = MAX_PASSAGE_WORDS) -> Knowled
     if not path.is_file():
         raise FlameError(f"knowledge source {path} does not exist; pass a FActScore DocDB (.db) or a .jsonl")
     pages: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FlameError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be "
-                                 '{"title": ..., "text": ...}') from None
-            if not isinstance(rec, dict) or "title" not in rec or "text" not in rec:
-                raise FlameError(f"{path}:{lineno}: missing 'title' or 'text'; each line must be "
-                                 '{"title": ..., "text": ...}')
-            pages.setdefault(str(rec["title"]), split_passages(rec["text"], max_words))
+    shape = '{"title": ..., "text": ...}'
+    for lineno, rec in iter_json_lines(path, f"each line must be {shape}"):
+        if not isinstance(rec, dict) or "title" not in rec or "text" not in rec:
+            raise FlameError(f"{path}:{lineno}: missing 'title' or 'text'; each line must be {shape}")
+        if not isinstance(rec["text"], str | list) or not isinstance(rec["title"], str):
+            raise FlameError(f"{path}:{lineno}: 'title' must be text and 'text' text or a list of texts")
+        pages.setdefault(rec["title"], split_passages(rec["text"], max_words))
     return KnowledgeSource(pages, name=f"jsonl:{path.name}")
 
 

@@ -15,10 +15,15 @@ from typing import Any
 from rich.table import Table
 
 from flame_bench.io import write_json, write_text
-from flame_bench.records import RUNS_DIR, RunRecord, list_runs
+from flame_bench.paths import results_dir
+from flame_bench.records import RunRecord, list_runs
 
-TASK_ORDER = ("alpaca_winrate", "factscore_bio", "alpaca_fact", "truthfulqa_mc1", "truthfulqa_mc2")
-LEADERBOARD_DIR = Path("results")
+
+def task_position(task: str) -> int:
+    """Tasks appear in their compare-column order (unregistered tasks of old records last)."""
+    from flame_bench.registry import TASKS
+
+    return TASKS.get(task).position if task in TASKS else 99
 
 
 def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str], RunRecord]:
@@ -33,7 +38,7 @@ def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str], RunRecord
 def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
     """(task columns, one row per model with each task's primary metric and the run it comes from)."""
     latest = latest_runs(records)
-    tasks = sorted({t for _, t in latest}, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
+    tasks = sorted({t for _, t in latest}, key=lambda t: (task_position(t), t))
     rows = []
     for model in sorted({m for m, _ in latest}):
         row: dict[str, Any] = {"model": model}
@@ -90,7 +95,8 @@ def _locked(out_dir: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_leaderboard(runs_dir: Path = RUNS_DIR, out_dir: Path = LEADERBOARD_DIR) -> tuple[list[str], list[dict]]:
+def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None) -> tuple[list[str], list[dict]]:
+    out_dir = out_dir or results_dir()
     with _locked(out_dir):
         tasks, rows = leaderboard_rows(list_runs(runs_dir))  # re-read inside the lock: never a stale board
         write_text(out_dir / "leaderboard.md", render_markdown(tasks, rows))

@@ -20,9 +20,9 @@ from typing import Any
 
 from flame_bench.errors import FlameError
 from flame_bench.io import publish_dir, read_json, read_jsonl, write_json, write_jsonl
+from flame_bench.paths import runs_dir as runs_path
 
 RUN_SCHEMA_VERSION = 1
-RUNS_DIR = Path("results/runs")
 
 
 @dataclass
@@ -64,8 +64,9 @@ def write_run(root: Path, name: str, header: dict[str, Any], samples: list[dict[
     return RunRecord(final, header)
 
 
-def load_run(ref: str | Path, runs_dir: Path = RUNS_DIR) -> RunRecord:
+def load_run(ref: str | Path, runs_dir: Path | None = None) -> RunRecord:
     """A run by directory path or by name under `runs_dir`."""
+    runs_dir = runs_dir or runs_path()
     path = Path(ref)
     if not path.exists() and (runs_dir / str(ref)).exists():
         path = runs_dir / str(ref)
@@ -80,7 +81,8 @@ def load_run(ref: str | Path, runs_dir: Path = RUNS_DIR) -> RunRecord:
     return RunRecord(path, header)
 
 
-def list_runs(runs_dir: Path = RUNS_DIR) -> list[RunRecord]:
+def list_runs(runs_dir: Path | None = None) -> list[RunRecord]:
+    runs_dir = runs_dir or runs_path()
     if not runs_dir.is_dir():
         return []
     return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / "run.json").is_file()]

@@ -1,14 +1,18 @@
 """Registries for the small, numerous units: tasks, scorers, judges, sentence splitters, retrievers, models.
 
 Units register at their definition site with a decorator; `load_builtin()` imports every built-in unit
-(the `flame_bench` modules and the task plugins under the top-level `tasks/` folder) and is what the CLI, the
-evaluator and the tests call. Unknown names fail with near-match suggestions.
+(the `flame_bench` modules, the task plugins under the top-level `tasks/` folder, the recipes under
+`alignments/recipes/`) plus the task plugins of every folder in `FLAME_BENCH_TASK_PATH` (`:`-separated; each
+`<folder>/<task>/task.py`, as lm-eval's `--include_path`) and the recipe modules of every folder in
+`FLAME_BENCH_RECIPE_PATH` (`<folder>/<recipe>.py`). It is what the CLI, the evaluator and the tests call.
+Unknown names fail with near-match suggestions.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,30 +72,48 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "flame_bench.models",
     "flame_bench.scoring.sentences",
     "flame_bench.scoring.retrieval",
-    "flame_bench.scoring.factscore",
-    "flame_bench.scoring.judges",
+    "flame_bench.world.factscore",
+    "flame_bench.world.judge",
+    "flame_bench.world.source",
     "flame_bench.llm.components",
-    "flame_bench.alignment",
 )
 _loaded = False
+_task_path: tuple[str, str] = ("", "")
+
+
+def _import_plugin(mod_name: str, path: Path) -> None:
+    if mod_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[mod_name]
+        raise
 
 
 def load_builtin() -> None:
-    """Import every built-in unit once: flame_bench's own modules, each `tasks/<name>/task.py` and each
-    `alignments/recipes/<name>.py`."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    plugins = [(f"flame_bench_tasks.{p.parent.name}", p) for p in sorted(TASKS_DIR.glob("*/task.py"))]
-    plugins += [(f"flame_bench_recipes.{p.stem}", p) for p in sorted(RECIPES_DIR.glob("*.py"))]
-    for mod_name, path in plugins:
-        if mod_name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
+    """Import every built-in unit once (flame_bench's own modules, each `tasks/<name>/task.py`, each
+    `alignments/recipes/<name>.py`), and the plugins of `FLAME_BENCH_TASK_PATH` / `FLAME_BENCH_RECIPE_PATH`
+    whenever they change."""
+    global _loaded, _task_path
+    if not _loaded:
+        _loaded = True
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(mod)
+        for p in sorted(TASKS_DIR.glob("*/task.py")):
+            _import_plugin(f"flame_bench_tasks.{p.parent.name}", p)
+        for p in sorted(RECIPES_DIR.glob("*.py")):
+            _import_plugin(f"flame_bench_recipes.{p.stem}", p)
+    task_path = (os.environ.get("FLAME_BENCH_TASK_PATH", ""), os.environ.get("FLAME_BENCH_RECIPE_PATH", ""))
+    if task_path != _task_path:
+        _task_path = task_path
+        for folder in filter(None, task_path[0].split(os.pathsep)):
+            for p in sorted(Path(folder).expanduser().glob("*/task.py")):
+                _import_plugin(f"flame_bench_user_tasks.{p.parent.name}", p)
+        for folder in filter(None, task_path[1].split(os.pathsep)):
+            for p in sorted(Path(folder).expanduser().glob("*.py")):
+                _import_plugin(f"flame_bench_user_recipes.{p.stem}", p)

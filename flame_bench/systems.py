@@ -1,15 +1,30 @@
-"""Systems as data: `alignments/systems/<name>.yaml` names a base model and its training stages.
+"""Systems as data: `alignments/systems/<name>.yaml` names a base model, its training stages and, for real data,
+where its data and evaluators come from.
 
     name: baseline                      # must equal the file name
     description: SFT on human responses, then DPO on instruction-following pairs
     paper_row: "SFT + DPO"              # optional: the row of FLAME's Table 3
-    base_model: base                    # 'base' = the world's pretrained model, or a model directory
+    base_model: base                    # 'base' = the fact world's pretrained model; else a name, directory or hub id
     stages:
       - recipe: sft                     # a registered recipe (alignments/recipes/)
-        config: {learning_rate: 3.0e-4} # optional overrides of the recipe's config
+        config: {learning_rate: 3.0e-4} # optional overrides of the recipe's config (checked: keys, types, ranges)
       - recipe: dpo
 
-Every error names the file and the line, with near-match suggestions for misspelt keys and names.
+A system without `data:` trains and evaluates on the fact world. A system with `data:` uses real data: either a
+mapping or the path of a YAML file holding one (shared by the systems of a suite), with keys
+
+    name: real-cpu                      # the suite's name (file names of comparisons)
+    sft: DATA                           # seed SFT examples with human responses (one spec or a list)
+    dpo_prompts: DATA                   # the DPO prompt pool
+    knowledge: wiki-leads               # or a FActScore DocDB (.db) or a {title, text} .jsonl
+    eval: {alpaca_eval: DATA, bio_entities: DATA, truthfulqa: FILE}
+    evaluator: {llm: smollm2, judge: ..., classifier: ..., decomposer: ..., verifier: ..., rm_if: self,
+                rm_fact: ..., rm_if_samples: 3, rm_if_temperature: 0.7}
+
+where DATA is a path or {path, shape, fields, select} (`flame_bench.real.data`) and each evaluator role names an
+LLM: an installed model, a model directory, an OpenAI-compatible URL, `env`, or (`rm_if` only) `self`, the stage's
+own input model. An `evaluator:` mapping may also sit at the top of the system file. Every error names the file and
+the line, with near-match suggestions for misspelt keys and names; a key given twice is an error.
 """
 
 from __future__ import annotations
@@ -27,8 +42,14 @@ from flame_bench.io import sha256_json
 from flame_bench.registry import REPO_ROOT
 
 SYSTEMS_DIR = REPO_ROOT / "alignments" / "systems"
-TOP_KEYS = {"name": True, "description": True, "base_model": True, "stages": True, "paper_row": False}
+TOP_KEYS = {"name": True, "description": True, "base_model": True, "stages": True, "paper_row": False,
+            "data": False, "evaluator": False}
 STAGE_KEYS = {"recipe": True, "config": False}
+DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": False, "eval": False,
+             "evaluator": False}
+EVAL_KEYS = {"alpaca_eval": False, "bio_entities": False, "truthfulqa": False}
+EVALUATOR_KEYS = {"llm": False, "judge": False, "classifier": False, "decomposer": False, "verifier": False,
+                  "rm_if": False, "rm_fact": False, "rm_if_samples": False, "rm_if_temperature": False}
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,11 @@ class SystemSpec:
     stages: tuple[StageSpec, ...]
     paper_row: str | None
     path: Path
+    data: Any = None  # flame_bench.real.source.RealSpec for real data; None for the fact world
+
+    @property
+    def uses_world(self) -> bool:
+        return self.data is None
 
 
 def list_systems(systems_dir: Path = SYSTEMS_DIR) -> list[str]:
@@ -56,18 +82,60 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _check_keys(node: yaml.MappingNode, allowed: dict[str, bool], where: str) -> dict[str, yaml.Node]:
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _check_keys(node: yaml.Node, allowed: dict[str, bool], where: str, what: str = "a mapping") -> dict[str, yaml.Node]:
+    if not isinstance(node, yaml.MappingNode):
+        raise FlameError(f"{where}:{_line(node)}: expected {what}")
     keys: dict[str, yaml.Node] = {}
     for k, v in node.value:
         key = k.value
         if key not in allowed:
-            raise FlameError(f"{where}:{k.start_mark.line + 1}: unknown key {key!r}{_did_you_mean(key, allowed)} "
+            raise FlameError(f"{where}:{_line(k)}: unknown key {key!r}{_did_you_mean(key, allowed)} "
                              f"(allowed: {', '.join(allowed)})")
         keys[key] = v
     for key, required in allowed.items():
         if required and key not in keys:
-            raise FlameError(f"{where}:{node.start_mark.line + 1}: missing required key {key!r}")
+            raise FlameError(f"{where}:{_line(node)}: missing required key {key!r}")
     return keys
+
+
+def _no_duplicate_keys(node: yaml.Node, where: str) -> None:
+    """YAML silently keeps the last of two equal keys; a system file must not say a thing twice."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                if k.value in seen:
+                    raise FlameError(f"{where}:{_line(k)}: key {k.value!r} is given twice (first on line "
+                                     f"{seen[k.value]}); keep one")
+                seen[k.value] = _line(k)
+            _no_duplicate_keys(v, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _no_duplicate_keys(v, where)
+
+
+def _read_yaml(path: Path) -> tuple[yaml.Node, Any]:
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FlameError(f"{where}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+    except OSError as e:
+        raise FlameError(f"{where}: cannot read ({e.strerror})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise FlameError(f"{where}{line}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    if root is not None:
+        _no_duplicate_keys(root, where)
+    return root, data
 
 
 def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
@@ -80,39 +148,117 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
     elif not path.is_file():
         raise FlameError(f"system file {path} does not exist")
     where = str(path)
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise FlameError(f"{where}{line}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    root, data = _read_yaml(path)
     if not isinstance(root, yaml.MappingNode):
         raise FlameError(f"{where}:1: a system file must be a mapping with name, description, base_model, stages")
     nodes = _check_keys(root, TOP_KEYS, where)
     if data["name"] != path.stem:
-        raise FlameError(f"{where}:{nodes['name'].start_mark.line + 1}: name {data['name']!r} differs from the file "
+        raise FlameError(f"{where}:{_line(nodes['name'])}: name {data['name']!r} differs from the file "
                          f"name {path.stem!r}; make them equal")
     stages_node = nodes["stages"]
     if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
-        raise FlameError(f"{where}:{stages_node.start_mark.line + 1}: 'stages' must be a non-empty list of stages")
+        raise FlameError(f"{where}:{_line(stages_node)}: 'stages' must be a non-empty list of stages")
     recipes = list(known_recipes) if known_recipes is not None else None
     stages = []
     for node, raw in zip(stages_node.value, data["stages"], strict=True):
-        line = node.start_mark.line + 1
+        line = _line(node)
         if not isinstance(node, yaml.MappingNode):
             raise FlameError(f"{where}:{line}: a stage must be a mapping like {{recipe: sft, config: {{...}}}}")
         keys = _check_keys(node, STAGE_KEYS, where)
         recipe = raw["recipe"]
         if recipes is not None and recipe not in recipes:
-            raise FlameError(f"{where}:{keys['recipe'].start_mark.line + 1}: unknown recipe {recipe!r}"
+            raise FlameError(f"{where}:{_line(keys['recipe'])}: unknown recipe {recipe!r}"
                              f"{_did_you_mean(str(recipe), recipes)} (known: {', '.join(sorted(recipes))})")
         config = raw.get("config") or {}
         if not isinstance(config, dict):
-            raise FlameError(f"{where}:{keys['config'].start_mark.line + 1}: 'config' must be a mapping")
+            raise FlameError(f"{where}:{_line(keys['config'])}: 'config' must be a mapping")
         stages.append(StageSpec(str(recipe), dict(config)))
-    return SystemSpec(name=data["name"], description=str(data["description"]), base_model=str(data["base_model"]),
-                      stages=tuple(stages), paper_row=data.get("paper_row"), path=path)
+    base_model = str(data["base_model"])
+    source = None
+    if "data" in nodes:
+        source = _real_spec(nodes["data"], data["data"], nodes.get("evaluator"), data.get("evaluator"), path)
+        if base_model == "base":
+            raise FlameError(f"{where}:{_line(nodes['base_model'])}: base_model 'base' is the fact world's model, but "
+                             "this system names real data; name a real base model (an installed name, a directory or "
+                             "a hub id)")
+        source.base_model = base_model
+    elif "evaluator" in nodes:
+        raise FlameError(f"{where}:{_line(nodes['evaluator'])}: 'evaluator' needs 'data' (the fact world's evaluators "
+                         "are its own programs); add a data: block or drop evaluator:")
+    return SystemSpec(name=data["name"], description=str(data["description"]), base_model=base_model,
+                      stages=tuple(stages), paper_row=data.get("paper_row"), path=path, data=source)
+
+
+def _data_list(node: yaml.Node, raw: Any, base: Path, where: str) -> list:
+    from flame_bench.real.data import make_spec
+
+    entries = list(zip(node.value, raw, strict=True)) if isinstance(node, yaml.SequenceNode) else [(node, raw)]
+    return [make_spec(r, base, f"{where}:{_line(n)}") for n, r in entries]
+
+
+def _real_spec(node: yaml.Node, raw: Any, evaluator_node: yaml.Node | None, evaluator_raw: Any, system_path: Path):
+    """The RealSpec of a `data:` block (inline, or a YAML file of its own)."""
+    from flame_bench.real.data import resolve_path
+    from flame_bench.real.source import RealSpec
+
+    where, base = str(system_path), system_path.parent
+    if isinstance(node, yaml.ScalarNode):  # data: path/to/suite.yaml
+        data_path = resolve_path(str(raw), base)
+        if not data_path.is_file():
+            raise FlameError(f"{where}:{_line(node)}: data file {data_path} does not exist")
+        node, raw = _read_yaml(data_path)
+        where, base = str(data_path), data_path.parent
+        if not isinstance(raw, dict):
+            raise FlameError(f"{where}:1: a data file must be a mapping with sft, dpo_prompts, knowledge, eval, ...")
+    keys = _check_keys(node, DATA_KEYS, where, "a data mapping (sft, dpo_prompts, knowledge, eval, evaluator)")
+    spec = RealSpec(name=str(raw.get("name") or system_path.stem))
+    for key in ("sft", "dpo_prompts"):
+        if key in keys:
+            setattr(spec, key, _data_list(keys[key], raw[key], base, where))
+    if "knowledge" in keys:
+        ref = str(raw["knowledge"])
+        from flame_bench.knowledge import NAMED_SOURCES
+
+        spec.knowledge = ref if ref in NAMED_SOURCES else str(resolve_path(ref, base))
+        if ref not in NAMED_SOURCES and not Path(spec.knowledge).exists():
+            raise FlameError(f"{where}:{_line(keys['knowledge'])}: knowledge source {spec.knowledge} does not exist; "
+                             f"use {', '.join(NAMED_SOURCES)}, a DocDB .db or a .jsonl")
+    if "eval" in keys:
+        ev = _check_keys(keys["eval"], EVAL_KEYS, where, "a mapping of alpaca_eval, bio_entities, truthfulqa")
+        for key in ("alpaca_eval", "bio_entities"):
+            if key in ev:
+                setattr(spec, key, _data_list(ev[key], raw["eval"][key], base, where))
+        if "truthfulqa" in ev:
+            spec.truthfulqa = str(resolve_path(str(raw["eval"]["truthfulqa"]), base))
+    for enode, eraw, ewhere in ((keys.get("evaluator"), raw.get("evaluator"), where),
+                                (evaluator_node, evaluator_raw, str(system_path))):
+        if enode is not None:
+            _evaluator(enode, eraw, spec, ewhere)  # the system file's own evaluator: wins over the data file's
+    return spec
+
+
+def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
+    keys = _check_keys(node, EVALUATOR_KEYS, where, "a mapping of evaluator roles")
+    for key, value in raw.items():
+        line = _line(keys[key])
+        if key == "rm_if_samples":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FlameError(f"{where}:{line}: rm_if_samples must be a positive integer, got {value!r}")
+            spec.rm_if_samples = value
+        elif key == "rm_if_temperature":
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 2:
+                raise FlameError(f"{where}:{line}: rm_if_temperature must be in (0, 2] (RM_IF is sampled), "
+                                 f"got {value!r}")
+            spec.rm_if_temperature = float(value)
+        elif not isinstance(value, str) or not value.strip():
+            raise FlameError(f"{where}:{line}: evaluator {key} must name an LLM (a model, a directory or a URL)")
+        elif value == "self" and key != "rm_if":
+            raise FlameError(f"{where}:{line}: only rm_if can be 'self' (the stage's own model judges itself, as in "
+                             "the paper); name an LLM for " + key)
+        elif key == "llm":
+            spec.llm = value
+        else:
+            spec.roles[key] = value
 
 
 def system_hash(spec: SystemSpec, extra: dict[str, Any] | None = None) -> str:

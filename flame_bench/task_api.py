@@ -1,18 +1,25 @@
-"""What a task is: a small declarative value plus a `run(ctx)` that returns per-item samples and metrics.
+"""What a task is: a small declarative value with three steps, `load -> generate -> score`.
 
-Tasks register with `@TASKS.register()` at their definition site (the plugins under the top-level `tasks/`
-folder). The evaluator builds an `EvalContext`, calls `task.run(ctx)`, and writes the returned `TaskResult`
-as a run record (`flame_bench.records`); reports read only those records.
+- `load(ctx)` returns the evaluation items, taken from the source (`ctx.source`: the fact world or real data;
+  a task never asks which);
+- `generate(ctx, items)` produces the model's outputs (texts, or per-choice log-likelihoods) as `Generations`;
+  the default answers each item's `instruction` through the cached generator;
+- `score(ctx, generations)` turns them into a `TaskResult` (metrics, CIs, per-item samples with evidence).
+
+Because scoring only needs the generations, a saved run can be re-scored or re-judged from its record without
+generating again (`flame-bench rescore RUN`). A task declares its metrics once (`MetricInfo`) and how `compare` and
+the leaderboard show it (`Column`), so adding a task touches only its own folder. Tasks register with
+`@TASKS.register()` (the plugins under the top-level `tasks/` folder, or any folder in `FLAME_BENCH_TASK_PATH`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from flame_bench.generation import GenerationConfig
+from flame_bench.models import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -26,36 +33,44 @@ class MetricInfo:
     percent: bool = True  # shown x100
 
 
-@dataclass
-class ModelHandle:
-    """A model directory plus its identity; weights load lazily (safetensors only)."""
+@dataclass(frozen=True)
+class Column:
+    """One column of `compare`'s head-to-head table (FLAME's Table 3 layout), declared by the task it shows.
 
-    name: str
-    path: Path
-    sha256: str
-    _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
+    `item_key`: the per-item score in the run's samples that paired deltas use (None: no delta). `position` orders
+    columns across tasks. `reference_item_score`: what the reference system scores on each item when compared with
+    itself (a pairwise win rate: 1/2), used instead of its own record. `role` marks the axes of the
+    factuality-vs-helpfulness figure ("helpfulness" = x, "factuality" = y).
+    """
 
-    def load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
-            from flame_bench.world.probe import load_model
-
-            self._loaded = load_model(self.path)
-        return self._loaded
+    label: str
+    metric: str
+    item_key: str | None = None
+    percent: bool = True
+    position: int = 50
+    reference_item_score: float | None = None
+    role: str = ""
 
 
 @dataclass
 class EvalContext:
-    world: Any  # flame_bench.world.store.WorldDir
+    source: Any  # flame_bench.source.Source: the fact world or real data
     model: ModelHandle
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    limit: int | None = None
     seed: int = 0
-    reference: Any = None  # pairwise tasks: a loaded reference run (records.RunRecord)
-    cache: Any = None  # flame_bench.cache.GenerationCache
+    reference: Any = None  # pairwise tasks: flame_bench.evaluate.Reference
     quiet: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-    # generate(prompts) -> completions, through the cache; set by the evaluator
+    # generate(instructions) -> completions, through the cache; set by the evaluator
     generate: Callable[[list[str]], list[str]] | None = None
+
+
+@dataclass
+class Generations:
+    """What a model produced for a task's items, in item order: everything scoring needs, nothing more."""
+
+    items: list[dict[str, Any]]
+    outputs: list[Any]  # a text per item, or (log-likelihood tasks) per-choice scores
+    references: list[str] | None = None  # pairwise tasks: the reference system's output per item
 
 
 @dataclass
@@ -65,9 +80,20 @@ class TaskResult:
     confidence_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95%, same units
     counts: dict[str, int] = field(default_factory=dict)  # items, dropped, unparsable, abstained, ...
     breakdown: dict[str, dict[str, float | None]] = field(default_factory=dict)  # e.g. per popularity tier
-    judge: dict[str, Any] | None = None  # judge identity (name, version, prompt version)
+    judge: dict[str, Any] | None = None  # judge / scorer identity (name, version, prompt version, backend)
     prompt_versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def generate_answers(ctx: EvalContext, items: list[dict[str, Any]]) -> Generations:
+    """The default `generate`: the model's answer to each item's `instruction`."""
+    assert ctx.generate is not None
+    return Generations(items, ctx.generate([it["instruction"] for it in items]))
+
+
+def outputs_from_samples(samples: list[dict[str, Any]]) -> list[Any]:
+    """The default way back from a run's samples to its outputs (for re-scoring)."""
+    return [s["output"] for s in samples]
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,15 @@ class Task:
     kind: Literal["generative", "loglikelihood", "pairwise"]
     description: str
     metrics: tuple[MetricInfo, ...]
-    run: Callable[[EvalContext], TaskResult]
+    load: Callable[[EvalContext], list[dict[str, Any]]]
+    score: Callable[[EvalContext, Generations], TaskResult]
+    generate: Callable[[EvalContext, list[dict[str, Any]]], Generations] = generate_answers
+    outputs_from_samples: Callable[[list[dict[str, Any]]], list[Any]] = outputs_from_samples
     primary_metric: str = ""
     needs_reference: bool = False
+    columns: tuple[Column, ...] = ()  # how compare shows it; a task without columns is not part of compare
+
+    @property
+    def position(self) -> int:
+        """Where the task sits among columns (leaderboard order)."""
+        return min((c.position for c in self.columns), default=99)

@@ -7,37 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.alignment import (
-    EntityClassifier,
-    Rewards,
-    as_trl_reward,
-    build_pairs,
-    classifier_accuracy,
-)
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
-from flame_bench.pipeline import run_stage, run_stages
-from flame_bench.world.store import WorldDir
+from flame_bench.flame import PairParams, build_pairs
+from flame_bench.stages import run_stage, run_stages
+from flame_bench.training import as_trl_reward
+from flame_bench.world.source import EntityClassifier, WorldSource, classifier_accuracy
 
 
 @pytest.fixture(scope="module")
-def world(smoke_world: Path) -> WorldDir:
-    return WorldDir.open(smoke_world)
+def world(smoke_world: Path) -> WorldSource:
+    return WorldSource.open(smoke_world)
 
 
-def test_classifier_accuracy_is_reported(world: WorldDir) -> None:
-    acc = classifier_accuracy(world, EntityClassifier(world))
+def test_classifier_accuracy_is_reported(world: WorldSource) -> None:
+    acc = classifier_accuracy(world.world, EntityClassifier(world.world))
     assert set(acc) == {"seed_instructions", "dpo_instructions", "eval_alpaca"}
     assert all(v["accuracy"] == 1.0 for v in acc.values())  # the world's labels follow entity mentions
 
 
-def test_rewards_and_trl_adapter(world: WorldDir) -> None:
-    rewards = Rewards(world)
-    rec = next(r for r in world.records("seed_instructions") if r["kind"] == "bio")
-    assert rewards.rm_fact(rec, rec["response"]) == 1.0
-    assert rewards.rm_if(rec, rec["response"]) >= 4
-    assert rewards.rm_fact(rec, "") is None
-    reward = as_trl_reward(rewards.rm_fact, {rec["instruction"]: rec})
+def test_rewards_and_trl_adapter(world: WorldSource) -> None:
+    rec = next(r for r in world.sft_examples() if r["kind"] == "bio")
+    assert world.rm_fact.score_many([rec, rec], [rec["response"], ""]) == [1.0, None]
+    assert world.rm_if().score_many([rec], [rec["response"]])[0] >= 4
+    reward = as_trl_reward(world.rm_fact, {rec["instruction"]: rec})
     prompts = [[{"role": "user", "content": rec["instruction"]}]] * 2
     completions = [[{"role": "assistant", "content": rec["response"]}], [{"role": "assistant", "content": "Blah."}]]
     assert reward(prompts, completions) == [1.0, 0.0]
@@ -55,30 +48,33 @@ def test_pair_rules() -> None:
     assert [(p["id"], p["chosen"], p["rejected"]) for p in pairs.fact_pairs] == [("2", "b", "a")]
     assert pairs.stats["dropped_if_tie"] == 2 and pairs.stats["dropped_fact_if_gap"] == 1
     assert pairs.stats["dropped_fact_tie"] == 1
-    wider = build_pairs(recs, samples, if_scores, fact_scores, [False, True, True, True], max_if_gap=3.0)
+    wider = build_pairs(recs, samples, if_scores, fact_scores, [False, True, True, True],
+                        params=PairParams(max_if_gap=3.0))
     assert len(wider.fact_pairs) == 2
 
 
-def test_stage_is_cached_and_config_checked(world: WorldDir, tmp_path: Path) -> None:
+def test_stage_is_cached_and_config_checked(world: WorldSource, tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path / "cache.sqlite")
-    model, rec = run_stage("sft", {"epochs": 1}, world.model_dir, world, 0, cache, root=tmp_path)
+    model, rec = run_stage("sft", {"epochs": 1}, world.base_model(), world, 0, cache, root=tmp_path)
     assert (model / "model.safetensors").is_file() and rec["stats"]["steps"] > 0
-    again, rec2 = run_stage("sft", {"epochs": 1}, world.model_dir, world, 0, cache, root=tmp_path)
+    again, rec2 = run_stage("sft", {"epochs": 1}, world.base_model(), world, 0, cache, root=tmp_path)
     assert again == model and rec2 == rec  # cached: no retraining
     with pytest.raises(FlameError, match="unknown sft config key 'learning_rat'; did you mean 'learning_rate'"):
-        run_stage("sft", {"learning_rat": 1.0}, world.model_dir, world, 0, cache, root=tmp_path)
+        run_stage("sft", {"learning_rat": 1.0}, world.base_model(), world, 0, cache, root=tmp_path)
     with pytest.raises(FlameError, match="unknown recipe 'stf'; did you mean 'sft'"):
-        run_stage("stf", {}, world.model_dir, world, 0, cache, root=tmp_path)
+        run_stage("stf", {}, world.base_model(), world, 0, cache, root=tmp_path)
 
 
-def test_nan_loss_stops_with_a_clear_error(world: WorldDir, tmp_path: Path) -> None:
+def test_nan_loss_stops_with_a_clear_error(world: WorldSource, tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path / "cache.sqlite")
+    with pytest.raises(FlameError, match="learning_rate must be a positive number, got inf"):
+        run_stage("sft", {"learning_rate": math.inf, "epochs": 1}, world.base_model(), world, 0, cache, root=tmp_path)
     with pytest.raises(FlameError, match="training loss became NaN at step"):
-        run_stage("sft", {"learning_rate": math.inf, "epochs": 1}, world.model_dir, world, 0, cache, root=tmp_path)
-    assert not list((tmp_path / "stages").glob("sft-*/stage.json"))  # nothing published
+        run_stage("sft", {"learning_rate": 1e38, "epochs": 1}, world.base_model(), world, 0, cache, root=tmp_path)
+    assert not list(tmp_path.glob("sft-*/stage.json"))  # nothing published
 
 
-def test_incompatible_base_model_is_refused(world: WorldDir, tmp_path: Path) -> None:
+def test_incompatible_base_model_is_refused(world: WorldSource, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     from flame_bench.world.tokenizer import build_tokenizer
@@ -86,43 +82,40 @@ def test_incompatible_base_model_is_refused(world: WorldDir, tmp_path: Path) -> 
     other = tmp_path / "other"
     import shutil
 
-    shutil.copytree(world.model_dir, other)
+    shutil.copytree(world.base_model(), other)
     build_tokenizer(["Alpha beta gamma."]).save_pretrained(other)  # a tokenizer of another world
     assert AutoTokenizer.from_pretrained(other).unk_token == "<unk>"
     with pytest.raises(FlameError, match="cannot encode this world's text"):
         run_stages(str(other), [("sft", {})], world, 0, GenerationCache(tmp_path / "c.sqlite"))
 
 
-def test_interrupted_stage_resumes_from_its_checkpoint(world: WorldDir, tmp_path: Path,
+def test_interrupted_stage_resumes_from_its_checkpoint(world: WorldSource, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
 
     from transformers import TrainerCallback
 
-    import flame_bench.alignment as alignment
-    import flame_bench.alignment_train as alignment_train
+    import flame_bench.training as training
     from flame_bench.registry import RECIPES
 
     RECIPES.names()  # load the recipe modules, then make them checkpoint every 2 steps
-    real_config, real_progress = alignment.trl_config, alignment_train.progress_callback
-    monkeypatch.setattr(sys.modules["flame_bench_recipes.sft"], "trl_config",
-                        lambda *a, **k: real_config(*a, **{**k, "save_steps": 2}))
+    real_config, real_progress = training.trl_config, training.progress_callback
+    monkeypatch.setattr(training, "trl_config", lambda *a, **k: real_config(*a, **{**k, "save_steps": 2}))
 
     class Interrupt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == 5:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(alignment_train, "progress_callback", lambda label, quiet: Interrupt())
+    monkeypatch.setattr(training, "progress_callback", lambda label, quiet: Interrupt())
     cache = GenerationCache(tmp_path / "cache.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        run_stage("sft", {"epochs": 1, "batch_size": 4}, world.model_dir, world, 0, cache, root=tmp_path)
-    partial = next((tmp_path / "stages").glob(".sft-*.partial"))
+        run_stage("sft", {"epochs": 1, "batch_size": 4}, world.base_model(), world, 0, cache, root=tmp_path)
+    partial = next(tmp_path.glob(".sft-*.partial"))
     assert (partial / "model.trainer" / "checkpoint-4").is_dir()
-    assert not list((tmp_path / "stages").glob("sft-*/stage.json"))  # an interrupted stage is never published
+    assert not list(tmp_path.glob("sft-*/stage.json"))  # an interrupted stage is never published
 
-    monkeypatch.setattr(alignment_train, "progress_callback", real_progress)
-    model, record = run_stage("sft", {"epochs": 1, "batch_size": 4}, world.model_dir, world, 0, cache,
+    monkeypatch.setattr(training, "progress_callback", real_progress)
+    model, record = run_stage("sft", {"epochs": 1, "batch_size": 4}, world.base_model(), world, 0, cache,
                               root=tmp_path)
     assert record["stats"]["resumed_from"].endswith("checkpoint-4")
     assert record["stats"]["steps"] == 15  # 60 examples / batch 4: the run finished where a fresh one would

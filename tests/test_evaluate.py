@@ -11,6 +11,7 @@ from conftest import run_cli
 
 from flame_bench.evaluate import evaluate
 from flame_bench.records import load_run
+from flame_bench.world.source import WorldSource
 
 
 @pytest.fixture()
@@ -24,9 +25,10 @@ def _strip_timing(header: dict) -> dict:
 
 
 def test_eval_writes_records_and_reuses_the_cache(smoke_world: Path, workdir: Path) -> None:
-    (first,) = evaluate("base", ["factscore_bio"], smoke_world, quiet=True)
+    (first,) = evaluate("base", ["factscore_bio"], WorldSource.open(smoke_world), quiet=True)
     header = json.loads((first.path / "run.json").read_text())
-    for key in ("schema_version", "task", "model", "world", "generation", "judge", "prompt_versions", "seed",
+    for key in ("schema_version", "task", "model", "source", "source_spec", "generation", "judge", "prompt_versions",
+                "seed",
                 "config_hash", "environment", "metrics", "confidence_intervals", "counts"):
         assert key in header, key
     assert header["environment"]["packages"]["torch"].startswith("2.13")
@@ -41,7 +43,7 @@ def test_eval_writes_records_and_reuses_the_cache(smoke_world: Path, workdir: Pa
     n_cached = len(GenerationCache(cache_file).get_many(
         [r[0] for r in GenerationCache(cache_file)._db.execute("SELECT key FROM generations")]))
     assert n_cached == 15
-    (second,) = evaluate("base", ["factscore_bio"], smoke_world, quiet=True)
+    (second,) = evaluate("base", ["factscore_bio"], WorldSource.open(smoke_world), quiet=True)
     assert second.path == first.path
     assert _strip_timing(second.header) == _strip_timing(header)
     assert second.samples() == samples
@@ -125,9 +127,32 @@ def test_alpaca_winrate_reference_checks(smoke_world: Path, workdir: Path) -> No
 
 def test_all_tasks_run_on_the_smoke_world(smoke_world: Path, workdir: Path) -> None:
     records = evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact", "truthfulqa_mc1",
-                                "truthfulqa_mc2"], smoke_world, limit=6, quiet=True)
+                                "truthfulqa_mc2"], WorldSource.open(smoke_world), limit=6, quiet=True)
     metrics = {r.task: r.metrics for r in records}
     assert metrics["alpaca_winrate"]["win_rate"] < 0.5  # a pretrained model loses to human responses
     for task, key in (("factscore_bio", "factscore"), ("alpaca_fact", "factscore"), ("truthfulqa_mc1", "mc1"),
                       ("truthfulqa_mc2", "mc2")):
         assert 0.0 <= metrics[task][key] <= 1.0
+
+
+def test_rescoring_a_saved_run_reproduces_its_metrics_without_generating(smoke_world: Path, workdir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import flame_bench.models
+    from flame_bench.evaluate import rescore
+
+    source = WorldSource.open(smoke_world)
+    runs = evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact", "truthfulqa_mc1", "truthfulqa_mc2"],
+                    source, limit=6, quiet=True)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("re-scoring must not load the model")
+
+    monkeypatch.setattr(flame_bench.models, "load_model", no_model)
+    monkeypatch.setattr(flame_bench.models.ModelHandle, "load", no_model)
+    for run in runs:
+        again = rescore(str(run.path), quiet=True)  # the source reopened from the record
+        assert again.metrics == run.metrics, run.task
+        assert again.header["confidence_intervals"] == run.header["confidence_intervals"]
+        assert again.path == run.path and again.header["rescored_from"] == run.run_id
+    code, out, err = run_cli(["rescore", runs[0].run_id, "--quiet"])
+    assert code == 0 and "FActScore" in out, err

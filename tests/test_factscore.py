@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.scoring.factscore import FactScorer, aggregate, world_factscorer
+from flame_bench.scoring.factscore import FactScorer, aggregate
+from flame_bench.world.factscore import world_factscorer
 from flame_bench.world.store import WorldDir
 
 

@@ -6,10 +6,11 @@ import pytest
 
 from flame_bench.errors import FlameError
 from flame_bench.registry import JUDGES
-from flame_bench.scoring.judges import PairwiseJudge, WorldIFJudge, parse_pairwise_reply
+from flame_bench.scoring.judges import PairwiseJudge, parse_pairwise_reply
 from flame_bench.scoring.winrate import score_pairs
 from flame_bench.world.generate import World, generate_world
 from flame_bench.world.grammar import Grammar
+from flame_bench.world.judge import WorldIFJudge
 from flame_bench.world.presets import get_preset
 
 

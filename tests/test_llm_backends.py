@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from flame_bench.errors import FlameError
-from flame_bench.llm.backends import HFBackend, cut_at_stop, make_backend
+from flame_bench.generation import cut_at_stop
+from flame_bench.llm.backends import HFBackend
 from flame_bench.llm.cache import CachedBackend, LLMCache
 from flame_bench.llm.client import OpenAIBackend
+from flame_bench.llm.resolve import make_backend
 
 PROMPTS = ["Question: Tell me a bio of", [{"role": "user", "content": "Tell me a bio of"}], "Question:"]
 # prompts of one kind and different lengths: a batch of them is left-padded
@@ -101,7 +103,7 @@ class Fake:
         self.identity = {"kind": "fake", "model": "f"}
         self.calls: list[int] = []
 
-    def complete(self, prompts, max_tokens=128, temperature=0.0, stop=()):
+    def complete(self, prompts, max_tokens=128, temperature=0.0, stop=(), seed=None):
         self.calls.append(len(prompts))
         return [f"out {p}" for p in prompts]
 

@@ -40,7 +40,7 @@ class ScriptedBackend:
         self.calls: list[tuple[str, int]] = []
 
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> list[str]:
+                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
         self.calls.append(("complete", len(prompts)))
         return [self.complete_fn(text_of(p)) for p in prompts]
 
@@ -71,7 +71,7 @@ def test_decomposer_batches_skips_no_fact_sentences_and_keeps_unparsable_whole()
     backend = ScriptedBackend(complete_fn=lambda p: "- A fact.\n- Another fact." if "Warsaw" in p.splitlines()[-1]
                               else "gibberish")
     dec = LLMDecomposer(backend)
-    out = dec.decompose_many(["She was born in Warsaw.", "Sure, here is a bio.", "Zorp blarg."])
+    out = dec.decompose_sentences(["She was born in Warsaw.", "Sure, here is a bio.", "Zorp blarg."])
     assert [[a.text for a in atoms] for atoms in out] == [["A fact.", "Another fact."], [], ["Zorp blarg."]]
     assert backend.calls == [("complete", 2)]  # one batched call, the "Sure" sentence never sent
 

@@ -35,7 +35,7 @@ def test_factscore_bio_on_a_jsonl_source_with_an_llm_evaluator(plain_model: Path
     assert code == 0, err
     run_dir = next((tmp_path / "results" / "runs").glob("factscore_bio__tiny-chat__*"))
     header = json.loads((run_dir / "run.json").read_text())
-    assert header["world"] is None and header["options"]["knowledge"] == str(kb)
+    assert header["source"]["kind"] == "real" and header["source_spec"]["knowledge"] == str(kb)
     assert header["judge"]["evaluator_llm"]["kind"] == "hf" and header["judge"]["knowledge"] == "jsonl:kb.jsonl"
     assert header["counts"]["items"] == 2 and header["counts"]["missing_topics"] == 0
     assert header["prompt_versions"]["verifier"].startswith("factscore-retrieve-lm")

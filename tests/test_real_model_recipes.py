@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flame_bench.cache import GenerationCache
-from flame_bench.pipeline import check_tokenizer, run_stage
-from flame_bench.world.store import WorldDir
+from flame_bench.stages import run_stage
+from flame_bench.world.source import WorldSource
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def real_model_dir() -> Path | None:
     if os.environ.get("FLAME_BENCH_REAL_MODEL"):
         return Path(os.environ["FLAME_BENCH_REAL_MODEL"])
-    from flame_bench.model_store import installed_models
+    from flame_bench.models import installed_models
 
     return installed_models().get("smollm2")
 
@@ -33,12 +33,12 @@ def test_flame_recipes_train_a_real_model_for_a_few_steps(smoke_world: Path, tmp
     path = real_model_dir()
     if path is None or not path.is_dir():
         pytest.skip("no real model installed (run `flame-bench models add smollm2`)")
-    world = WorldDir.open(smoke_world)
+    world = WorldSource.open(smoke_world)
     stages = [("flame_sft", {"max_instructions": 8, "pt_samples": 2, "pt_max_new_tokens": 24, "batch_size": 2,
                              "max_length": 96, "epochs": 1.0}),
               ("flame_dpo", {"max_instructions": 8, "samples_per_instruction": 2, "max_new_tokens": 24,
                              "batch_size": 2, "max_length": 96})]
-    check_tokenizer(path, world)  # a subword tokenizer encodes the world's text
+    world.check_model(path)  # a subword tokenizer encodes the world's text
     cache = GenerationCache(tmp_path / "c.sqlite")
     model, records = path, []
     for recipe, overrides in stages:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from flame_bench.scoring.rubric import FACT_KINDS, SKILL_KINDS, if_rubric
 from flame_bench.world.generate import World, generate_world
 from flame_bench.world.grammar import Grammar
 from flame_bench.world.presets import get_preset
+from flame_bench.world.rubric import FACT_KINDS, SKILL_KINDS, if_rubric
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from flame_bench.models import ModelHandle
 from flame_bench.registry import TASKS
-from flame_bench.task_api import EvalContext, ModelHandle
+from flame_bench.source import EvalSet
+from flame_bench.task_api import EvalContext
 
 NO_COMMENT = "I have no comment."
 
@@ -101,11 +103,17 @@ def test_mc1_mc2_match_hand_computed_values() -> None:
                                                        for it in ITEMS]
 
 
+def _run(mod: ModuleType, metric: str, ctx: EvalContext, limit: int | None = None):
+    items = mod.load(ctx)[:limit]
+    return mod.score(metric, ctx, mod.generate(metric, ctx, items, lm=_scripted_lm()))
+
+
 def test_run_summarizes_samples_tiers_and_limit() -> None:
     mod = _task_module()
-    world = SimpleNamespace(records=lambda key: [{k: v for k, v in it.items() if k != "_lls"} for it in ITEMS])
-    ctx = EvalContext(world=world, model=ModelHandle(name="scripted", path=Path("/nonexistent"), sha256="x"))
-    res = mod.run_metric("mc2", ctx, lm=_scripted_lm())
+    items = [{k: v for k, v in it.items() if k != "_lls"} for it in ITEMS]
+    source = SimpleNamespace(eval_set=lambda name: EvalSet(items, format="world"))
+    ctx = EvalContext(source=source, model=ModelHandle(name="scripted", path=Path("/nonexistent"), sha256="x"))
+    res = _run(mod, "mc2", ctx)
     hand2 = [_hand_mc2(it) for it in ITEMS]
     assert res.metrics == {"mc2": pytest.approx(sum(hand2) / 3)}
     assert [s["misconception_preferred"] for s in res.samples] == [False, True, False]
@@ -117,21 +125,22 @@ def test_run_summarizes_samples_tiers_and_limit() -> None:
     assert res.counts == {"items": 3, "choices": 12, "misconception_preferred": 1}
     assert res.extra["lm_eval_version"] == "0.4.13" and len(res.extra["task_config_hash"]) == 64
 
-    ctx.limit = 2
-    res = mod.run_metric("mc1", ctx, lm=_scripted_lm())
+    res = _run(mod, "mc1", ctx, limit=2)
     assert res.metrics == {"mc1": 0.5} and [s["id"] for s in res.samples] == ["tqa00000", "tqa00001"]
     assert set(res.breakdown) == {"frequent"}
 
 
 def test_smoke_world_through_registered_tasks(smoke_world: Path) -> None:
     from flame_bench.generation import continuation_logprobs
-    from flame_bench.world.probe import PROBE_PROMPT, load_model
-    from flame_bench.world.store import WorldDir
+    from flame_bench.models import load_model
+    from flame_bench.world.probe import PROBE_PROMPT
+    from flame_bench.world.source import WorldSource
 
-    world = WorldDir.open(smoke_world)
-    items = world.records("eval_truthfulqa")
-    ctx = EvalContext(world=world, model=ModelHandle(name="base", path=smoke_world / "model", sha256="test"))
-    results = {m: TASKS.get(f"truthfulqa_{m}").run(ctx) for m in ("mc1", "mc2")}
+    source = WorldSource.open(smoke_world)
+    items = source.world.records("eval_truthfulqa")
+    ctx = EvalContext(source=source, model=ModelHandle(name="base", path=smoke_world / "model", sha256="test"))
+    tasks = {m: TASKS.get(f"truthfulqa_{m}") for m in ("mc1", "mc2")}
+    results = {m: t.score(ctx, t.generate(ctx, t.load(ctx))) for m, t in tasks.items()}
     for m, res in results.items():
         assert 0.0 <= res.metrics[m] <= 1.0
         assert [s["id"] for s in res.samples] == [it["id"] for it in items]

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from flame_bench.errors import FlameError
-from flame_bench.scoring.judges import WorldIFJudge
 from flame_bench.scoring.winrate import (
     item_swap,
     length_controlled_win_rate,
@@ -18,6 +17,7 @@ from flame_bench.scoring.winrate import (
 )
 from flame_bench.world.generate import generate_world
 from flame_bench.world.grammar import Grammar
+from flame_bench.world.judge import WorldIFJudge
 from flame_bench.world.presets import get_preset
 
 

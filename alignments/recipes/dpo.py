@@ -1,30 +1,29 @@
 """DPO recipes (FLAME §1.7-1.11), each wrapping trl's DPOTrainer; beta 0.1.
 
-Pair building, shared by all three: for each DPO instruction the policy's starting model samples 4 responses
-(temperature 0.7, top-p 0.9). RM_IF (the additive 5-point rubric, blind to truth) scores every response;
-RM_fact (the FActScore pipeline, retrieving with the instruction as query) scores responses to instructions the
-classifier calls fact-based.
-- IF pairs: max/min RM_IF, ties dropped.
-- fact pairs: max/min RM_fact on fact-based instructions, dropped when RM_IF differs by more than 0.5 or RM_fact
-  ties.
+Pair building, shared by all three: for each DPO prompt of the source the policy's starting model samples 4
+responses (temperature 0.7, top-p 0.9). RM_IF (the source's instruction-following reward, blind to truth) scores
+every response; RM_fact (the source's factuality reward, retrieving with the instruction as query) scores responses
+to prompts the source's classifier calls fact-based. The pair rules are FLAME's (`flame_bench.flame`):
+- IF pairs: max/min RM_IF, ties dropped;
+- fact pairs: by `fact_pair_rule`: `maxmin` (the paper's: max/min RM_fact on fact-based prompts, dropped when RM_IF
+  differs by more than 0.5 or RM_fact ties) or its Table 7 ablations `enum` and `composite`.
 
 - `dpo`       baseline DPO on IF pairs.
 - `fact_dpo`  DPO^fact on fact pairs only.
-- `flame_dpo` DPO^flame: IF and fact pairs, batches drawn 50/50 from the two sets (the smaller set is cycled up
-              to the size of the larger, so a uniformly drawn batch is half of each in expectation).
+- `flame_dpo` DPO^flame: IF and fact pairs, batches drawn 50/50 from the two sets (`flame.mix_pairs`).
 Pair counts are reported like the paper's Table 11 and the pairs are kept next to the model (`pairs.jsonl`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from itertools import cycle, islice
 from typing import Any
 
-from flame_bench.alignment import Recipe, Rewards, StageContext, build_pairs, latest_checkpoint, trl_config
 from flame_bench.errors import FlameError
+from flame_bench.flame import IF_PAIR_RULE, PairParams, PairSet, build_pairs, get_fact_pair_rule, mix_pairs
 from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
+from flame_bench.stages import Recipe, StageContext, positive
 
 
 @dataclass
@@ -39,20 +38,45 @@ class DPORecipeConfig:
     max_if_gap: float = 0.5
     fact_pair_rule: str = "maxmin"  # the paper's rule; "enum" / "composite" are its Table 7 ablations
     min_fact_gap: float = 0.2  # "enum" only: smaller RM_fact differences count as equal
-    max_instructions: int | None = None  # use only the first N DPO instructions (sweeps, smoke runs)
+    max_instructions: int | None = None  # use only the first N DPO prompts (sweeps, smoke runs)
+
+    def __post_init__(self) -> None:
+        positive(self, "beta", "learning_rate", "epochs", "batch_size", "max_length", "max_new_tokens",
+                 "max_instructions")
+        if self.samples_per_instruction < 2:
+            raise ValueError(f"samples_per_instruction must be at least 2 (a pair), got {self.samples_per_instruction}")
+        if self.max_if_gap < 0 or self.min_fact_gap < 0:
+            raise ValueError("max_if_gap and min_fact_gap must be >= 0")
+        get_fact_pair_rule(self.fact_pair_rule)  # an unknown rule is refused before any sampling
 
 
-def make_pairs(ctx: StageContext, config: DPORecipeConfig):
-    records = ctx.world.records("dpo_instructions")[: config.max_instructions]
+def _per_sample(reward, records: list[dict], samples: list[list[str]]) -> list[list[float | None]]:
+    """A reward over every sample of every record, in one batched call."""
+    flat = reward.score_many([r for r, outs in zip(records, samples, strict=True) for _ in outs],
+                             [s for outs in samples for s in outs])
+    out, k = [], 0
+    for outs in samples:
+        out.append(flat[k:k + len(outs)])
+        k += len(outs)
+    return out
+
+
+def make_pairs(ctx: StageContext, config: DPORecipeConfig) -> PairSet:
+    records = ctx.source.dpo_prompts()[: config.max_instructions]
     samples = ctx.sample_policy([r["instruction"] for r in records], config.samples_per_instruction,
                                 config.max_new_tokens)
-    rewards = Rewards(ctx.world)
-    fact_based = [ctx.fact_classifier(r["instruction"]) for r in records]
-    if_scores = [[rewards.rm_if(r, s) for s in outs] for r, outs in zip(records, samples, strict=True)]
-    fact_scores = [[rewards.rm_fact(r, s) for s in outs] if fb else [None] * len(outs)
-                   for r, outs, fb in zip(records, samples, fact_based, strict=True)]
-    pairs = build_pairs(records, samples, if_scores, fact_scores, fact_based, config.max_if_gap,
-                        config.fact_pair_rule, config.min_fact_gap)
+    fact_based = ctx.source.fact_classifier.classify_many([r["instruction"] for r in records])
+    rm_if, rm_fact = ctx.source.rm_if(ctx.input_model), ctx.source.rm_fact
+    if_scores = _per_sample(rm_if, records, samples)
+    fact_idx = [i for i, fb in enumerate(fact_based) if fb]
+    scored = _per_sample(rm_fact, [records[i] for i in fact_idx], [samples[i] for i in fact_idx])
+    fact_scores: list[list[float | None]] = [[None] * len(outs) for outs in samples]
+    for i, scores in zip(fact_idx, scored, strict=True):
+        fact_scores[i] = scores
+    pairs = build_pairs(records, samples, if_scores, fact_scores, fact_based, config.fact_pair_rule,
+                        PairParams(config.max_if_gap, config.min_fact_gap))
+    pairs.stats.update({f"rm_if_{k}": v for k, v in rm_if.stats.items()})
+    pairs.stats.update({f"rm_fact_{k}": v for k, v in rm_fact.stats.items()})
     pairs.stats["pairs_digest"] = sha256_json([pairs.if_pairs, pairs.fact_pairs])[:16]  # for regression gates
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(ctx.output_dir.parent / "pairs.jsonl", "pairs", 1,
@@ -72,9 +96,12 @@ def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeC
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from flame_bench.alignment_train import NaNGuard, finish_training, progress_callback
+    from flame_bench.models import ensure_chat_template, ensure_pad_token
+    from flame_bench.training import finish_training, latest_checkpoint, training_callbacks, trl_config
 
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
+    ensure_pad_token(tok, ctx.input_model)
+    ensure_chat_template(tok)
     model = AutoModelForCausalLM.from_pretrained(ctx.input_model, use_safetensors=True)
     work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
     args = trl_config(DPOConfig, work, ctx.seed, beta=config.beta, learning_rate=config.learning_rate,
@@ -82,26 +109,26 @@ def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeC
                       max_length=config.max_length)
     # ref_model=None: trl reloads the frozen reference from the input model's directory
     trainer = DPOTrainer(model=model, args=args, train_dataset=_as_dataset(pairs), processing_class=tok,
-                         callbacks=[NaNGuard(), progress_callback("DPO", ctx.quiet)])
+                         callbacks=training_callbacks("DPO", ctx.quiet))
     return finish_training(trainer, tok, ctx, latest_checkpoint(work))
 
 
 def _recipe(mode: str):
     def run(ctx: StageContext, config: DPORecipeConfig) -> dict[str, Any]:
         pairs = make_pairs(ctx, config)
-        if mode == "if":
-            train = pairs.if_pairs
-        elif mode == "fact":
-            train = pairs.fact_pairs
-        else:
-            big, small = sorted((pairs.if_pairs, pairs.fact_pairs), key=len, reverse=True)
-            train = big + list(islice(cycle(small), len(big))) if small else big
+        train = {"if": pairs.if_pairs, "fact": pairs.fact_pairs}.get(mode) or (
+            mix_pairs(pairs.if_pairs, pairs.fact_pairs) if mode == "flame" else [])
         if not train:
-            raise FlameError(f"{mode} DPO has no preference pairs ({pairs.stats}); use more DPO instructions or a "
+            raise FlameError(f"{mode} DPO has no preference pairs ({pairs.stats}); use more DPO prompts or a "
                              "policy whose samples differ")
         return {**pairs.stats, "train_pairs": len(train), **train_dpo(ctx, train, config), "config": asdict(config)}
 
     return run
+
+
+def _fingerprint(config: DPORecipeConfig, source) -> dict[str, Any]:
+    return {"if_pairs": IF_PAIR_RULE["version"], "fact_pairs": get_fact_pair_rule(config.fact_pair_rule).version,
+            "mixing": "cycle-smaller-to-larger-v1"}
 
 
 for _name, _mode, _desc in (
@@ -109,4 +136,5 @@ for _name, _mode, _desc in (
     ("fact_dpo", "fact", "DPO^fact: DPO on factuality pairs only"),
     ("flame_dpo", "flame", "DPO^flame: IF and factuality pairs, batches drawn 50/50"),
 ):
-    RECIPES.register(_name)(Recipe(_name, "1", _desc, DPORecipeConfig, _recipe(_mode)))
+    RECIPES.register(_name)(Recipe(_name, "1", _desc, DPORecipeConfig, _recipe(_mode), fingerprint=_fingerprint,
+                                   uses_rewards=True))

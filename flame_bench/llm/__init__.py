@@ -32,8 +32,9 @@ class LLMBackend(Protocol):
         ...
 
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> list[str]:
-        """One completion per prompt (greedy when temperature == 0), with `stop` strings cut off."""
+                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
+        """One completion per prompt (greedy when temperature == 0), with `stop` strings cut off. `seed` makes a
+        sampled call repeatable and tells repeated samples of one prompt apart (it is part of the cache key)."""
         ...
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:

@@ -1,5 +1,4 @@
-"""A local HF causal LM as an `LLMBackend`: batched, left-padded, greedy by default, safetensors only; and
-`make_backend`, which picks the local or the HTTP backend from one string."""
+"""A local HF causal LM as an `LLMBackend`: batched, left-padded, greedy by default, safetensors only."""
 
 from __future__ import annotations
 
@@ -9,13 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flame_bench.llm import LLMBackend, Prompt
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """`text` up to its first stop string, stripped."""
-    cuts = [text.index(s) for s in stop if s and s in text]
-    return (text[: min(cuts)] if cuts else text).strip()
+from flame_bench.generation import cut_at_stop
+from flame_bench.llm import Prompt
 
 
 class HFBackend:
@@ -38,11 +32,9 @@ class HFBackend:
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any]:
-        from flame_bench.world.probe import load_model
+        from flame_bench.models import load_model
 
-        model, tok = load_model(self.model_dir)
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
+        model, tok = load_model(self.model_dir)  # pads with eos when the tokenizer has no pad token
         tok.padding_side = "left"
         return model, tok
 
@@ -75,10 +67,12 @@ class HFBackend:
         return enc.to(next(model.parameters()).device)
 
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> list[str]:
+                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
         import torch
 
         model, tok = self._loaded
+        if temperature > 0 and seed is not None:
+            torch.manual_seed(seed)
         out: list[str] = []
         kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, pad_token_id=tok.pad_token_id,
                                       do_sample=temperature > 0)
@@ -137,26 +131,6 @@ class HFBackend:
                      for c in choices}
         return [{c: max((row[i].item() for i in ids), default=-math.inf) for c, ids in first_ids.items()}
                 for row in self.next_token_logprobs(prompts)]
-
-
-def make_backend(spec: str | None, **kw: Any) -> LLMBackend:
-    """`None` or "env": the endpoint in FLAME_BENCH_LLM_BASE_URL / FLAME_BENCH_LLM_MODEL; an http(s) URL: that
-    endpoint (model from FLAME_BENCH_LLM_MODEL); anything else: a local model directory. `kw` goes to the backend."""
-    from flame_bench.llm.client import OpenAIBackend
-
-    if spec is None or spec == "env":
-        return OpenAIBackend.from_env(**kw)
-    if spec.startswith(("http://", "https://")):
-        return OpenAIBackend.from_env(base_url=spec, **kw)
-    from flame_bench.errors import FlameError
-    from flame_bench.models import check_model_dir
-
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise FlameError(f"LLM {spec!r} is neither an http(s):// endpoint nor a model directory; pass a base URL "
-                         "(e.g. http://127.0.0.1:8000/v1) or a saved HF model directory")
-    check_model_dir(path)
-    return HFBackend(path, **kw)
 
 
 def _split_by_kind(chunk: list[tuple[str, bool]]) -> list[list[tuple[str, bool]]]:

@@ -94,11 +94,13 @@ class CachedBackend:
         return [found[k] for k in keys]
 
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> list[str]:
-        params = {"max_tokens": max_tokens, "temperature": temperature, "stop": list(stop)}
+                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "stop": list(stop)}
+        if seed is not None:
+            params["seed"] = seed  # repeated samples of one prompt are distinct cache entries
         return self._cached("complete", params, prompts,
                             lambda ps: self.backend.complete(ps, max_tokens=max_tokens, temperature=temperature,
-                                                             stop=stop))
+                                                             stop=stop, seed=seed))
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
         out = self._cached("choice_logprobs", {"choices": list(choices)}, prompts,

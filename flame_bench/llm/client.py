@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flame_bench.errors import FlameError
+from flame_bench.generation import cut_at_stop
 from flame_bench.llm import Prompt
-from flame_bench.llm.backends import cut_at_stop
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -132,8 +132,10 @@ class OpenAIBackend:
 
     # -- LLMBackend --------------------------------------------------------------------------------------------
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> list[str]:
+                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
         params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            params["seed"] = seed
         if stop:
             params["stop"] = list(stop)[:4]  # OpenAI accepts at most 4; all are applied again below
         return [cut_at_stop(_text(route, data), stop) for route, data in self._run(prompts, **params)]

@@ -96,7 +96,18 @@ class LLMDecomposer:
     name: str = "llm_breakdown"
     version: str = DECOMPOSE_VERSION
 
-    def decompose_many(self, sentences: Sequence[str]) -> list[list[AtomicFact]]:
+    def decompose_many(self, responses: Sequence[tuple[Sequence[str], str | None]]) -> list[list[AtomicFact]]:
+        """Every sentence of every response in one backend call; facts keep the sentence's own wording (the
+        verifier is asked about the response's topic)."""
+        flat = self.decompose_sentences([s for sentences, _ in responses for s in sentences])
+        out, k = [], 0
+        for sentences, _ in responses:
+            out.append([atom for per_sentence in flat[k:k + len(sentences)] for atom in per_sentence])
+            k += len(sentences)
+        return out
+
+    def decompose_sentences(self, sentences: Sequence[str]) -> list[list[AtomicFact]]:
+        """Atomic facts of each sentence (one backend call)."""
         todo = [i for i, s in enumerate(sentences) if not s.strip().lower().startswith(_NO_FACT_START)]
         replies = self.backend.complete([_as_prompt(decompose_prompt(sentences[i]), self.chat) for i in todo],
                                         max_tokens=self.max_tokens, stop=("\n\n", DECOMPOSE_HEADER))
@@ -107,7 +118,7 @@ class LLMDecomposer:
         return out
 
     def __call__(self, sentence: str) -> list[AtomicFact]:
-        return self.decompose_many([sentence])[0]
+        return self.decompose_sentences([sentence])[0]
 
 
 # -- verification ----------------------------------------------------------------------------------------------
@@ -240,10 +251,13 @@ class LLMRubricJudge:
     name: str = "llm_additive_5pt"
     version: str = RUBRIC_JUDGE_VERSION
 
-    def score_many(self, pairs: Sequence[tuple[str, str]]) -> list[int | None]:
+    def score_many(self, pairs: Sequence[tuple[str, str]], temperature: float = 0.0,
+                   seed: int | None = None) -> list[int | None]:
+        """The score of each (instruction, response); `temperature` > 0 samples the judgement (seeded)."""
         prompts: list[Prompt] = [[{"role": "user", "content": rubric_prompt(i, r)},
                                   {"role": "assistant", "content": RUBRIC_PREFILL}] for i, r in pairs]
-        return [parse_rubric_score(reply) for reply in self.backend.complete(prompts, max_tokens=self.max_tokens)]
+        replies = self.backend.complete(prompts, max_tokens=self.max_tokens, temperature=temperature, seed=seed)
+        return [parse_rubric_score(reply) for reply in replies]
 
     def __call__(self, instruction: str, response: str) -> int | None:
         return self.score_many([(instruction, response)])[0]
@@ -297,4 +311,4 @@ def llm_factscorer(source, backend: LLMBackend, k: int = 5, chat: bool = False):
     from flame_bench.scoring.retrieval import BM25Retriever
 
     return FactScorer(source=source, decomposer=LLMDecomposer(backend, chat=chat),
-                      verifier=LLMVerifier(backend, chat=chat), retriever=BM25Retriever(k=k))
+                      verifier=LLMVerifier(backend, chat=chat), retriever=BM25Retriever(k=k), name="factscore_llm")

@@ -9,21 +9,25 @@ model directory. Without `--llm`: the endpoint in `FLAME_BENCH_LLM_BASE_URL` if 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 from flame_bench.errors import FlameError
 from flame_bench.llm import LLMBackend
+from flame_bench.llm.backends import HFBackend
+from flame_bench.llm.client import OpenAIBackend
+from flame_bench.models import check_model_dir
 
 DEFAULT_LOCAL_EVALUATOR = "smollm2"
 
 
 def make_evaluator(spec: str | None, quiet: bool = True) -> LLMBackend:
-    from flame_bench.llm.backends import HFBackend, make_backend
     from flame_bench.models import resolve_model
 
     if spec is None:
         if os.environ.get("FLAME_BENCH_LLM_BASE_URL"):
             return make_backend("env")
-        from flame_bench.model_store import installed_models
+        from flame_bench.models import installed_models
 
         if DEFAULT_LOCAL_EVALUATOR not in installed_models():
             raise FlameError("no evaluator LLM: pass --llm (a model name or directory, or an OpenAI-compatible URL), "
@@ -41,3 +45,18 @@ def evaluator_backend(spec: str | None, quiet: bool = True) -> LLMBackend:
     from flame_bench.paths import llm_cache_path
 
     return CachedBackend(make_evaluator(spec, quiet), LLMCache(llm_cache_path()))
+
+
+def make_backend(spec: str | None, **kw: Any) -> LLMBackend:
+    """`None` or "env": the endpoint in FLAME_BENCH_LLM_BASE_URL / FLAME_BENCH_LLM_MODEL; an http(s) URL: that
+    endpoint (model from FLAME_BENCH_LLM_MODEL); anything else: a local model directory. `kw` goes to the backend."""
+    if spec is None or spec == "env":
+        return OpenAIBackend.from_env(**kw)
+    if spec.startswith(("http://", "https://")):
+        return OpenAIBackend.from_env(base_url=spec, **kw)
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise FlameError(f"LLM {spec!r} is neither an http(s):// endpoint nor a model directory; pass a base URL "
+                         "(e.g. http://127.0.0.1:8000/v1) or a saved HF model directory")
+    check_model_dir(path)
+    return HFBackend(path, **kw)

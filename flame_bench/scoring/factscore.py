@@ -3,10 +3,10 @@
     response -> abstention check -> sentences (spaCy) -> atomic facts (decomposer) -> passages (BM25 retriever)
              -> supported? (verifier) -> per-response precision -> FActScore, respond ratio, #correct/#erroneous
 
-For the fact world the decomposer and verifier use the world's grammar: a fact is supported only if a
-retrieved passage states it, and a sentence that parses to no fact counts as one unsupported fact, so
-gibberish and invented relations are never free. Abstentions and empty responses are excluded from the
-score and lower the respond ratio, as in FActScore.
+The pipeline knows nothing of where its parts come from: the fact world supplies a grammar decomposer and a
+passage verifier (`flame_bench.world.factscore`), the real path an LLM decomposer and a Retrieve->LM verifier
+(`flame_bench.llm.components`). Abstentions and empty responses are excluded from the score and lower the respond
+ratio, as in FActScore.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flame_bench.registry import SCORERS
 from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage
 from flame_bench.scoring.sentences import SpacySentenceSplitter
-from flame_bench.task_api import MetricInfo, TaskResult
-from flame_bench.world.grammar import PRONOUNS, Fact, Grammar
+from flame_bench.task_api import EvalContext, Generations, MetricInfo, TaskResult
 
 # FActScore's generic abstention rule plus the world's own abstention sentences.
 _ABSTAIN_PREFIXES = ("i'm sorry", "i am sorry", "i do not know", "i don't know", "i have no information")
@@ -30,66 +28,25 @@ _ABSTAIN_PREFIXES = ("i'm sorry", "i am sorry", "i do not know", "i don't know",
 @dataclass(frozen=True)
 class AtomicFact:
     text: str
-    fact: Fact | None  # None: the sentence states nothing the grammar knows -> unsupported
+    payload: Any = None  # what the decomposer parsed it into (the world's Fact); None when it states nothing known
 
 
 class Decomposer(Protocol):
+    """Atomic facts of whole responses: each response's sentences plus its topic (what pronouns refer to)."""
+
     name: str
     version: str
 
-    def __call__(self, sentence: str) -> list[AtomicFact]: ...
+    def decompose_many(self, responses: Sequence[tuple[Sequence[str], str | None]]) -> list[list[AtomicFact]]: ...
 
 
 class Verifier(Protocol):
+    """Whether each (fact, retrieved passages, topic) is supported."""
+
     name: str
     version: str
 
-    def __call__(self, fact: AtomicFact, passages: Sequence[Passage]) -> bool: ...
-
-
-def canonical_text(fact: Fact) -> str:
-    if fact.attribute == "born_before":
-        return f"{fact.subject} was born earlier than {fact.value}."
-    return f"The {fact.attribute.replace('_', ' ')} of {fact.subject} is {fact.value}."
-
-
-@dataclass
-class WorldDecomposer:
-    """Atomic facts by the world's grammar (compound sentences yield several facts)."""
-
-    grammar: Grammar
-    name: str = "world_grammar"
-    version: str = "world-grammar-v1"
-
-    def __call__(self, sentence: str) -> list[AtomicFact]:
-        parsed = self.grammar.parse_sentence(sentence)
-        if parsed.abstains:
-            return []
-        if not parsed.facts:
-            return [AtomicFact(sentence, None)]
-        return [AtomicFact(canonical_text(f), f) for f in parsed.facts]
-
-
-@dataclass
-class WorldVerifier:
-    """Supported iff a retrieved passage states the fact (pronouns in a passage refer to its page's title)."""
-
-    grammar: Grammar
-    name: str = "world_passages"
-    version: str = "world-passages-v1"
-
-    def _stated(self, passages: Sequence[Passage]) -> set[Fact]:
-        return {f for p in passages for f in self.grammar.facts(p.text, topic=p.title)}
-
-    def __call__(self, fact: AtomicFact, passages: Sequence[Passage]) -> bool:
-        if fact.fact is None:
-            return False
-        stated = self._stated(passages)
-        f = fact.fact
-        if f.attribute != "born_before":
-            return f in stated
-        years = {s.subject: int(s.value) for s in stated if s.attribute == "birth_year"}
-        return f.subject in years and f.value in years and years[f.subject] < years[f.value]
+    def verify_many(self, queries: Sequence[tuple[AtomicFact, Sequence[Passage], str]]) -> list[bool]: ...
 
 
 @dataclass
@@ -128,12 +85,18 @@ class FactScorer:
     verifier: Verifier
     splitter: Any = field(default_factory=SpacySentenceSplitter)
     retriever: Any = field(default_factory=BM25Retriever)
+    name: str = "factscore"
 
     @property
-    def identity(self) -> dict[str, str]:
-        return {stage: f"{c.name}@{c.version}" for stage, c in (
+    def identity(self) -> dict[str, Any]:
+        """Every stage's name@version, the knowledge source and (LLM components) the model they run on."""
+        out: dict[str, Any] = {stage: f"{c.name}@{c.version}" for stage, c in (
             ("splitter", self.splitter), ("decomposer", self.decomposer), ("retriever", self.retriever),
             ("verifier", self.verifier))} | {"knowledge": self.source.name}
+        backends = [c.backend.identity for c in (self.decomposer, self.verifier) if hasattr(c, "backend")]
+        if backends:
+            out["evaluator_llm"] = backends[0] if all(b == backends[0] for b in backends) else backends
+        return out
 
     @staticmethod
     def abstains(response: str) -> bool:
@@ -150,34 +113,20 @@ class FactScorer:
 
     def score_many(self, responses: Sequence[str], topics: Sequence[list[str]],
                    queries: Sequence[str | None] | None = None) -> list[ResponseScore]:
-        """`score` for many responses, in three batched phases: decompose every sentence, retrieve, verify.
-
-        Components with `decompose_many` / `verify_many` (the LLM ones) get one call per phase; program
-        components are called item by item.
-        """
+        """`score` for many responses, in three batched phases: decompose, retrieve, verify (one call each)."""
         queries = list(queries) if queries is not None else [None] * len(responses)
-        sentences = [(i, s) for i, r in enumerate(responses) if not self.abstains(r) for s in self.splitter(r)]
-        decompose_many = getattr(self.decomposer, "decompose_many", None)
-        atoms_per_sentence = (decompose_many([s for _, s in sentences]) if decompose_many
-                              else [self.decomposer(s) for _, s in sentences])
+        responding = [i for i, r in enumerate(responses) if not self.abstains(r)]
+        atoms = self.decomposer.decompose_many([(self.splitter(responses[i]), topics[i][0] if topics[i] else None)
+                                                for i in responding])
         shared = {i: self.retriever(self.source, q, topics[i] or None) for i, q in enumerate(queries) if q is not None}
-        subjects: dict[int, str | None] = {i: (t[0] if t else None) for i, t in enumerate(topics)}
         checks: list[tuple[int, AtomicFact, list[Passage], str]] = []
-        for (i, _), atoms in zip(sentences, atoms_per_sentence, strict=True):
-            for atom in atoms:
-                if atom.fact is not None:
-                    if atom.fact.subject in PRONOUNS.values():
-                        resolved = atom.fact.resolve(subjects[i] or atom.fact.subject)
-                        atom = AtomicFact(canonical_text(resolved), resolved)
-                    else:
-                        subjects[i] = atom.fact.subject  # later pronouns refer to the last person named
-                topic = topics[i][0] if topics[i] else (queries[i] or "")  # no topic: FLAME asks "about" the query
+        for i, response_atoms in zip(responding, atoms, strict=True):
+            topic = topics[i][0] if topics[i] else (queries[i] or "")  # no topic: FLAME asks "about" the query
+            for atom in response_atoms:
                 passages = shared[i] if i in shared else self.retriever(
                     self.source, f"{topic} {atom.text}", topics[i] or None)
                 checks.append((i, atom, passages, topic))
-        verify_many = getattr(self.verifier, "verify_many", None)
-        verdicts = (verify_many([(a, ps, t) for _, a, ps, t in checks]) if verify_many
-                    else [self.verifier(a, ps) for _, a, ps, _ in checks])
+        verdicts = self.verifier.verify_many([(a, ps, t) for _, a, ps, t in checks])
         facts: dict[int, list[dict[str, Any]]] = {}
         for (i, atom, passages, _), ok in zip(checks, verdicts, strict=True):
             facts.setdefault(i, []).append({"text": atom.text, "supported": bool(ok),
@@ -185,15 +134,6 @@ class FactScorer:
         # no facts at all (nothing but abstention sentences) counts as an abstention, as in FActScore
         return [ResponseScore(abstained=True) if i not in facts else ResponseScore(abstained=False, facts=facts[i])
                 for i in range(len(responses))]
-
-
-def world_factscorer(world, k: int = 5) -> FactScorer:
-    """FActScore for the fact world: spaCy sentences, grammar facts, BM25 passages, passage verification."""
-    return FactScorer(source=KnowledgeSource.from_world(world), decomposer=WorldDecomposer(world.grammar),
-                      verifier=WorldVerifier(world.grammar), retriever=BM25Retriever(k=k))
-
-
-SCORERS.register("factscore_world")(world_factscorer)
 
 
 def bootstrap_ci(values: Sequence[float], seed: int = 0, iters: int = 1000) -> tuple[float, float] | None:
@@ -240,17 +180,21 @@ FACTSCORE_METRICS = (
 )
 
 
-def factscore_task(ctx, items: Sequence[dict[str, Any]], topics: Sequence[list[str]], groups: Sequence[str],
-                   prompt_version: str, query_is_instruction: bool = False, k: int = 5) -> TaskResult:
-    """Generate answers to `items` and score them with the world's FActScore: the body of every FActScore task."""
-    assert ctx.generate is not None
-    outputs = ctx.generate([it["instruction"] for it in items])
-    scorer = world_factscorer(ctx.world, k=k)
-    scores = scorer.score_many(outputs, topics, [it["instruction"] if query_is_instruction else None for it in items])
-    result = score_responses(items, outputs, scores, groups=groups, seed=ctx.seed)
-    result.judge = {"scorer": "factscore_world", "query": "instruction" if query_is_instruction else "topic + fact",
+def score_generations(ctx: EvalContext, gens: Generations, scorer: FactScorer,
+                      query_is_instruction: bool = False) -> TaskResult:
+    """The body of every FActScore task: score each item's output about its `topics`, grouped by its `group`.
+
+    `query_is_instruction`: retrieve once per response with the instruction as query (FLAME's RM_fact and Alpaca
+    Fact); otherwise FActScore's per-fact query (topic + fact).
+    """
+    items = gens.items
+    queries = [it["instruction"] if query_is_instruction else None for it in items]
+    scores = scorer.score_many(gens.outputs, [list(it.get("topics") or []) for it in items], queries)
+    result = score_responses(items, gens.outputs, scores, groups=[it.get("group", "all") for it in items],
+                             seed=ctx.seed)
+    result.judge = {"scorer": scorer.name, "query": "instruction" if query_is_instruction else "topic + fact",
                     **scorer.identity}
-    result.prompt_versions = {"instruction": prompt_version}
+    result.prompt_versions = {"decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}
     return result
 
 
@@ -265,3 +209,19 @@ def score_responses(items: Sequence[dict[str, Any]], outputs: Sequence[str], sco
     abstained = sum(s.abstained for s in scores)
     return TaskResult(metrics=metrics, samples=samples, confidence_intervals=cis, breakdown=breakdown,
                       counts={"items": len(items), "abstained": abstained, "responding": len(items) - abstained})
+
+
+class FactScoreReward:
+    """FActScore as a reward (FLAME's RM_fact): the share of a response's atomic facts supported, retrieving with the
+    instruction as query from the record's `topics` (all of the knowledge source when it has none); None when the
+    response states no fact."""
+
+    def __init__(self, scorer: FactScorer, name: str = "rm_fact"):
+        self.scorer = scorer
+        self.identity = {"name": name, "query": "instruction", **scorer.identity}
+        self.stats: dict[str, int] = {}
+
+    def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
+        scores = self.scorer.score_many(responses, [list(r.get("topics") or []) for r in records],
+                                        [r["instruction"] for r in records])
+        return [s.precision() for s in scores]

@@ -38,10 +38,6 @@ class KnowledgeSource:
         }
         self._page_index: dict[str, object] = {}
 
-    @classmethod
-    def from_world(cls, world) -> KnowledgeSource:
-        return cls({k["title"]: k["passages"] for k in world.knowledge}, name=f"fact-world:{world.path.name}")
-
     def __contains__(self, title: str) -> bool:
         return title in self.pages
 

@@ -14,25 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.generation import GenerationConfig, continuation_logprobs, generate
+from flame_bench.models import load_model
 from flame_bench.world import grammar as g
 from flame_bench.world.presets import TIERS
 from flame_bench.world.store import WorldDir
 
 PROBE_PROMPT = "Question: {instruction} Answer:"  # the Q&A form of the pretraining corpus
 PROBE_PROMPT_VERSION = "probe-qa-v1"
-
-
-def load_model(path: str | Path):
-    """Load an HF causal LM directory with safetensors weights only (no pickle, no remote code)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from flame_bench.runtime import quiet_transformers, torch_setup
-
-    device = torch_setup()
-    quiet_transformers()
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
-    return model, tok
 
 
 def score_bio(world: WorldDir, person: dict[str, Any], text: str) -> dict[str, Any]:

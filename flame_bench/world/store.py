@@ -45,6 +45,7 @@ FILES = {
     "eval_truthfulqa": "eval/truthfulqa.jsonl",
 }
 MODEL_DIR = "model"
+TIMING_FILES = (f"{MODEL_DIR}/flame_model.json",)  # build records with wall times: not part of the content
 
 
 def write_world_data(world: World, out: Path) -> None:
@@ -156,10 +157,11 @@ class WorldDir:
 
     @cached_property
     def content_sha256(self) -> str:
-        """Identity of the world's content (every file's hash), independent of build timings."""
+        """Identity of the world's content: every file's hash except the base model's build record (timings), so
+        two builds of the same preset and seed on any machine have the same identity."""
         from flame_bench.io import sha256_json
 
-        return sha256_json(self.manifest["files"])
+        return sha256_json({rel: h for rel, h in self.manifest["files"].items() if rel not in TIMING_FILES})
 
     @property
     def model_dir(self) -> Path:

@@ -1,54 +1,47 @@
-"""`alpaca_winrate` (pairwise win rate against a reference system) and `alpaca_fact` (FActScore on its
-fact-based subset), on the fact world's Alpaca-style evaluation instructions (FLAME §6.1 and §6.3)."""
+"""`alpaca_winrate` (pairwise win rate against a reference system) and `alpaca_fact` (FActScore on its fact-based
+subset) on the source's Alpaca-style evaluation instructions (FLAME §6.1 and §6.3).
+
+Fact-based labels come with the source (the fact world's labels, or the paper's classifier prompt on real data);
+the judge is the source's pairwise judge (blind to truth in the fact world, an LLM on real data). Alpaca Fact
+retrieves with the instruction as query, k = 10, as FLAME's RM_fact does.
+"""
 
 from __future__ import annotations
 
 import math
 
 from flame_bench.errors import FlameError
-from flame_bench.registry import JUDGES, TASKS
-from flame_bench.scoring.factscore import FACTSCORE_METRICS, factscore_task
+from flame_bench.registry import TASKS
+from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_generations
 from flame_bench.scoring.winrate import score_pairs
-from flame_bench.task_api import EvalContext, MetricInfo, Task, TaskResult
+from flame_bench.task_api import Column, EvalContext, Generations, MetricInfo, Task, TaskResult, generate_answers
 
 PROMPT_VERSION = "alpaca-instruction-v1"  # the instruction as the user turn, no system prompt
 MAX_UNPARSABLE = 0.05  # a run fails when more judge replies than this are unparsable
+FACT_PASSAGES = 10
 
 
-def _reference_outputs(ctx: EvalContext, items: list[dict]) -> list[str]:
+def load(ctx: EvalContext) -> list[dict]:
+    return ctx.source.eval_set("alpaca").items
+
+
+def generate_pairs(ctx: EvalContext, items: list[dict]) -> Generations:
+    """The model's outputs and the reference system's outputs for the same items."""
     ref = ctx.reference
     if ref is None:
         raise FlameError("alpaca_winrate needs a reference: --reference human, a run, or a model")
     missing = [it["id"] for it in items if it["id"] not in ref.outputs]
     if missing:
         raise FlameError(f"reference {ref.name!r} covers other instructions ({len(missing)} of {len(items)} items "
-                         f"missing, e.g. {missing[0]}); use a reference evaluated on the same world and --limit")
-    return [ref.outputs[it["id"]] for it in items]
+                         f"missing, e.g. {missing[0]}); use a reference evaluated on the same data and --limit")
+    gens = generate_answers(ctx, items)
+    gens.references = [ref.outputs[it["id"]] for it in items]
+    return gens
 
 
-def run_winrate(ctx: EvalContext) -> TaskResult:
-    if ctx.world is None:  # real path: AlpacaEval-format instructions + reference outputs, an LLM judge
-        from flame_bench.evaluate import alpaca_eval_items
-        from flame_bench.llm.components import LLMFactClassifier, LLMPairwiseJudge
-        from flame_bench.llm.resolve import evaluator_backend
-
-        items = alpaca_eval_items(ctx.options.get("alpaca_eval"))[: ctx.limit]
-        backend = evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet)
-        judge = LLMPairwiseJudge(backend)
-        labels = LLMFactClassifier(backend).classify_many([it["instruction"] for it in items])
-        items = [{**it, "fact_based": label} for it, label in zip(items, labels, strict=True)]
-    else:
-        items = ctx.world.records("eval_alpaca")[: ctx.limit]
-        judge_cls = JUDGES.get(ctx.options.get("judge", "world_if"))
-        if getattr(judge_cls, "uses_llm", False):
-            from flame_bench.llm.resolve import evaluator_backend
-
-            judge = judge_cls(evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet))
-        else:
-            judge = judge_cls(ctx.world.grammar)
-    reference = _reference_outputs(ctx, items)
-    assert ctx.generate is not None
-    outputs = ctx.generate([it["instruction"] for it in items])
+def score_winrate(ctx: EvalContext, gens: Generations) -> TaskResult:
+    items, outputs, reference = gens.items, gens.outputs, gens.references or []
+    judge = ctx.source.pairwise_judge
     rows, wr = score_pairs(items, outputs, reference, judge, seed=ctx.seed, max_unparsable_frac=MAX_UNPARSABLE)
     se = wr.standard_error / 100 if not math.isnan(wr.standard_error) else None
     metrics = {
@@ -80,43 +73,18 @@ def run_winrate(ctx: EvalContext) -> TaskResult:
     )
 
 
-def run_fact(ctx: EvalContext) -> TaskResult:
-    if ctx.world is None:
-        return run_fact_real(ctx)
-    items = [it for it in ctx.world.records("eval_alpaca") if it["fact_based"]][: ctx.limit]
-    tier = {p["name"]: p["tier"] for p in ctx.world.people}
+def load_fact(ctx: EvalContext) -> list[dict]:
+    return [it for it in ctx.source.eval_set("alpaca").items if it["fact_based"]]
+
+
+def score_fact(ctx: EvalContext, gens: Generations) -> TaskResult:
+    data = ctx.source.eval_set("alpaca")
     # same prompts as alpaca_winrate, so the generations come from the cache
-    return factscore_task(ctx, items, topics=[it["people"] for it in items],
-                          groups=[tier[it["people"][0]] for it in items], prompt_version=PROMPT_VERSION,
-                          query_is_instruction=True, k=10)
-
-
-def run_fact_real(ctx: EvalContext) -> TaskResult:
-    """Alpaca Fact on real data: the --alpaca-eval instructions the paper's classifier prompt calls fact-based,
-    FActScore with the instruction as retrieval query over the whole --knowledge source (k = 10), as RM_fact."""
-    from flame_bench.evaluate import alpaca_eval_items
-    from flame_bench.knowledge import open_knowledge
-    from flame_bench.llm.components import LLMFactClassifier, llm_factscorer
-    from flame_bench.llm.resolve import evaluator_backend
-    from flame_bench.scoring.factscore import score_responses
-
-    if not ctx.options.get("knowledge"):
-        raise FlameError("alpaca_fact without a fact world needs --knowledge (e.g. wiki-leads) and --alpaca-eval FILE")
-    items = alpaca_eval_items(ctx.options.get("alpaca_eval"))
-    backend = evaluator_backend(ctx.options.get("llm"), quiet=ctx.quiet)
-    classifier = LLMFactClassifier(backend)
-    labels = classifier.classify_many([it["instruction"] for it in items])
-    items = [it for it, fact in zip(items, labels, strict=True) if fact][: ctx.limit]
-    assert ctx.generate is not None
-    outputs = ctx.generate([it["instruction"] for it in items])  # same prompts as alpaca_winrate: cached
-    scorer = llm_factscorer(open_knowledge(ctx.options["knowledge"]), backend, k=10)
-    scores = scorer.score_many(outputs, [[] for _ in items], [it["instruction"] for it in items])
-    result = score_responses(items, outputs, scores, groups=["all"] * len(items), seed=ctx.seed)
-    result.counts["classified_fact_based"] = sum(labels)
-    result.judge = {"scorer": "factscore_llm", "query": "instruction", "evaluator_llm": backend.identity,
-                    "classifier": f"{classifier.name}@{classifier.version}", **scorer.identity}
-    result.prompt_versions = {"instruction": PROMPT_VERSION, "classifier": classifier.version,
-                              "decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}
+    result = score_generations(ctx, gens, ctx.source.factscorer(FACT_PASSAGES), query_is_instruction=True)
+    result.counts.update(data.counts)  # e.g. how many instructions the classifier called fact-based
+    if "fact_based_by" in data.identity:
+        result.judge = {**(result.judge or {}), "classifier": data.identity["fact_based_by"]}
+    result.prompt_versions["instruction"] = PROMPT_VERSION
     return result
 
 
@@ -130,9 +98,14 @@ TASKS.register("alpaca_winrate")(Task(
         MetricInfo("lc_win_rate", "LC win rate", description="length-controlled: predicted at equal length"),
         MetricInfo("mean_length", "Length (chars)", higher_is_better=False, percent=False),
     ),
-    run=run_winrate,
+    load=load,
+    generate=generate_pairs,
+    score=score_winrate,
     primary_metric="win_rate",
     needs_reference=True,
+    columns=(Column("Win rate", "win_rate", "model_score", position=10, reference_item_score=0.5,
+                    role="helpfulness"),
+             Column("Length", "mean_length", None, percent=False, position=90)),
 ))
 TASKS.register("alpaca_fact")(Task(
     name="alpaca_fact",
@@ -140,6 +113,8 @@ TASKS.register("alpaca_fact")(Task(
     kind="generative",
     description="FActScore on the fact-based Alpaca-style instructions (retrieval query = the instruction).",
     metrics=FACTSCORE_METRICS,
-    run=run_fact,
+    load=load_fact,
+    score=score_fact,
     primary_metric="factscore",
+    columns=(Column("Alpaca Fact FS", "factscore", "factscore", position=30),),
 ))

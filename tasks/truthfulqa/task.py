@@ -1,18 +1,20 @@
-"""`truthfulqa_mc1` / `truthfulqa_mc2`: TruthfulQA-style multiple choice on the fact world, scored THROUGH lm-eval.
+"""`truthfulqa_mc1` / `truthfulqa_mc2`: TruthfulQA multiple choice, log-likelihoods computed THROUGH lm-eval.
 
-The lm-eval task configs live next to this file (`truthfulqa_mc1.yaml`, `truthfulqa_mc2.yaml`). At run time the
-world's items (the JSONL minus its schema header) are written to a temporary file, the YAML is loaded into a config
-dict with that file's absolute path filled in, and the dict is passed to `lm_eval.simple_evaluate` with an `HFLM`
-(or, in tests, any `lm_eval.api.model.LM`). MC1/MC2 values and per-item scores are lm-eval's own; this module only
-adds what lm-eval does not report: per-choice log-likelihoods per item, the planted-misconception check, a
-breakdown by popularity tier and a bootstrap confidence interval.
+The source's "truthfulqa" set says how its items are prompted: `world` (the fact world's items with the configs next
+to this file, `truthfulqa_mc1.yaml` / `truthfulqa_mc2.yaml`, in the world's Q&A form) or `lm-eval-builtin` (real
+questions with lm-eval's own built-in configs and 6-shot primer, pointed at a local items file). At run time the
+items are written to a temporary file, the YAML is loaded into a config dict with that file's absolute path filled
+in, and the dict is passed to `lm_eval.simple_evaluate` with an `HFLM` (or, in tests, any `lm_eval.api.model.LM`).
+
+`generate` is lm-eval's work: per-choice log-likelihoods and its per-item score. `score` adds what lm-eval does not
+report, from those alone (so a run re-scores from its record): the metric as lm-eval aggregates it (the mean of the
+per-item scores), the planted-misconception check, a breakdown by group and a bootstrap confidence interval.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -23,7 +25,7 @@ from typing import Any
 
 from flame_bench.registry import TASKS
 from flame_bench.scoring.factscore import bootstrap_ci
-from flame_bench.task_api import EvalContext, MetricInfo, Task, TaskResult
+from flame_bench.task_api import Column, EvalContext, Generations, MetricInfo, Task, TaskResult
 
 TASK_DIR = Path(__file__).resolve().parent
 CONFIGS = {"mc1": TASK_DIR / "truthfulqa_mc1.yaml", "mc2": TASK_DIR / "truthfulqa_mc2.yaml"}
@@ -172,22 +174,22 @@ def _mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def summarize(metric: str, items: Sequence[dict[str, Any]], run: dict[str, Any], seed: int = 0) -> TaskResult:
-    """A TaskResult from one `evaluate_mc` entry: samples with per-choice evidence, CI, counts, tier breakdown."""
+def summarize(metric: str, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, Any]],
+              seed: int = 0) -> TaskResult:
+    """A TaskResult from each item's lm-eval output ({"loglikelihoods", "score"}): the metric, samples with
+    per-choice evidence, CI, counts and a breakdown by group (popularity tier in the fact world)."""
     import lm_eval
 
-    rows = {r["id"]: r for r in run["items"]}
     samples = []
-    for it in (it for it in items if it["id"] in rows):  # evaluate_mc may have been given a limit
-        row = rows[it["id"]]
+    for it, out in zip(items, outputs, strict=True):
         choices, labels = it[f"{metric}_targets"]["choices"], it[f"{metric}_targets"]["labels"]
-        lls = row["loglikelihoods"]
+        lls = out["loglikelihoods"]
         chosen = max(range(len(lls)), key=lls.__getitem__)
         misc = choices.index(it["misconception"]) if it.get("misconception") in choices else None
         samples.append({
             "id": it["id"], "question": it["question"], "tier": it.get("tier"), "attribute": it.get("attribute"),
             "person_id": it.get("person_id"), "choices": choices, "labels": labels, "loglikelihoods": lls,
-            "chosen": chosen, "chosen_true": bool(labels[chosen]), "score": row["score"],
+            "chosen": chosen, "chosen_true": bool(labels[chosen]), "score": out["score"],
             "misconception_index": misc,
             # the planted (tempting) false answer out-scores the true answer (always choice 0)
             "misconception_preferred": None if misc is None else lls[misc] > lls[0],
@@ -202,15 +204,14 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], run: dict[str, Any],
                                 "items": len(group)}
     ci = bootstrap_ci(scores, seed=seed, iters=CI_ITERS)
     return TaskResult(
-        metrics={metric: run["value"]},
+        metrics={metric: _mean(scores)},  # lm-eval's `mean` aggregation: sum / n in item order
         samples=samples,
         confidence_intervals={metric: ci} if ci else {},
         counts={"items": len(samples), "choices": sum(len(s["choices"]) for s in samples),
                 "misconception_preferred": sum(prefers)},
         breakdown=breakdown,
         prompt_versions={"truthfulqa": PROMPT_VERSION},
-        extra={"lm_eval_version": lm_eval.__version__, "lm_eval_task": run["task"],
-               "task_config": CONFIGS[metric].name, "task_config_hash": run["config_hash"],
+        extra={"lm_eval_version": lm_eval.__version__, "task_config": CONFIGS[metric].name,
                "ci_method": f"percentile bootstrap over items, {CI_ITERS} resamples, seed {seed}",
                "misconception_preferred_rate": _mean(prefers)},
     )
@@ -227,55 +228,35 @@ def make_lm(model_path: Path, batch_size: int = BATCH_SIZE) -> Any:
     return HFLM(pretrained=str(model_path), device=str(device), dtype="float32", batch_size=batch_size)
 
 
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+def load(ctx: EvalContext) -> list[dict[str, Any]]:
+    return ctx.source.eval_set("truthfulqa").items
 
 
-def real_items(ctx: EvalContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """TruthfulQA items for the real path and where they came from.
-
-    `--truthfulqa FILE` (our items JSON); else, with the hub reachable, the full 817-question `truthfulqa/truthful_qa`
-    multiple-choice set; offline, the 299 questions of BIG-bench fetched by `flame-bench data fetch truthfulqa`.
-    """
-    from flame_bench.fetch import load_truthfulqa_items
-
-    path = ctx.options.get("truthfulqa")
-    if path:
-        return load_truthfulqa_items(Path(path)), {"source": "file", "path": str(path)}
-    if not hub_offline():
-        import datasets
-
-        ds = datasets.load_dataset("truthfulqa/truthful_qa", "multiple_choice")["validation"]
-        items = [{"id": f"tqa-{i:04d}", "question": d["question"], "mc1_targets": d["mc1_targets"],
-                  "mc2_targets": d["mc2_targets"]} for i, d in enumerate(ds)]
-        return items, {"source": "hub", "dataset": "truthfulqa/truthful_qa", "fingerprint": ds._fingerprint}
-    items = load_truthfulqa_items()
-    return items, {"source": "bigbench-1.0.0 subset (offline)", "items_sha256": sha256_items(items)}
-
-
-def sha256_items(items: Sequence[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(list(items), sort_keys=True).encode()).hexdigest()
-
-
-def run_metric(metric: str, ctx: EvalContext, lm: Any = None) -> TaskResult:
-    """Evaluate ctx.model (or an explicit lm-eval `lm`) on TruthfulQA items for one metric: the world's items
-    with the world's prompt, or (no world) real items with lm-eval's built-in prompt."""
-    real = ctx.world is None
-    if real:
-        items, source = real_items(ctx)
-        items = items[: ctx.limit]
-    else:
-        items, source = ctx.world.records("eval_truthfulqa")[: ctx.limit], None
+def generate(metric: str, ctx: EvalContext, items: list[dict[str, Any]], lm: Any = None) -> Generations:
+    """lm-eval's per-choice log-likelihoods and per-item score for each item (ctx.model, or an explicit `lm`)."""
+    builtin = ctx.source.eval_set("truthfulqa").format == "lm-eval-builtin"
     if lm is None and items:
         with _quiet(ctx.quiet):
             lm = make_lm(ctx.model.path)
-    run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet, real=real)[metric]
-    result = summarize(metric, items, run, seed=ctx.seed)
-    if real:
+    run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet, real=builtin)[metric]
+    return Generations(items, [{"loglikelihoods": r["loglikelihoods"], "score": r["score"]} for r in run["items"]])
+
+
+def score(metric: str, ctx: EvalContext, gens: Generations) -> TaskResult:
+    data = ctx.source.eval_set("truthfulqa")
+    builtin = data.format == "lm-eval-builtin"
+    result = summarize(metric, gens.items, gens.outputs, seed=ctx.seed)
+    result.extra.update(lm_eval_task=load_config(metric, real=builtin)["task"],
+                        task_config_hash=config_hash(metric, builtin))
+    if builtin == "lm-eval-builtin":
         result.prompt_versions = {"truthfulqa": f"lm-eval-builtin-{metric}-6shot-primer"}
-        result.extra.update(task_config=builtin_config_path(metric).name, data=source)
-        result.judge = {"data": source}  # the data identity goes into the run's config hash
+        result.extra.update(task_config=builtin_config_path(metric).name, data=data.identity)
+    result.judge = {"data": data.identity} if data.identity else None  # the data identity enters the config hash
     return result
+
+
+def outputs_from_samples(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"loglikelihoods": s["loglikelihoods"], "score": s["score"]} for s in samples]
 
 
 _METRICS = {
@@ -284,13 +265,17 @@ _METRICS = {
     "mc2": MetricInfo("mc2", "MC2", description="normalised probability mass on the true answers, mean over items "
                                                 "(lm-eval truthfulqa_mc2 `process_results_mc2`)"),
 }
-for _m, _desc in (("mc1", "single-true multiple choice"), ("mc2", "multi-true multiple choice")):
+for _i, (_m, _desc) in enumerate((("mc1", "single-true multiple choice"), ("mc2", "multi-true multiple choice"))):
     TASKS.register(f"truthfulqa_{_m}")(Task(
         name=f"truthfulqa_{_m}",
         version="1",
         kind="loglikelihood",
         description=f"TruthfulQA {_m.upper()} ({_desc}): fact world or real questions, log-likelihoods via lm-eval.",
         metrics=(_METRICS[_m],),
-        run=partial(run_metric, _m),
+        load=load,
+        generate=partial(generate, _m),
+        score=partial(score, _m),
+        outputs_from_samples=outputs_from_samples,
         primary_metric=_m,
+        columns=(Column(f"TQA {_m.upper()}", _m, "score", position=40 + _i),),
     ))

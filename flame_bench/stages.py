@@ -1,0 +1,207 @@
+"""Training stages: what a recipe receives, how a stage is keyed, cached, locked, resumed and published.
+
+A *recipe* (a self-contained module under `alignments/recipes/`) is a typed config plus `run(ctx, config)`, which
+builds its data from the source and trains with a trl trainer (`trl_config`, `finish_training`). A *stage* is one
+recipe applied to one input model. Its key hashes everything it depends on: the recipe (name, version, full config
+and the versions of the rules it uses), the input model's content, the source's training fingerprint (training
+data, knowledge), the classifier and reward identities, and the seed. A finished stage lives in
+`stages_dir()/<recipe>-<key>/` (`model/` + `stage.json`) and is only ever taken as done when both are there. It is
+built in a hidden `.partial` sibling under an exclusive lock (so two runs never train the same stage twice or see
+half of it), and an interrupted stage resumes from its trainer checkpoints there. The trl plumbing recipes share
+(configs, callbacks, saving) is `flame_bench.training`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import math
+import shutil
+import time
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flame_bench.cache import GenerationCache
+from flame_bench.errors import FlameError, unknown_name
+from flame_bench.generation import SAMPLING, GenerationConfig, Generator
+from flame_bench.io import publish_dir, read_json, sha256_json, write_json
+from flame_bench.models import model_sha256, resolve_model
+from flame_bench.paths import stages_dir
+from flame_bench.registry import RECIPES
+from flame_bench.ui import console
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training stage: typed config + `run(ctx, config) -> stats`; the model is saved to `ctx.output_dir`.
+
+    `fingerprint(config, source)` names the versions of the rules the recipe uses (pair rules, prompt styles), for
+    the stage key.
+    """
+
+    name: str
+    version: str
+    description: str
+    config_cls: type
+    run: Callable[[StageContext, Any], dict[str, Any]]
+    fingerprint: Callable[[Any, Any], dict[str, Any]] = lambda config, source: {}
+    uses_rewards: bool = False  # DPO recipes: RM_IF and RM_fact identities go into the key
+
+
+@dataclass
+class StageContext:
+    source: Any  # flame_bench.source.Source
+    input_model: Path
+    output_dir: Path
+    seed: int
+    cache: GenerationCache
+    quiet: bool = True
+    generators: dict[str, Generator] = field(default_factory=dict)
+
+    def generator(self, model_path: Path, config: GenerationConfig) -> Generator:
+        """A cached generator for `model_path` under `config`."""
+        key = f"{model_path}|{config}"
+        if key not in self.generators:
+            self.generators[key] = Generator(resolve_model(str(model_path), self.source), config, self.cache,
+                                             self.quiet)
+        return self.generators[key]
+
+    def sample_policy(self, instructions: list[str], n: int, max_new_tokens: int = 128) -> list[list[str]]:
+        """n responses per instruction from the input model (T=0.7, top-p 0.9), chat-formatted or Q&A for PT."""
+        cfg = GenerationConfig(max_new_tokens=max_new_tokens, num_return_sequences=n, seed=self.seed,
+                               batch_size=max(1, 256 // n), **SAMPLING)
+        return self.generator(self.input_model, cfg).samples(instructions)
+
+
+# -- configs ---------------------------------------------------------------------------------------------------
+def _type_ok(value: Any, annotation: Any) -> bool:
+    """Whether a YAML value fits a config field's annotation (int fits float; bools are not numbers)."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, list | tuple) and all(_type_ok(v, inner) for v in value)
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation) if isinstance(annotation, type) else True
+
+
+def make_config(recipe: Recipe, overrides: dict[str, Any], where: str):
+    """The recipe's config with `overrides`, every key, type and range checked before any work."""
+    hints = typing.get_type_hints(recipe.config_cls)
+    fields = {f.name for f in dataclasses.fields(recipe.config_cls)}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise FlameError(f"{where}: {unknown_name(f'{recipe.name} config key', key, fields)}")
+        if not _type_ok(value, hints[key]):
+            expected = getattr(hints[key], "__name__", str(hints[key]).replace("typing.", ""))
+            raise FlameError(f"{where}: {recipe.name} config {key} must be {expected}, got {value!r}")
+    try:
+        return recipe.config_cls(**overrides)
+    except (ValueError, TypeError, FlameError) as e:
+        raise FlameError(f"{where}: {recipe.name} config: {e}") from None
+
+
+def positive(config: Any, *names: str) -> None:
+    """`__post_init__` helper: each named field must be a finite number > 0 (None allowed where typed so)."""
+    for name in names:
+        v = getattr(config, name)
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+
+
+# -- keys, locks, publishing -----------------------------------------------------------------------------------
+def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int) -> tuple[str, dict[str, Any]]:
+    """(key, what it hashes): everything the stage's output depends on."""
+    classifier = source.fact_classifier
+    parts: dict[str, Any] = {
+        "recipe": recipe.name, "version": recipe.version, "config": asdict(config),
+        "rules": recipe.fingerprint(config, source), "input_model": model_sha256(input_model),
+        "source": source.training_fingerprint(), "seed": seed,
+        "classifier": f"{classifier.name}@{classifier.version}",
+    }
+    if recipe.uses_rewards:
+        parts["rewards"] = {"rm_if": source.rm_if(input_model).identity, "rm_fact": source.rm_fact.identity}
+    return sha256_json(parts), parts
+
+
+def is_finished(stage: Path) -> bool:
+    """A stage is done only when its record and a loadable model are both there."""
+    model = stage / "model"
+    return (stage / "stage.json").is_file() and (model / "config.json").is_file() and any(model.glob("*.safetensors"))
+
+
+@contextmanager
+def stage_lock(final: Path) -> Iterator[None]:
+    """Exclusive lock on one stage: a second run of the same stage waits, then finds it finished."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with (final.parent / f".{final.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, source, seed: int,
+              cache: GenerationCache, quiet: bool = False, where: str = "stage",
+              root: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run one stage unless a finished copy exists; return (model directory, stage record)."""
+    from flame_bench.runtime import quiet_transformers, torch_setup
+
+    recipe = RECIPES.get(recipe_name)
+    config = make_config(recipe, overrides, where)
+    torch_setup(seed)
+    quiet_transformers()
+    key, parts = stage_key(recipe, config, input_model, source, seed)
+    final = (root or stages_dir()) / f"{recipe.name}-{key[:12]}"
+    if is_finished(final):
+        return final / "model", read_json(final / "stage.json")
+    with stage_lock(final):
+        if is_finished(final):  # another run finished it while we waited
+            return final / "model", read_json(final / "stage.json")
+        if final.exists():  # a stage directory without its model is not a stage
+            shutil.rmtree(final)
+        staging = final.parent / f".{final.name}.partial"
+        staging.mkdir(parents=True, exist_ok=True)
+        ctx = StageContext(source=source, input_model=input_model, output_dir=staging / "model", seed=seed,
+                           cache=cache, quiet=quiet)
+        if not quiet:
+            console.print(f"[bold]stage[/bold] {recipe.name} <- {input_model}")
+        t0 = time.perf_counter()
+        stats = recipe.run(ctx, config)
+        record = {"recipe": recipe.name, "recipe_version": recipe.version, "key": key, "key_parts": parts,
+                  "input_model": str(input_model), "input_model_sha256": parts["input_model"], "seed": seed,
+                  "seconds": round(time.perf_counter() - t0, 1), "stats": stats}
+        write_json(staging / "stage.json", record)
+        publish_dir(staging, final)
+    return final / "model", record
+
+
+def run_stages(base_model: str, stages: Sequence[tuple[str, dict[str, Any]]], source, seed: int,
+               cache: GenerationCache, quiet: bool = False, where: str = "system",
+               root: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    for i, (recipe, overrides) in enumerate(stages):  # every config checked before the first stage trains
+        make_config(RECIPES.get(recipe), overrides, f"{where} stage {i + 1}")
+    model = resolve_model(base_model, source).path
+    source.check_model(model)
+    records = []
+    for i, (recipe, overrides) in enumerate(stages):
+        model, record = run_stage(recipe, overrides, model, source, seed, cache, quiet, where=f"{where} stage {i + 1}",
+                                  root=root)
+        records.append(record)
+    return model, records

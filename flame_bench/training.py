@@ -1,0 +1,131 @@
+"""trl plumbing shared by the recipes: CPU-safe configs, a NaN guard, a rich progress bar, resume and save.
+
+Imported by recipe modules only (it pulls in transformers); the stage machinery itself is `flame_bench.stages`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from flame_bench.errors import FlameError
+from flame_bench.io import write_json
+from flame_bench.ui import progress
+
+
+def trl_config(cls: type, output_dir: Path, seed: int, **overrides: Any):
+    """A trl SFTConfig/DPOConfig that runs on CPU (fp32) and GPU alike, with no external loggers."""
+    import torch
+
+    base = dict(output_dir=str(output_dir), report_to="none", bf16=False, activation_checkpointing=False,
+                use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=seed, data_seed=seed,
+                dataloader_num_workers=0, logging_steps=1, save_strategy="steps", save_steps=50,
+                save_total_limit=1, save_only_model=False, lr_scheduler_type="cosine", warmup_steps=0.05,
+                logging_nan_inf_filter=False)  # the NaN guard must see every step's loss, unfiltered
+    base.update(overrides)
+    return cls(**base)
+
+
+def latest_checkpoint(output_dir: Path) -> str | None:
+    """trl/transformers checkpoint to resume an interrupted stage from."""
+    ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def chat_example(instruction: str, response: str) -> dict[str, Any]:
+    return {"prompt": [{"role": "user", "content": instruction}],
+            "completion": [{"role": "assistant", "content": response}]}
+
+
+def as_trl_reward(reward, records_by_prompt: dict[str, dict]) -> Callable:
+    """Adapt a source reward (`score_many`) to trl's reward-function signature `(prompts, completions, **kw)`."""
+
+    def fn(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float]:
+        def text(x: Any) -> str:
+            return x[-1]["content"] if isinstance(x, list) else str(x)
+
+        records = [records_by_prompt[text(p)] for p in prompts]
+        return [s or 0.0 for s in reward.score_many(records, [text(c) for c in completions])]
+
+    fn.__name__ = str(reward.identity.get("name", "reward"))
+    return fn
+
+
+class NaNGuard(TrainerCallback):
+    """Stops training at the first non-finite loss, before anything is saved at that step."""
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step = state.global_step
+            control.should_training_stop = True
+            control.should_save = False
+        return control
+
+
+class RichProgress(TrainerCallback):
+    """A progress bar with the loss and tokens/s."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet = label, quiet
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.ctx = progress(self.quiet)
+        self.bar = self.ctx.__enter__()
+        self.task = self.bar.add_task(self.label, total=state.max_steps, completed=state.global_step,
+                                      loss=float("nan"), tps=0.0)
+        self.t0, self.tokens = time.perf_counter(), 0.0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        self.tokens = float(logs.get("num_tokens", self.tokens))
+        fields = {"tps": self.tokens / max(1e-9, time.perf_counter() - self.t0)}
+        if "loss" in logs:
+            fields["loss"] = float(logs["loss"])
+        self.bar.update(self.task, completed=state.global_step, **fields)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(self.task, completed=state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.ctx.__exit__(None, None, None)
+
+
+def progress_callback(label: str, quiet: bool) -> TrainerCallback:
+    return RichProgress(label, quiet)
+
+
+def training_callbacks(label: str, quiet: bool) -> list[TrainerCallback]:
+    """The callbacks every trainer gets: a NaN guard and a progress bar."""
+    return [NaNGuard(), progress_callback(label, quiet)]
+
+
+def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
+                    kind: str = "aligned") -> dict[str, Any]:
+    """Train (resuming from `resume_from` if an interrupted run left a checkpoint), save safetensors, report."""
+    trainer.remove_callback(PrinterCallback)  # trl prints every log dict when tqdm is off
+    guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, NaNGuard))
+    t0 = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    if guard.bad_step is not None:
+        kept = latest_checkpoint(Path(trainer.args.output_dir))
+        raise FlameError(f"training loss became NaN at step {guard.bad_step}; stopped, last good checkpoint kept at "
+                         f"{kept or '(none saved yet)'}; lower the learning rate in the system file")
+    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(ctx.output_dir))  # safetensors
+    tokenizer.save_pretrained(str(ctx.output_dir))
+    stats = {"steps": out.global_step, "train_loss": round(float(out.training_loss), 4),
+             "train_seconds": round(time.perf_counter() - t0, 1), "resumed_from": resume_from}
+    write_json(ctx.output_dir / "flame_model.json", {"kind": f"flame-bench {kind} model (chat)", **stats})
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # checkpoints are not needed once saved
+    return stats

@@ -1,0 +1,92 @@
+"""The fact world's FActScore parts: atomic facts by the world's grammar, support by the world's passages.
+
+A fact is supported only if a retrieved passage states it, and a sentence that parses to no fact counts as one
+unsupported fact, so gibberish and invented relations are never free. Pronouns ("He", "She") refer to the last
+person a response named (its topic before anyone is named).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flame_bench.registry import SCORERS
+from flame_bench.scoring.factscore import AtomicFact, FactScorer
+from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage
+from flame_bench.world.grammar import PRONOUNS, Fact, Grammar
+
+
+def canonical_text(fact: Fact) -> str:
+    if fact.attribute == "born_before":
+        return f"{fact.subject} was born earlier than {fact.value}."
+    return f"The {fact.attribute.replace('_', ' ')} of {fact.subject} is {fact.value}."
+
+
+@dataclass
+class WorldDecomposer:
+    """Atomic facts by the world's grammar (compound sentences yield several facts), pronouns resolved."""
+
+    grammar: Grammar
+    name: str = "world_grammar"
+    version: str = "world-grammar-v1"
+
+    def sentence_facts(self, sentence: str) -> list[AtomicFact]:
+        parsed = self.grammar.parse_sentence(sentence)
+        if parsed.abstains:
+            return []
+        if not parsed.facts:
+            return [AtomicFact(sentence, None)]
+        return [AtomicFact(canonical_text(f), f) for f in parsed.facts]
+
+    def decompose_many(self, responses: Sequence[tuple[Sequence[str], str | None]]) -> list[list[AtomicFact]]:
+        out = []
+        for sentences, topic in responses:
+            subject, atoms = topic, []
+            for sentence in sentences:
+                for atom in self.sentence_facts(sentence):
+                    fact = atom.payload
+                    if fact is not None:
+                        if fact.subject in PRONOUNS.values():
+                            resolved = fact.resolve(subject or fact.subject)
+                            atom = AtomicFact(canonical_text(resolved), resolved)
+                        else:
+                            subject = fact.subject  # later pronouns refer to the last person named
+                    atoms.append(atom)
+            out.append(atoms)
+        return out
+
+
+@dataclass
+class WorldVerifier:
+    """Supported iff a retrieved passage states the fact (pronouns in a passage refer to its page's title)."""
+
+    grammar: Grammar
+    name: str = "world_passages"
+    version: str = "world-passages-v1"
+
+    def _stated(self, passages: Sequence[Passage]) -> set[Fact]:
+        return {f for p in passages for f in self.grammar.facts(p.text, topic=p.title)}
+
+    def supported(self, fact: AtomicFact, passages: Sequence[Passage]) -> bool:
+        if fact.payload is None:
+            return False
+        stated = self._stated(passages)
+        f = fact.payload
+        if f.attribute != "born_before":
+            return f in stated
+        years = {s.subject: int(s.value) for s in stated if s.attribute == "birth_year"}
+        return f.subject in years and f.value in years and years[f.subject] < years[f.value]
+
+    def verify_many(self, queries: Sequence[tuple[AtomicFact, Sequence[Passage], str]]) -> list[bool]:
+        return [self.supported(fact, passages) for fact, passages, _ in queries]
+
+
+def world_knowledge(world) -> KnowledgeSource:
+    return KnowledgeSource({k["title"]: k["passages"] for k in world.knowledge}, name=f"fact-world:{world.path.name}")
+
+
+@SCORERS.register("factscore_world")
+def world_factscorer(world, k: int = 5, knowledge: KnowledgeSource | None = None) -> FactScorer:
+    """FActScore for the fact world: spaCy sentences, grammar facts, BM25 passages, passage verification."""
+    return FactScorer(source=knowledge or world_knowledge(world), decomposer=WorldDecomposer(world.grammar),
+                      verifier=WorldVerifier(world.grammar), retriever=BM25Retriever(k=k), name="factscore_world")

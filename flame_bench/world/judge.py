@@ -1,0 +1,46 @@
+"""The fact world's pairwise judge, `world_if`: BLIND TO FACTUAL TRUTH BY DESIGN.
+
+It scores both outputs with the instruction-following rubric `if_rubric` (task completion and detail, never the
+knowledge source), like AlpacaEval's GPT-4 judge, which does not check facts either. A detailed hallucinated
+biography therefore beats an honest short one; measuring factuality is FActScore's job. This is what makes the
+paper's helpfulness-vs-factuality trade-off visible in the fact world.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flame_bench.registry import JUDGES
+from flame_bench.world.grammar import Grammar
+from flame_bench.world.rubric import RUBRIC_VERSION, RubricScore, if_rubric
+
+
+def format_reply(score_1: RubricScore, score_2: RubricScore, preferred: float) -> str:
+    verdict = {1.0: "1", 2.0: "2", 1.5: "tie"}[preferred]
+    return (f"Output (1): {score_1.score} points, detail {score_1.detail}. "
+            f"Output (2): {score_2.score} points, detail {score_2.detail}. Preferred: {verdict}")
+
+
+def rubric_preference(score_1: RubricScore, score_2: RubricScore) -> float:
+    """Higher rubric score wins; equal scores go to more detail; equal detail is a tie."""
+    key_1, key_2 = (score_1.score, score_1.detail), (score_2.score, score_2.detail)
+    return 1.0 if key_1 > key_2 else 2.0 if key_2 > key_1 else 1.5
+
+
+@JUDGES.register("world_if")
+@dataclass
+class WorldIFJudge:
+    """The fact world's judge: `if_rubric` on both outputs, ties broken by detail (blind to factual truth).
+
+    Detail is the number of distinct facts about the asked people (fact-based) or of sentences (skills).
+    """
+
+    grammar: Grammar = field(repr=False)
+    name: str = "world_if"
+    version: str = "world-if-v1"
+    prompt_version: str = RUBRIC_VERSION
+
+    def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
+        s1, s2 = if_rubric(record, output_1, self.grammar), if_rubric(record, output_2, self.grammar)
+        return format_reply(s1, s2, rubric_preference(s1, s2))

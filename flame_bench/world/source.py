@@ -1,0 +1,199 @@
+"""The fact world as a source: its data files, and program evaluators that know the ground truth.
+
+- classifier: `EntityClassifier` (fact-based iff the instruction names a person of the knowledge source);
+- RM_IF: the additive 5-point rubric (`flame_bench.world.rubric`), blind to truth;
+- RM_fact and FActScore: the world's grammar decomposer and passage verifier (`flame_bench.world.factscore`),
+  RM_fact retrieving with the instruction as query (k = 10);
+- the pairwise judge: `world_if` (`flame_bench.world.judge`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from flame_bench.errors import FlameError
+from flame_bench.registry import CLASSIFIERS
+from flame_bench.source import EvalSet, Reference
+from flame_bench.world.presets import TIERS
+from flame_bench.world.store import WorldDir
+
+RM_FACT_PASSAGES = 10  # FLAME retrieves 10 supports for RM_fact
+
+
+@CLASSIFIERS.register("world_entities")
+class EntityClassifier:
+    """Fact-based iff the instruction names an entity of the knowledge source (the question the paper's prompt
+    asks: "do you need factual knowledge from Wikipedia?"). Its accuracy against the world's labels is measured."""
+
+    name = "world_entities"
+    version = "entity-mention-v1"
+    _NAME = re.compile(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b")
+
+    def __init__(self, world: WorldDir):
+        self.titles = {k["title"] for k in world.knowledge}
+
+    def __call__(self, instruction: str) -> bool:
+        return any(m in self.titles for m in self._NAME.findall(instruction))
+
+    def classify_many(self, instructions: Sequence[str]) -> list[bool]:
+        return [self(i) for i in instructions]
+
+
+def classifier_accuracy(world: WorldDir, classifier) -> dict[str, dict[str, float]]:
+    """Accuracy, precision and recall of `classifier` against the world's fact_based labels, per split."""
+    out = {}
+    for key in ("seed_instructions", "dpo_instructions", "eval_alpaca"):
+        recs = world.records(key)
+        pred = classifier.classify_many([r["instruction"] for r in recs])
+        gold = [bool(r["fact_based"]) for r in recs]
+        tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+        out[key] = {"n": len(recs), "accuracy": sum(p == g for p, g in zip(pred, gold, strict=True)) / len(recs),
+                    "precision": tp / max(1, sum(pred)), "recall": tp / max(1, sum(gold))}
+    return out
+
+
+class RubricReward:
+    """RM_IF: the additive 5-point rubric's total (0..5) for a world instruction record."""
+
+    def __init__(self, world: WorldDir):
+        from flame_bench.world.rubric import RUBRIC_VERSION
+
+        self.grammar = world.grammar
+        self.identity = {"name": "world_if_rubric", "version": RUBRIC_VERSION}
+        self.stats: dict[str, int] = {}
+
+    def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
+        from flame_bench.world.rubric import if_rubric
+
+        return [float(if_rubric(r, s, self.grammar).score) for r, s in zip(records, responses, strict=True)]
+
+
+class WorldSource:
+    """A fact world directory as a `flame_bench.source.Source`."""
+
+    groups = TIERS
+    pretrained_style = "qa-documents"
+
+    def __init__(self, world: WorldDir):
+        self.world = world
+        self.name = world.path.name
+        self._eval_sets: dict[str, EvalSet] = {}
+
+    @classmethod
+    def open(cls, path: str | Path) -> WorldSource:
+        return cls(WorldDir.open(path))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "fact-world", "path": str(self.world.path)}
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        w = self.world
+        return {"kind": "fact-world", "preset": w.preset_name, "seed": w.manifest["seed"],
+                "content_sha256": w.content_sha256}
+
+    def training_fingerprint(self) -> dict[str, Any]:
+        return {"world": self.world.content_sha256}
+
+    def base_model(self) -> Path:
+        return Path(self.world.model_dir)
+
+    @cached_property
+    def _tier(self) -> dict[str, str]:
+        return {p["name"]: p["tier"] for p in self.world.people}
+
+    # -- data ------------------------------------------------------------------------------------------------
+    def sft_examples(self) -> list[dict[str, Any]]:
+        return [{**r, "topics": r["people"], "groups": [self._tier[n] for n in r["people"]]}
+                for r in self.world.records("seed_instructions")]
+
+    def dpo_prompts(self) -> list[dict[str, Any]]:
+        return [{**r, "topics": r["people"]} for r in self.world.records("dpo_instructions")]
+
+    def eval_set(self, name: str) -> EvalSet:
+        if name not in self._eval_sets:
+            self._eval_sets[name] = self._load_eval_set(name)
+        return self._eval_sets[name]
+
+    def _load_eval_set(self, name: str) -> EvalSet:
+        w = self.world
+        if name == "bio":
+            items = [{**it, "topics": [it["name"]], "group": it["tier"]} for it in w.records("eval_bio")]
+        elif name == "alpaca":
+            items = [{**it, "topics": it["people"], "reference_output": it["response"],
+                      "group": self._tier[it["people"][0]] if it["people"] else "skill"}
+                     for it in w.records("eval_alpaca")]
+        elif name == "truthfulqa":
+            return EvalSet(w.records("eval_truthfulqa"), format="world")
+        else:
+            from flame_bench.errors import unknown_name
+
+            raise unknown_name("evaluation set", name, ("bio", "alpaca", "truthfulqa"))
+        return EvalSet(items)
+
+    def dataset_reference(self) -> Reference:
+        items = self.eval_set("alpaca").items
+        return Reference("human", {"kind": "human responses", "world": self.world.path.name},
+                         {it["id"]: it["reference_output"] for it in items})
+
+    # -- evaluators ------------------------------------------------------------------------------------------
+    @cached_property
+    def knowledge(self):
+        from flame_bench.world.factscore import world_knowledge
+
+        return world_knowledge(self.world)
+
+    @cached_property
+    def fact_classifier(self) -> EntityClassifier:
+        return EntityClassifier(self.world)
+
+    def rm_if(self, policy_model: Path | None = None) -> RubricReward:
+        return self._rm_if
+
+    @cached_property
+    def _rm_if(self) -> RubricReward:
+        return RubricReward(self.world)
+
+    @cached_property
+    def rm_fact(self):
+        from flame_bench.scoring.factscore import FactScoreReward
+
+        return FactScoreReward(self.factscorer(RM_FACT_PASSAGES), name="world_rm_fact")
+
+    def factscorer(self, k: int):
+        from flame_bench.world.factscore import world_factscorer
+
+        return world_factscorer(self.world, k=k, knowledge=self.knowledge)
+
+    @cached_property
+    def pairwise_judge(self):
+        from flame_bench.world.judge import WorldIFJudge
+
+        return WorldIFJudge(self.world.grammar)
+
+    # -- models ----------------------------------------------------------------------------------------------
+    def check_model(self, model_dir: Path) -> None:
+        """The model must encode the world's text without unknown tokens and have embeddings for its vocabulary."""
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        vocab = json.loads((model_dir / "config.json").read_text()).get("vocab_size")
+        if vocab is not None and len(tok) > int(vocab):
+            raise FlameError(f"model {model_dir}: tokenizer has {len(tok)} tokens but the model only {vocab} "
+                             "embeddings; the tokenizer does not belong to this model")
+        w = self.world
+        texts = [k["text"] for k in w.knowledge[:50]] + [r["instruction"] for r in w.records("eval_alpaca")[:50]]
+        if tok.unk_token is None:
+            return
+        unknown = [t for text in texts for t in tok.tokenize(text) if t == tok.unk_token]
+        if unknown:
+            words = [wd for text in texts for wd in text.split() if tok.unk_token in tok.tokenize(wd)]
+            raise FlameError(f"model {model_dir} cannot encode this world's text ({len(unknown)} unknown tokens, "
+                             f"e.g. {words[0]!r}); use a model of this world ({w.path}) or one with a subword "
+                             "tokenizer")
