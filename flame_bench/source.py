@@ -84,6 +84,10 @@ class Source(Protocol):
 
     def base_model(self) -> Path: ...
 
+    def validate(self, training: bool = True) -> None:
+        """Check everything that can be checked before any work starts (data files, endpoints); one-line errors."""
+        ...
+
     def check_model(self, model_dir: Path) -> None:
         """Refuse a model that cannot read this source's text (one line naming the problem)."""
         ...
@@ -94,6 +98,10 @@ class Source(Protocol):
 
     def dpo_prompts(self) -> list[dict[str, Any]]:
         """The DPO instruction pool: id, instruction, topics (plus whatever the source's judges read)."""
+        ...
+
+    def has_eval_set(self, name: str) -> bool:
+        """Whether the source has the data of evaluation set `name` (compare skips tasks that read one it lacks)."""
         ...
 
     def eval_set(self, name: str) -> EvalSet:

@@ -192,13 +192,19 @@ def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, so
     return final / "model", record
 
 
-def run_stages(base_model: str, stages: Sequence[tuple[str, dict[str, Any]]], source, seed: int,
-               cache: GenerationCache, quiet: bool = False, where: str = "system",
-               root: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    for i, (recipe, overrides) in enumerate(stages):  # every config checked before the first stage trains
+def check_stages(base_model: str, stages: Sequence[tuple[str, dict[str, Any]]], source, where: str) -> Path:
+    """Every stage config and the base model, checked before anything trains; returns the base model's directory."""
+    for i, (recipe, overrides) in enumerate(stages):
         make_config(RECIPES.get(recipe), overrides, f"{where} stage {i + 1}")
     model = resolve_model(base_model, source).path
     source.check_model(model)
+    return model
+
+
+def run_stages(base_model: str, stages: Sequence[tuple[str, dict[str, Any]]], source, seed: int,
+               cache: GenerationCache, quiet: bool = False, where: str = "system",
+               root: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    model = check_stages(base_model, stages, source, where)
     records = []
     for i, (recipe, overrides) in enumerate(stages):
         model, record = run_stage(recipe, overrides, model, source, seed, cache, quiet, where=f"{where} stage {i + 1}",

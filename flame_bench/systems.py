@@ -19,7 +19,8 @@ mapping or the path of a YAML file holding one (shared by the systems of a suite
     knowledge: wiki-leads               # or a FActScore DocDB (.db) or a {title, text} .jsonl
     eval: {alpaca_eval: DATA, bio_entities: DATA, truthfulqa: FILE}
     evaluator: {llm: smollm2, judge: ..., classifier: ..., decomposer: ..., verifier: ..., rm_if: self,
-                rm_fact: ..., rm_if_samples: 3, rm_if_temperature: 0.7}
+                rm_fact: ..., rm_if_samples: 3, rm_if_temperature: 0.7, rm_if_max_tokens: 160,
+                rm_if_readout: false}
 
 where DATA is a path or {path, shape, fields, select} (`flame_bench.real.data`) and each evaluator role names an
 LLM: an installed model, a model directory, an OpenAI-compatible URL, `env`, or (`rm_if` only) `self`, the stage's
@@ -49,7 +50,8 @@ DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": Fal
              "evaluator": False}
 EVAL_KEYS = {"alpaca_eval": False, "bio_entities": False, "truthfulqa": False}
 EVALUATOR_KEYS = {"llm": False, "judge": False, "classifier": False, "decomposer": False, "verifier": False,
-                  "rm_if": False, "rm_fact": False, "rm_if_samples": False, "rm_if_temperature": False}
+                  "rm_if": False, "rm_fact": False, "rm_if_samples": False, "rm_if_temperature": False,
+                  "rm_if_readout": False, "rm_if_max_tokens": False}
 
 
 @dataclass(frozen=True)
@@ -220,9 +222,6 @@ def _real_spec(node: yaml.Node, raw: Any, evaluator_node: yaml.Node | None, eval
         from flame_bench.knowledge import NAMED_SOURCES
 
         spec.knowledge = ref if ref in NAMED_SOURCES else str(resolve_path(ref, base))
-        if ref not in NAMED_SOURCES and not Path(spec.knowledge).exists():
-            raise FlameError(f"{where}:{_line(keys['knowledge'])}: knowledge source {spec.knowledge} does not exist; "
-                             f"use {', '.join(NAMED_SOURCES)}, a DocDB .db or a .jsonl")
     if "eval" in keys:
         ev = _check_keys(keys["eval"], EVAL_KEYS, where, "a mapping of alpaca_eval, bio_entities, truthfulqa")
         for key in ("alpaca_eval", "bio_entities"):
@@ -241,10 +240,14 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
     keys = _check_keys(node, EVALUATOR_KEYS, where, "a mapping of evaluator roles")
     for key, value in raw.items():
         line = _line(keys[key])
-        if key == "rm_if_samples":
+        if key in ("rm_if_samples", "rm_if_max_tokens"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FlameError(f"{where}:{line}: rm_if_samples must be a positive integer, got {value!r}")
-            spec.rm_if_samples = value
+                raise FlameError(f"{where}:{line}: {key} must be a positive integer, got {value!r}")
+            setattr(spec, key, value)
+        elif key == "rm_if_readout":
+            if not isinstance(value, bool):
+                raise FlameError(f"{where}:{line}: rm_if_readout must be true or false, got {value!r}")
+            spec.rm_if_readout = value
         elif key == "rm_if_temperature":
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 2:
                 raise FlameError(f"{where}:{line}: rm_if_temperature must be in (0, 2] (RM_IF is sampled), "

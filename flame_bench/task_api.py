@@ -110,6 +110,8 @@ class Task:
     primary_metric: str = ""
     needs_reference: bool = False
     columns: tuple[Column, ...] = ()  # how compare shows it; a task without columns is not part of compare
+    data: str = ""  # the source's evaluation set it reads ("bio", "alpaca", "truthfulqa"): compare skips the task
+    #                 where a source has none
 
     @property
     def position(self) -> int:

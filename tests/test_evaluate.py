@@ -80,10 +80,10 @@ def test_model_without_weights_is_refused(smoke_world: Path, workdir: Path) -> N
     shutil.copytree(smoke_world / "model", model)
     (model / "model.safetensors").unlink()
     code, _, err = run_cli(["eval", str(model), "--task", "factscore_bio", "--world", str(smoke_world)])
-    assert code == 2 and "has no weights (*.safetensors)" in err
+    assert code == 2 and "has no model.safetensors (nor model.safetensors.index.json)" in err
     (model / "pytorch_model.bin").write_bytes(b"pickle")
     code, _, err = run_cli(["eval", str(model), "--task", "factscore_bio", "--world", str(smoke_world)])
-    assert code == 2 and "only pickle weights (pytorch_model.bin)" in err
+    assert code == 2 and "pickle weights (pytorch_model.bin) but no model.safetensors" in err
 
 
 def test_malformed_world_jsonl_names_the_line(smoke_world: Path, workdir: Path) -> None:

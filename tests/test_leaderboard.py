@@ -17,6 +17,17 @@ def _run(runs: Path, model: str, task: str, value: float, created: str) -> None:
     write_run(runs, f"{task}__{model}__{created[-2:]}", header, [{"id": "a"}])
 
 
+def test_a_limited_run_never_replaces_a_full_one(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _run(runs, "flame", "factscore_bio", 0.65, "2026-01-01T00:00:01")
+    header = {"task": {"name": "factscore_bio", "version": "1"}, "model": {"name": "flame", "sha256": "x"},
+              "primary_metric": "m", "metric_info": [{"key": "m", "display": "M", "percent": True}], "limit": 1,
+              "metrics": {"m": 1.0}, "counts": {"items": 1}, "created": "2026-01-02T00:00:00"}
+    write_run(runs, "factscore_bio__flame__limited", header, [{"id": "a"}])
+    _, rows = leaderboard_rows(list_runs(runs))
+    assert rows[0]["factscore_bio"]["value"] == 0.65
+
+
 def test_latest_run_wins_and_markdown(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     _run(runs, "flame", "factscore_bio", 0.40, "2026-01-01T00:00:01")
@@ -27,7 +38,7 @@ def test_latest_run_wins_and_markdown(tmp_path: Path) -> None:
     by_model = {r["model"]: r for r in rows}
     assert by_model["flame"]["factscore_bio"]["value"] == 0.45
     md = render_markdown(tasks, rows)
-    assert "| flame | - | 45.0 |" in md and "| baseline | 50.0 | - |" in md
+    assert "| real | flame | - | 45.0 (n=1) |" in md and "| real | baseline | 50.0 (n=1) | - |" in md
 
 
 def _writer(runs: str, out: str, n: int) -> None:

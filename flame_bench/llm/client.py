@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flame_bench.errors import FlameError
+from flame_bench.errors import FlameError, redact_url
 from flame_bench.generation import cut_at_stop
 from flame_bench.llm import Prompt
 
@@ -38,7 +38,8 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 3, backoff: float = 0.5, workers: int = 4):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")  # requests go here; anything shown or stored uses `shown_url`
+        self.shown_url = redact_url(self.base_url)
         self.model = model
         self.timeout, self.max_retries, self.backoff, self.workers = timeout, max_retries, backoff, workers
         self._key = api_key if api_key is not None else (os.environ.get("FLAME_BENCH_API_KEY")
@@ -53,15 +54,15 @@ class OpenAIBackend:
             raise FlameError("no LLM endpoint: set FLAME_BENCH_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1) or pass "
                              "--llm URL")
         if not model:
-            raise FlameError(f"no model name for the LLM endpoint {base_url}: set FLAME_BENCH_LLM_MODEL")
+            raise FlameError(f"no model name for the LLM endpoint {redact_url(base_url)}: set FLAME_BENCH_LLM_MODEL")
         return cls(base_url, model, **kw)
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAIBackend(base_url={self.shown_url!r}, model={self.model!r})"
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"kind": "openai", "base_url": self.base_url, "model": self.model}
+        return {"kind": "openai", "base_url": self.shown_url, "model": self.model}
 
     # -- transport ---------------------------------------------------------------------------------------------
     def _post(self, client: Any, route: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +81,7 @@ class OpenAIBackend:
                     raise _Retryable(f"HTTP {resp.status_code}")
                 if resp.status_code >= 400:
                     raise FlameError(self._redact(
-                        f"LLM endpoint {self.base_url} refused the request: HTTP {resp.status_code} "
+                        f"LLM endpoint {self.shown_url} refused the request: HTTP {resp.status_code} "
                         f"{_short(resp.text)}; check the model name, key and request"))
                 try:
                     data = resp.json()
@@ -99,11 +100,12 @@ class OpenAIBackend:
                 cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
             except httpx.TransportError as e:
                 cause = f"transport error ({_short(e)})"
-        raise FlameError(self._redact(f"LLM endpoint {self.base_url} failed after {self.max_retries} attempts: "
+        raise FlameError(self._redact(f"LLM endpoint {self.shown_url} failed after {self.max_retries} attempts: "
                                       f"{cause}; check that the server is up or pass another --llm"))
 
     def _redact(self, message: str) -> str:
-        """Never let the key reach a message, even if the server echoes it back."""
+        """Never let the key or URL credentials reach a message, even if the server echoes them back."""
+        message = redact_url(message.replace(self.base_url, self.shown_url))
         return message.replace(self._key, "***") if self._key else message
 
     def _map(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:

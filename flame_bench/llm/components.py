@@ -13,7 +13,10 @@
   the next-token probabilities of "a" vs "b" (like AlpacaEval 2's weighted judge) and returned as a reply that
   `parse_pairwise_reply` understands.
 
-Each component runs on any `LLMBackend` (local HF model or OpenAI-compatible endpoint). Batch methods
+Every component's `version` is its prompt version plus a short hash of the rendered prompt template
+(`with_template_hash`), so editing a prompt changes every cache key, stage key and run config that depends on it,
+even when nobody remembers to bump the version. Each component runs on any `LLMBackend` (local HF model or
+OpenAI-compatible endpoint). Batch methods
 (`decompose_many`, `verify_many`, ...) send one backend call for many items; the FActScore pipeline uses them.
 Prompt texts are versioned: change the version when a prompt changes, since cache keys and run records carry it.
 """
@@ -30,6 +33,13 @@ from flame_bench.llm import LLMBackend, Prompt
 from flame_bench.registry import CLASSIFIERS, JUDGES, SCORERS
 from flame_bench.scoring.factscore import AtomicFact
 from flame_bench.scoring.retrieval import Passage
+
+
+def with_template_hash(version: str, template: str) -> str:
+    """`version#<8 hex of sha256(template)>`; unchanged when `version` already carries a hash."""
+    import hashlib
+
+    return version if "#" in version else f"{version}#{hashlib.sha256(template.encode()).hexdigest()[:8]}"
 
 
 def _as_prompt(text: str, chat: bool) -> Prompt:
@@ -96,6 +106,9 @@ class LLMDecomposer:
     name: str = "llm_breakdown"
     version: str = DECOMPOSE_VERSION
 
+    def __post_init__(self) -> None:
+        self.version = with_template_hash(self.version, decompose_prompt("{sentence}"))
+
     def decompose_many(self, responses: Sequence[tuple[Sequence[str], str | None]]) -> list[list[AtomicFact]]:
         """Every sentence of every response in one backend call; facts keep the sentence's own wording (the
         verifier is asked about the response's topic)."""
@@ -151,6 +164,8 @@ class LLMVerifier:
     version: str = VERIFY_VERSION
 
     def __post_init__(self) -> None:
+        self.version = with_template_hash(self.version, verify_prompt("{topic}", "{fact}", [
+            Passage("{id}", "{title}", "{text}")]))
         if self.evidence_calibrated and not self.version.endswith("+calibrated"):
             self.version += "+calibrated"
 
@@ -192,6 +207,9 @@ class LLMFactClassifier:
     name: str = "llm_fact_based"
     version: str = CLASSIFY_VERSION
     uses_llm: ClassVar[bool] = True  # built on the evaluator LLM, not on a world
+
+    def __post_init__(self) -> None:
+        self.version = with_template_hash(self.version, classify_prompt("{instruction}") + "\nAnswer:")
 
     def classify_many(self, instructions: Sequence[str]) -> list[bool]:
         prompts: list[Prompt] = [[{"role": "user", "content": classify_prompt(i)},
@@ -242,14 +260,29 @@ def parse_rubric_score(reply: str) -> int | None:
     return int(found[-1]) if found else None
 
 
+SCORE_DIGITS = ("0", "1", "2", "3", "4", "5")
+
+
 @dataclass
 class LLMRubricJudge:
-    """RM_IF on the real path: the additive 5-point rubric, pre-filled assistant turn, `Score: N` parsed."""
+    """RM_IF on the real path: the additive 5-point rubric, pre-filled assistant turn, `Score: N` parsed.
+
+    `readout=True` (not the paper's; for small judges that rarely finish with "Score: N"): a reply without a
+    parsable score is continued with "Score:" and the most likely digit 0-5 is read from the next-token
+    log-probabilities. Read-out scores are counted apart from parsed ones (`last_read_out`).
+    """
 
     backend: LLMBackend
     max_tokens: int = 160
+    readout: bool = False
     name: str = "llm_additive_5pt"
     version: str = RUBRIC_JUDGE_VERSION
+
+    def __post_init__(self) -> None:
+        self.version = with_template_hash(self.version, rubric_prompt("{instruction}", "{response}") + RUBRIC_PREFILL)
+        if self.readout and not self.version.endswith("+readout"):
+            self.version += "+readout"
+        self.last_read_out = 0
 
     def score_many(self, pairs: Sequence[tuple[str, str]], temperature: float = 0.0,
                    seed: int | None = None) -> list[int | None]:
@@ -257,7 +290,16 @@ class LLMRubricJudge:
         prompts: list[Prompt] = [[{"role": "user", "content": rubric_prompt(i, r)},
                                   {"role": "assistant", "content": RUBRIC_PREFILL}] for i, r in pairs]
         replies = self.backend.complete(prompts, max_tokens=self.max_tokens, temperature=temperature, seed=seed)
-        return [parse_rubric_score(reply) for reply in replies]
+        scores = [parse_rubric_score(reply) for reply in replies]
+        todo = [i for i, s in enumerate(scores) if s is None] if self.readout else []
+        self.last_read_out = len(todo)
+        if todo:
+            continued: list[Prompt] = [[prompts[i][0], {"role": "assistant", "content": f"{RUBRIC_PREFILL} "
+                                        f"{replies[i].strip()}\nScore:"}] for i in todo]
+            for i, lps in zip(todo, self.backend.choice_logprobs(continued, SCORE_DIGITS), strict=True):
+                best = max(SCORE_DIGITS, key=lambda d: lps.get(d, -math.inf))
+                scores[i] = int(best) if lps.get(best, -math.inf) > -math.inf else None
+        return scores
 
     def __call__(self, instruction: str, response: str) -> int | None:
         return self.score_many([(instruction, response)])[0]
@@ -286,6 +328,10 @@ class LLMPairwiseJudge:
     name: str = "llm_pairwise"
     version: str = PAIRWISE_VERSION
     prompt_version: str = PAIRWISE_VERSION
+
+    def __post_init__(self) -> None:
+        template = pairwise_prompt("{instruction}", "{output_a}", "{output_b}") + "Better output: ("
+        self.version = self.prompt_version = with_template_hash(self.prompt_version, template)
     uses_llm: ClassVar[bool] = True
 
     def compare_many(self, items: Sequence[tuple[dict[str, Any], str, str]]) -> list[str]:

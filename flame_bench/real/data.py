@@ -48,8 +48,23 @@ class DataSpec:
     @property
     def identity(self) -> dict[str, Any]:
         """Content identity (no path): what stage keys and run configs hash."""
+        self.require()
         return {"sha256": content_sha256(self.path), "shape": self.shape, "fields": dict(sorted(self.fields.items())),
                 "select": list(self.select)}
+
+    def require(self) -> None:
+        """One line naming the missing file and how to get it (checked when the data is used, not when a system
+        file is read, so `list` and system loading work before anything is fetched)."""
+        if self.path.exists():
+            return
+        from flame_bench.paths import data_dir
+
+        try:
+            fetched = self.path.relative_to(data_dir()).parts[0]
+            hint = f"run `flame-bench data fetch {fetched}`"
+        except ValueError:
+            hint = "check the path (relative paths start at the file that names them)"
+        raise FlameError(f"{self.label or 'data'}: data file {self.path} does not exist; {hint}")
 
 
 def resolve_path(raw: str, base: Path) -> Path:
@@ -93,10 +108,6 @@ def make_spec(raw: Any, base: Path, where: str) -> DataSpec:
         raise FlameError(f"{where}: fields maps canonical names to the file's; {bad!r} is not one of "
                          f"{', '.join(CANONICAL_FIELDS)}")
     path = resolve_path(str(raw["path"]), base)
-    if not path.exists():
-        hint = f"run `flame-bench data fetch {str(raw['path'])[1:].split('/')[0]}`" if str(raw["path"]).startswith(
-            "@") else "check the path (relative paths start at the file that names them)"
-        raise FlameError(f"{where}: data file {path} does not exist; {hint}")
     return DataSpec(path, shape, {str(k): str(v) for k, v in fields.items()}, parse_select(raw.get("select"), where),
                     where)
 
@@ -117,6 +128,7 @@ def content_sha256(path: Path) -> str:
 # -- raw rows --------------------------------------------------------------------------------------------------
 def _rows(spec: DataSpec) -> Iterator[tuple[str, Any]]:
     """(location, row) pairs: "FILE:LINE" for JSONL and text, "FILE record N" for JSON lists and datasets."""
+    spec.require()
     path = spec.path
     if path.is_dir():
         try:

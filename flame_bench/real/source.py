@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError
+from flame_bench.errors import FlameError, redact_url
 from flame_bench.real.data import DataSpec, content_sha256, load_items
 from flame_bench.source import EvalSet, Reference
 
@@ -48,6 +48,8 @@ class RealSpec:
     roles: dict[str, str] = field(default_factory=dict)  # role -> LLM spec, overriding `llm`
     rm_if_samples: int = 3
     rm_if_temperature: float = 0.7
+    rm_if_readout: bool = False  # small judges: read the score from the next-token log-probabilities (not the paper's)
+    rm_if_max_tokens: int = 160  # length of the sampled justification
 
     def to_dict(self) -> dict[str, Any]:
         def specs(xs: list[DataSpec]) -> list[dict[str, Any]]:
@@ -57,8 +59,10 @@ class RealSpec:
         return {"kind": "real", "name": self.name, "base_model": self.base_model, "sft": specs(self.sft),
                 "dpo_prompts": specs(self.dpo_prompts), "knowledge": self.knowledge,
                 "alpaca_eval": specs(self.alpaca_eval), "bio_entities": specs(self.bio_entities),
-                "truthfulqa": self.truthfulqa, "llm": self.llm, "roles": dict(self.roles),
-                "rm_if_samples": self.rm_if_samples, "rm_if_temperature": self.rm_if_temperature}
+                "truthfulqa": self.truthfulqa, "llm": redact_url(self.llm) if self.llm else None,
+                "roles": {k: redact_url(v) for k, v in self.roles.items()},
+                "rm_if_samples": self.rm_if_samples, "rm_if_temperature": self.rm_if_temperature,
+                "rm_if_readout": self.rm_if_readout, "rm_if_max_tokens": self.rm_if_max_tokens}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RealSpec:
@@ -71,24 +75,32 @@ class RealSpec:
                    dpo_prompts=specs("dpo_prompts"), knowledge=d.get("knowledge"), alpaca_eval=specs("alpaca_eval"),
                    bio_entities=specs("bio_entities"), truthfulqa=d.get("truthfulqa"), llm=d.get("llm"),
                    roles=dict(d.get("roles") or {}), rm_if_samples=int(d.get("rm_if_samples", 3)),
-                   rm_if_temperature=float(d.get("rm_if_temperature", 0.7)))
+                   rm_if_temperature=float(d.get("rm_if_temperature", 0.7)),
+                   rm_if_readout=bool(d.get("rm_if_readout", False)),
+                   rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)))
 
 
 class LLMRubricReward:
     """RM_IF on an LLM: the additive 5-point rubric sampled `samples` times and averaged over parsable replies."""
 
-    def __init__(self, backend, samples: int, temperature: float):
+    def __init__(self, backend, samples: int, temperature: float, readout: bool = False, max_tokens: int = 160):
         from flame_bench.llm.components import LLMRubricJudge
 
-        self.judge = LLMRubricJudge(backend)
+        self.judge = LLMRubricJudge(backend, max_tokens=max_tokens, readout=readout)
         self.samples, self.temperature = samples, temperature
         self.identity = {"name": self.judge.name, "version": self.judge.version, "samples": samples,
-                         "temperature": temperature, "backend": backend.identity}
+                         "temperature": temperature, "max_tokens": max_tokens, "backend": backend.identity}
         self.stats: dict[str, int] = {"judgements": 0, "unparsable": 0, "unscored": 0}
+        if readout:
+            self.stats["read_out"] = 0
 
     def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
         pairs = [(r["instruction"], s) for r, s in zip(records, responses, strict=True)]
-        draws = [self.judge.score_many(pairs, temperature=self.temperature, seed=k) for k in range(self.samples)]
+        draws = []
+        for k in range(self.samples):
+            draws.append(self.judge.score_many(pairs, temperature=self.temperature, seed=k))
+            if "read_out" in self.stats:
+                self.stats["read_out"] += self.judge.last_read_out
         out: list[float | None] = []
         for scores in zip(*draws, strict=True) if draws else []:
             parsed = [s for s in scores if s is not None]
@@ -135,7 +147,7 @@ class RealSource:
         tqa = self.real.truthfulqa
         return {"kind": "real", "name": self.name, **self.training_fingerprint(),
                 "alpaca_eval": self._data_identity("alpaca_eval"), "bio_entities": self._data_identity("bio_entities"),
-                "truthfulqa": content_sha256(Path(tqa)) if tqa else None}
+                "truthfulqa": content_sha256(Path(tqa)) if tqa and Path(tqa).is_file() else tqa}
 
     def eval_fingerprint(self) -> dict[str, Any]:
         """What evaluation depends on: the evaluation data, the knowledge source and the evaluators' LLMs."""
@@ -164,6 +176,21 @@ class RealSource:
         if key not in self._backends:
             self._backends[key] = evaluator_backend(spec, quiet=self.quiet)
         return self._backends[key]
+
+    def validate(self, training: bool = True) -> None:
+        """Everything that can be checked before any work: every data file reads (a bad line is named), the
+        knowledge source opens, every evaluator endpoint answers (one uncached 1-token call)."""
+        for key in ("sft", "dpo_prompts") if training else ():
+            self._items(key, need_response=key == "sft")
+        for spec in [*self.real.alpaca_eval, *self.real.bio_entities]:
+            load_items(spec, need_response=False)
+        if self.real.truthfulqa:
+            from flame_bench.fetch import load_truthfulqa_items
+
+            load_truthfulqa_items(Path(self.real.truthfulqa))
+        if self.real.knowledge:
+            self.knowledge  # noqa: B018 - opens (and checks) the knowledge source
+        self.preflight()
 
     def preflight(self, roles: Sequence[str] = ROLES) -> None:
         """Make sure every evaluator endpoint answers before any training starts (one uncached 1-token call)."""
@@ -202,6 +229,11 @@ class RealSource:
 
     def dpo_prompts(self) -> list[dict[str, Any]]:
         return self._items("dpo_prompts", need_response=False)
+
+    def has_eval_set(self, name: str) -> bool:
+        """Whether this source was given the data of an evaluation set (TruthfulQA must be named explicitly)."""
+        return {"bio": bool(self.real.knowledge), "alpaca": bool(self.real.alpaca_eval),
+                "truthfulqa": bool(self.real.truthfulqa)}.get(name, False)
 
     def eval_set(self, name: str) -> EvalSet:
         if name not in self._eval_sets:
@@ -301,7 +333,8 @@ class RealSource:
         key = f"rm_if|{policy_model if self.llm_spec('rm_if') == 'self' else ''}"
         if key not in self._backends:
             self._backends[key] = LLMRubricReward(self.backend("rm_if", policy_model), self.real.rm_if_samples,
-                                                  self.real.rm_if_temperature)
+                                                  self.real.rm_if_temperature, self.real.rm_if_readout,
+                                                  self.real.rm_if_max_tokens)
         return self._backends[key]
 
     @cached_property

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import write_json
+from flame_bench.io import publish_dir, write_json
 from flame_bench.runtime import quiet_transformers, torch_setup
 from flame_bench.ui import progress
 from flame_bench.world.presets import ModelSpec
@@ -47,7 +48,10 @@ def build_model(tokenizer, spec: ModelSpec, seed: int):
 
 
 def pretrain(texts: list[str], tokenizer, spec: ModelSpec, out: Path, seed: int, quiet: bool = False) -> dict[str, Any]:
-    """Train on `texts` (one document each) for `spec.steps` steps and save to `out`."""
+    """Train on `texts` (one document each) for `spec.steps` steps and save to `out` (built aside, published whole:
+    a failed or interrupted run never leaves a model that looks finished)."""
+    if spec.steps < 1:
+        raise FlameError(f"pretraining needs at least 1 step, got {spec.steps}; pass --steps N with N >= 1")
     device = torch_setup(seed)
     quiet_transformers()
     import torch
@@ -108,9 +112,6 @@ def pretrain(texts: list[str], tokenizer, spec: ModelSpec, out: Path, seed: int,
     wall = time.perf_counter() - t0
 
     model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
     record = {
         "kind": "flame-bench base model (PT)",
         "architecture": "LlamaForCausalLM",
@@ -127,5 +128,16 @@ def pretrain(texts: list[str], tokenizer, spec: ModelSpec, out: Path, seed: int,
         "tokens_per_second": round(seen / wall, 1),
         "device": str(device),
     }
-    write_json(out / "flame_model.json", record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        write_json(staging / "flame_model.json", record)
+        publish_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     return record

@@ -116,6 +116,12 @@ class WorldSource:
     def dpo_prompts(self) -> list[dict[str, Any]]:
         return [{**r, "topics": r["people"]} for r in self.world.records("dpo_instructions")]
 
+    def validate(self, training: bool = True) -> None:
+        """A world was verified when it was opened (manifest hashes)."""
+
+    def has_eval_set(self, name: str) -> bool:
+        return name in ("bio", "alpaca", "truthfulqa")
+
     def eval_set(self, name: str) -> EvalSet:
         if name not in self._eval_sets:
             self._eval_sets[name] = self._load_eval_set(name)

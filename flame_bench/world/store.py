@@ -77,8 +77,12 @@ def prepare_output(out: Path, force: bool) -> Path:
     """Check `out` can receive a world; return the sibling staging directory to build into."""
     if out.exists() and not out.is_dir():
         raise FlameError(f"{out} exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FlameError(f"{out} is not empty; pass --force to replace it or choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FlameError(f"{out} is not empty; pass --force to replace the world there or choose another --out")
+        if not (out / "manifest.json").is_file():  # --force replaces a world, never a user's other files
+            raise FlameError(f"{out} is not a flame-bench world (no manifest.json), so --force will not replace it; "
+                             "choose another --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.parent / f".{out.name}.partial"
@@ -117,7 +121,17 @@ class WorldDir:
                 f"{path} was built by a newer flame-bench (world schema {version} > {SCHEMA_VERSION}); "
                 "upgrade flame-bench or rebuild the world"
             )
-        for rel, digest in manifest.get("files", {}).items():
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise FlameError(f"{path}/manifest.json lists no files; {fix}")
+        has_model = "base_model" in manifest or (path / MODEL_DIR).is_dir()  # data-only worlds exist in tests
+        required = ["pools.json", *FILES.values(), *([f"{MODEL_DIR}/config.json"] if has_model else [])]
+        missing = [rel for rel in required if rel not in files]
+        weights = any(rel.startswith(f"{MODEL_DIR}/") and rel.endswith(".safetensors") for rel in files)
+        if missing or (has_model and not weights):
+            what = missing[0] if missing else "the model weights"
+            raise FlameError(f"world {path}: its manifest does not list {what} (an incomplete or edited world); {fix}")
+        for rel, digest in files.items():
             f = path / rel
             if not f.is_file():
                 raise FlameError(f"world {path} is missing {rel}; {fix}")

@@ -101,6 +101,7 @@ TASKS.register("alpaca_winrate")(Task(
     load=load,
     generate=generate_pairs,
     score=score_winrate,
+    data="alpaca",
     primary_metric="win_rate",
     needs_reference=True,
     columns=(Column("Win rate", "win_rate", "model_score", position=10, reference_item_score=0.5,
@@ -115,6 +116,7 @@ TASKS.register("alpaca_fact")(Task(
     metrics=FACTSCORE_METRICS,
     load=load_fact,
     score=score_fact,
+    data="alpaca",
     primary_metric="factscore",
     columns=(Column("Alpaca Fact FS", "factscore", "factscore", position=30),),
 ))

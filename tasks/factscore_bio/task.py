@@ -37,6 +37,7 @@ TASKS.register("factscore_bio")(Task(
     metrics=FACTSCORE_METRICS,
     load=load,
     score=score,
+    data="bio",
     primary_metric="factscore",
     columns=(Column("Bio FS", "factscore", "factscore", position=20, role="factuality"),
              Column("Bio #Corr", "correct_per_response", "n_supported", percent=False, position=21),

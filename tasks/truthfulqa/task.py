@@ -218,14 +218,15 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], outputs: Sequence[di
 
 
 def make_lm(model_path: Path, batch_size: int = BATCH_SIZE) -> Any:
-    """lm-eval's `hf` backend on a local model dir (float32; CUDA if present, else CPU: HFLM defaults to cuda)."""
+    """lm-eval's `hf` backend on a local model dir, handed the model flame-bench loaded itself: safetensors only
+    (a pickle beside the weights is never read, whatever transformers would prefer), no remote code, float32 on CPU,
+    CUDA when present."""
     from lm_eval.models.huggingface import HFLM
 
-    from flame_bench.runtime import quiet_transformers, torch_setup
+    from flame_bench.models import load_model
 
-    device = torch_setup()
-    quiet_transformers()
-    return HFLM(pretrained=str(model_path), device=str(device), dtype="float32", batch_size=batch_size)
+    model, tok = load_model(model_path)
+    return HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
 
 
 def load(ctx: EvalContext) -> list[dict[str, Any]]:
@@ -276,6 +277,7 @@ for _i, (_m, _desc) in enumerate((("mc1", "single-true multiple choice"), ("mc2"
         generate=partial(generate, _m),
         score=partial(score, _m),
         outputs_from_samples=outputs_from_samples,
+            data="truthfulqa",
         primary_metric=_m,
         columns=(Column(f"TQA {_m.upper()}", _m, "score", position=40 + _i),),
     ))

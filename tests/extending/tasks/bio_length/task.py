@@ -25,5 +25,6 @@ TASKS.register("bio_length")(Task(
     load=load,  # generate: the default (the model's answer to each item's instruction)
     score=score,
     primary_metric="words",
+    data="bio",  # compare runs it wherever the source has biography prompts
     columns=(Column("Bio words", "words", item_key="words", percent=False, position=25),),
 ))
