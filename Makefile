@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/flame-bench compare baseline flame
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium for tests/test_html_report.py (Debian's package; CI runs this as root). Never fails: without
+# apt-get or root the browser test skips, naming the install command.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "warning: apt-get could not install chromium; the HTML report's browser test will skip"; \
+	else echo "note: chromium is not installed (apt-get install -y chromium as root); the browser test will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check flame_bench tests

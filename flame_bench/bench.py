@@ -53,15 +53,15 @@ def bench_generation(world, n_prompts: int = 64, max_new_tokens: int = 64) -> di
             "batched_per_second": b_rate, "single_per_second": s_rate, "speedup": b_rate / s_rate}
 
 
-def bench_bm25(seed: int = 0, n_queries: int = 200, k: int = 10) -> dict[str, Any]:
-    """Global retrieval (FLAME's RM_fact / Alpaca Fact query = the instruction) over the large preset."""
+def bench_bm25(seed: int = 0, n_queries: int = 200, k: int = 10, preset: str = "large") -> dict[str, Any]:
+    """Global retrieval (FLAME's RM_fact / Alpaca Fact query = the instruction) over a preset's knowledge."""
     import numpy as np
     from rank_bm25 import BM25Okapi
 
     from flame_bench.world.generate import generate_world
     from flame_bench.world.presets import get_preset
 
-    world = generate_world(get_preset("large"), seed)
+    world = generate_world(get_preset(preset), seed)
     passages = [f"{k_['title']} {p}" for k_ in world.knowledge for p in k_["passages"]]
     corpus = [bm25_tokens(p) for p in passages]
     rng = random.Random(seed)
@@ -220,3 +220,31 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
     out["sft_trl_over_plain"] = out["sft_trl_tokens_per_s"] / out["sft_plain_tokens_per_s"]
     out["dpo_trl_over_plain"] = out["dpo_trl_tokens_per_s"] / out["dpo_plain_tokens_per_s"]
     return out
+
+
+def bench_table(result: dict[str, Any], out: Any):
+    """The benchmark as a rich table of rates and ratios."""
+    from rich.table import Table
+
+    table = Table(title="flame-bench bench", caption=f"written to {out}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    fs, gen, bm = result["factscore"], result["generation"], result["bm25"]
+    table.add_row("FActScore pipeline: facts scored / s", f"{fs['facts_per_second']:,.0f}")
+    table.add_row("  share of time in spaCy sentence splitting", f"{100 * fs['sentence_split_share']:.0f}%")
+    table.add_row("generation batched: completions / s", f"{gen['batched_per_second']:.1f}")
+    table.add_row("generation one at a time: completions / s", f"{gen['single_per_second']:.2f}")
+    table.add_row("batched / single speed-up", f"{gen['speedup']:.1f}x")
+    table.add_row(f"rank-bm25 ms / query ({bm['passages']:,} passages)", f"{bm['rank_bm25_ms_per_query']:.1f}")
+    if "bm25s_ms_per_query" in bm:
+        table.add_row("bm25s ms / query", f"{bm['bm25s_ms_per_query']:.2f}")
+        table.add_row("bm25s / rank-bm25 speed-up", f"{bm['speedup_bm25s_over_rank_bm25']:.1f}x")
+        table.add_row(f"top-{bm['k']} overlap (top-3)", f"{100 * bm['top_k_overlap']:.1f}% "
+                      f"({100 * bm['top_3_overlap']:.1f}%)")
+    if "training" in result:
+        tr = result["training"]
+        for stage in ("sft", "dpo"):
+            table.add_row(f"{stage.upper()} tokens/s: trl / plain PyTorch loop",
+                          f"{tr[f'{stage}_trl_tokens_per_s']:,.0f} / {tr[f'{stage}_plain_tokens_per_s']:,.0f} "
+                          f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
+    return table

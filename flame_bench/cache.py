@@ -1,7 +1,8 @@
 """Content-addressed generation cache under `results/cache/` (SQLite: atomic writes, safe across processes).
 
 Key = sha256(model hash, prompt, decoding config); re-running an evaluation or a report never regenerates.
-Only successful generations are stored.
+Only successful generations are stored, and they are committed batch by batch as they finish, so an interrupted
+run resumes with only the missing generations.
 """
 
 from __future__ import annotations
@@ -42,18 +43,23 @@ class GenerationCache:
                                  [(k, json.dumps(v)) for k, v in items.items()])
 
     def generate(self, model_sha: str, config: dict, prompts: Sequence[str],
-                 produce: Callable[[list[str]], list[list[str]]]) -> list[list[str]]:
-        """Completions for `prompts`, producing (in one batch call) only those not cached yet."""
+                 produce: Callable[[list[str], Callable[[list[str], list[list[str]]], None]], list[list[str]]]
+                 ) -> list[list[str]]:
+        """Completions for `prompts`, producing (in one call) only those not cached yet; `produce(todo, on_batch)`
+        reports each finished batch, which is committed at once."""
         keys = [self.key(model_sha, p, config) for p in prompts]
         cached = self.get_many(sorted(set(keys)))
         todo = list(dict.fromkeys(p for p, k in zip(prompts, keys, strict=True) if k not in cached))
         self.hits += len(prompts) - len(todo)
         self.misses += len(todo)
-        if todo:
-            fresh = produce(todo)
-            new = {self.key(model_sha, p, config): out for p, out in zip(todo, fresh, strict=True)}
+
+        def commit(batch: list[str], outs: list[list[str]]) -> None:
+            new = {self.key(model_sha, p, config): out for p, out in zip(batch, outs, strict=True)}
             self.put_many(new)
             cached.update(new)
+
+        if todo:
+            produce(todo, commit)
         return [cached[k] for k in keys]
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ data_app = typer.Typer(help="Fetch and list real datasets and knowledge sources.
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
+MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit in 32 bits
 # tables go to stdout (wide when piped, so columns never truncate), progress bars and errors to stderr
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -40,7 +41,8 @@ def default_world_dir(preset: str, seed: int) -> Path:
 @interruptible
 def world_build(
     preset: Annotated[str, typer.Option(help="World size: smoke (CI), default, large (GPU).")] = "default",
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical data files.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
+                                      help="Seed; the same seed gives byte-identical data files.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Output directory [default: results/worlds/PRESET-sSEED].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
@@ -58,6 +60,14 @@ def world_build(
     )
 
 
+def warn_skipped(skipped: list[str]) -> None:
+    """Damaged run records never block a report of the others; they are named, one line each."""
+    from rich.text import Text
+
+    for problem in skipped:
+        console.print(Text.assemble(("skipped:", "yellow"), " ", problem), highlight=False)
+
+
 def print_records(records: list) -> None:
     """The runs table, then each run's per-group breakdown."""
     from flame_bench.report import breakdown_table, runs_table
@@ -73,40 +83,25 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def render_probe(result: dict[str, Any]) -> Table:
-    table = Table(title=f"Knowledge probe: {result['model']}", caption=(
-        f"precision = correct claims / claims per bio (mean over bios); chance = {_pct(result['chance_precision'])}"
-    ))
-    for col in ("tier", "people", "precision %", "micro precision %", "recall %", "claims/bio",
-                "prefers misconception %", "TQA MC1 %"):
-        table.add_column(col, justify="right" if col != "tier" else "left")
-    for tier, row in result["tiers"].items():
-        m = result["misconceptions"].get(tier)
-        table.add_row(tier, str(row["people"]), _pct(row["precision"]), _pct(row["micro_precision"]),
-                      _pct(row["recall"]), f"{row['claims_per_bio']:.1f}" if row["claims_per_bio"] is not None else "-",
-                      _pct(m["prefers_misconception"]) if m else "-", _pct(m["mc1"]) if m else "-")
-    return table
-
-
 @world_app.command("probe")
 @interruptible
 def world_probe(
     model: Annotated[str | None, typer.Argument(help="Model directory [default: the world's base model].")] = None,
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
-    per_tier: Annotated[int | None, typer.Option(help="People per tier [default: the preset's].")] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed for the people.")] = 0,
+    per_tier: Annotated[int | None, typer.Option(min=1, help="People per tier [default: the preset's].")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling seed for the people.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full result here.")] = None,
 ) -> None:
     """Generate bios for people of each popularity tier and report attribute precision and recall."""
     from flame_bench.io import write_json
-    from flame_bench.world.probe import probe
+    from flame_bench.world.probe import probe, probe_table
     from flame_bench.world.store import WorldDir
 
     wd = WorldDir.open(world or default_world_dir("default", 0))
     if model is not None and not (Path(model) / "config.json").is_file():
         raise FlameError(f"{model} is not a model directory (no config.json); pass a saved HF model directory")
     result = probe(wd, model, per_tier=per_tier, seed=seed, quiet=False)
-    stdout.print(render_probe(result))
+    stdout.print(probe_table(result))
     if json_out:
         write_json(json_out, result)
 
@@ -116,8 +111,8 @@ def world_probe(
 def pretrain_cmd(
     out: Annotated[Path, typer.Option(help="Directory for the new base model.")],
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps [default: the preset's].")] = None,
-    seed: Annotated[int, typer.Option(help="Initialisation and data-order seed.")] = 0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps [default: the preset's].")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Initialisation and data-order seed.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
 ) -> None:
     """Pretrain another base model on an existing world's corpus (e.g. another budget or seed)."""
@@ -166,12 +161,14 @@ def eval_cmd(
     alpaca_eval: Annotated[Path | None, typer.Option(help="Real path: AlpacaEval-format JSON of instructions and "
                                                           "reference outputs for alpaca_winrate.")] = None,
     reference: Annotated[str, typer.Option(help="Pairwise reference: 'human', a run, or a model.")] = "human",
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for sampling, order randomization and bootstraps.")] = 0,
-    max_new_tokens: Annotated[int, typer.Option(help="Generation budget per response.")] = 128,
-    temperature: Annotated[float, typer.Option(help="0 = greedy (default); > 0 samples.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass when sampling.")] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 64,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N items of each task.")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
+                                      help="Seed for sampling, order randomization and bootstraps.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generation budget per response.")] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy (default); > 0 samples.")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass when sampling (0 < p <= 1).")]
+    = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Evaluate a model on tasks; writes one run record per task under results/runs/ and prints a report."""
@@ -179,6 +176,8 @@ def eval_cmd(
     from flame_bench.generation import GenerationConfig
     from flame_bench.registry import TASKS
 
+    if top_p <= 0:
+        raise FlameError(f"--top-p must be in (0, 1], got {top_p}")
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
@@ -252,6 +251,8 @@ def list_cmd() -> None:
 def report_cmd(
     runs: Annotated[list[str] | None, typer.Argument(help="Run directories or names [default: all runs].")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, md, csv or json.")] = "table",
+    html: Annotated[bool, typer.Option("--html", help="Also write one self-contained HTML page of these runs (every "
+                                                      "item's evidence) to results/reports/.")] = False,
 ) -> None:
     """Render run records (a pure function of results/runs; nothing is regenerated)."""
     from flame_bench.errors import unknown_name
@@ -260,9 +261,19 @@ def report_cmd(
 
     if fmt not in FORMATS:
         raise unknown_name("format", fmt, FORMATS)
-    records = [load_run(r) for r in runs] if runs else list_runs()
+    skipped: list[str] = []
+    records = [load_run(r) for r in runs] if runs else list_runs(skipped=skipped)
+    warn_skipped(skipped)
     if not records:
         raise FlameError("no run records found under results/runs; run `flame-bench eval` first")
+    if html:  # one self-contained page under results/reports/
+        from flame_bench.html_report import report_name, runs_html
+        from flame_bench.io import write_text
+        from flame_bench.paths import results_dir
+
+        page = results_dir() / "reports" / f"{report_name(records)}.html"
+        write_text(page, runs_html(records))
+        console.print(f"HTML report: {page}")
     if fmt != "table":
         typer.echo(render_text(records, fmt), nl=False)
         return
@@ -304,34 +315,13 @@ def bench_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
-    from flame_bench.bench import run_bench
+    from flame_bench.bench import bench_table, run_bench
     from flame_bench.io import write_json
     from flame_bench.world.store import WorldDir
 
     result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training)
     write_json(out, result)
-    table = Table(title="flame-bench bench", caption=f"written to {out}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    fs, gen, bm = result["factscore"], result["generation"], result["bm25"]
-    table.add_row("FActScore pipeline: facts scored / s", f"{fs['facts_per_second']:,.0f}")
-    table.add_row("  share of time in spaCy sentence splitting", f"{100 * fs['sentence_split_share']:.0f}%")
-    table.add_row("generation batched: completions / s", f"{gen['batched_per_second']:.1f}")
-    table.add_row("generation one at a time: completions / s", f"{gen['single_per_second']:.2f}")
-    table.add_row("batched / single speed-up", f"{gen['speedup']:.1f}x")
-    table.add_row(f"rank-bm25 ms / query ({bm['passages']:,} passages)", f"{bm['rank_bm25_ms_per_query']:.1f}")
-    if "bm25s_ms_per_query" in bm:
-        table.add_row("bm25s ms / query", f"{bm['bm25s_ms_per_query']:.2f}")
-        table.add_row("bm25s / rank-bm25 speed-up", f"{bm['speedup_bm25s_over_rank_bm25']:.1f}x")
-        table.add_row(f"top-{bm['k']} overlap (top-3)", f"{100 * bm['top_k_overlap']:.1f}% "
-                      f"({100 * bm['top_3_overlap']:.1f}%)")
-    if "training" in result:
-        tr = result["training"]
-        for stage in ("sft", "dpo"):
-            table.add_row(f"{stage.upper()} tokens/s: trl / plain PyTorch loop",
-                          f"{tr[f'{stage}_trl_tokens_per_s']:,.0f} / {tr[f'{stage}_plain_tokens_per_s']:,.0f} "
-                          f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
-    stdout.print(table)
+    stdout.print(bench_table(result, out))
 
 
 @app.command("compare")
@@ -340,12 +330,14 @@ def compare_cmd(
     systems: Annotated[list[str], typer.Argument(help="System names (alignments/systems/*.yaml) or system files; the "
                                                       "first is the reference for the win rate.")],
     preset: Annotated[str, typer.Option(help="World preset; the world is built if missing.")] = "default",
-    seed: Annotated[int, typer.Option(help="Training, sampling and bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Training, sampling and bootstrap seed.")] = 0,
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/PRESET-s0].")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Compare on these tasks only (repeatable) "
                                                                         "[default: every task with columns].")] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items of each task.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N items of each task.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    html: Annotated[bool, typer.Option("--html", help="Also write one self-contained HTML page (table, figure, "
+                                                      "every item's evidence) beside the comparison.")] = False,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate, training_table
@@ -371,14 +363,16 @@ def compare_cmd(
     dl = deltas(results, seed)
     stdout.print(training_table(results))
     stdout.print(comparison_table(results, dl))
-    save_comparison(results, dl, source, seed, limit)
-    write_leaderboard()
+    save_comparison(results, dl, source, seed, limit, html=html)
+    skipped: list[str] = []
+    write_leaderboard(skipped=skipped)
+    warn_skipped(skipped)
 
 
 @app.command("seeds")
 def seeds_cmd(
     systems: Annotated[list[str], typer.Argument(help="Systems of saved comparisons; deltas are vs the first.")],
-    seeds: Annotated[list[int], typer.Option("--seed", help="Seeds to combine (repeatable).")],
+    seeds: Annotated[list[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seeds to combine (repeatable).")],
     world: Annotated[str, typer.Option("--world", "--source", help="Name of the comparisons' source (a world "
                                                                    "folder's name, or a real suite's).")]
     = "default-s0",
@@ -386,29 +380,11 @@ def seeds_cmd(
 ) -> None:
     """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system pooled over
     every (seed, item) pair with a paired bootstrap (nothing is retrained or regenerated)."""
-    from flame_bench.compare import across_seeds
+    from flame_bench.compare import across_seeds, seeds_table
     from flame_bench.io import write_json
 
     summary = across_seeds(systems, world, sorted(set(seeds)))
-    table = Table(title=f"{world}, seeds {', '.join(map(str, summary['seeds']))}: mean ± std over seeds; "
-                        f"pooled paired delta vs {systems[0]} [95% CI], * = excludes 0")
-    table.add_column("system")
-    for col in summary["columns"]:
-        table.add_column(col["label"], justify="right")
-    for name in systems:
-        cells = []
-        for col in summary["columns"]:
-            m = summary["systems"][name][col["label"]]
-            scale = 100 if col["percent"] else 1
-            cell = "-" if m["mean"] is None else f"{scale * m['mean']:.1f}" + (
-                f" ± {scale * m['std']:.1f}" if m["std"] is not None else "")
-            d = summary["pooled_deltas"].get(name, {}).get(col["label"])
-            if d:
-                star = "*" if d["low"] > 0 or d["high"] < 0 else ""
-                cell += f"\n{scale * d['value']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]{star}"
-            cells.append(cell)
-        table.add_row(name, *cells)
-    stdout.print(table)
+    stdout.print(seeds_table(summary, systems))
     if json_out:
         write_json(json_out, summary)
 
@@ -416,8 +392,8 @@ def seeds_cmd(
 @app.command("serve")
 def serve_cmd(
     model: Annotated[str, typer.Argument(help="Installed model name or model directory.")],
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
-    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 16,
 ) -> None:
     """Serve a local model on an OpenAI-compatible endpoint (http://127.0.0.1:PORT/v1) until Ctrl-C."""
     from flame_bench.llm.backends import HFBackend
@@ -443,7 +419,9 @@ def leaderboard_cmd(
     from flame_bench.leaderboard import leaderboard_rows, render_table, write_leaderboard
     from flame_bench.records import list_runs
 
-    tasks, rows = write_leaderboard() if write else leaderboard_rows(list_runs())
+    skipped: list[str] = []
+    tasks, rows = write_leaderboard(skipped=skipped) if write else leaderboard_rows(list_runs(skipped=skipped))
+    warn_skipped(skipped)
     if not rows:
         raise FlameError("no run records under results/runs; run `flame-bench eval` or `flame-bench compare` first")
     stdout.print(render_table(tasks, rows))
@@ -463,12 +441,14 @@ def gate_cmd(
     from flame_bench.world.presets import get_preset
     from flame_bench.world.store import WorldDir
 
+    if update and not note.strip():  # checked before minutes of work
+        raise FlameError("updating a golden needs --note saying why the numbers change")
+    if not update and not golden_path().is_file():
+        raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
     with tempfile.TemporaryDirectory(prefix="flame-gate-") as tmp:
         build_world(get_preset("smoke"), 0, Path(tmp) / "world", quiet=True)
         measured = measure_smoke_gate(WorldDir.open(Path(tmp) / "world"), Path(tmp))
     if update:
-        if not note:
-            raise FlameError("updating a golden needs --note saying why the numbers change")
         stdout.print(f"golden written: {write_golden(measured, note=note)}")
         return
     if not golden_path().is_file():
@@ -536,8 +516,9 @@ def export_cmd(
 def verifier_check_cmd(
     knowledge: Annotated[str, typer.Option(help="Knowledge source to draw claims from.")] = "wiki-leads",
     llm: Annotated[list[str] | None, typer.Option(help="Evaluator LLM(s) to measure (repeatable).")] = None,
-    n: Annotated[int, typer.Option(help="True claims (each gets a false twin).")] = 100,
-    seed: Annotated[int, typer.Option(help="Sampling seed for articles, sentences and swaps.")] = 0,
+    n: Annotated[int, typer.Option(min=1, help="True claims (each gets a false twin).")] = 100,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling seed for articles, sentences and swaps.")]
+    = 0,
     chat: Annotated[bool, typer.Option(help="Also measure each LLM with the prompt as a chat turn (needs a chat "
                                             "template).")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
@@ -576,17 +557,41 @@ def verifier_check_cmd(
                               "examples": [c.__dict__ for c in claims[:10]]})
 
 
+def _fail(message: str) -> None:
+    """One line on stderr, exit 2 (credentials in any URL it quotes never reach the terminal)."""
+    from rich.text import Text
+
+    console.print(Text.assemble(("error:", "red"), " ", redact_url(message)), highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
-        app()
-    except FlameError as e:  # one line; credentials in any URL it quotes never reach the terminal
-        from rich.text import Text
+        from typer._click import exceptions as click  # typer vendors its own click; its exceptions are these
+    except ImportError:  # pragma: no cover - older typer on upstream click
+        from click import exceptions as click  # type: ignore[no-redef]
 
-        console.print(Text.assemble(("error:", "red"), " ", redact_url(str(e))), highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except Interrupted:
+    try:
+        code = app(standalone_mode=False)
+    except FlameError as e:
+        _fail(str(e))
+    except click.NoArgsIsHelpError:  # typer has printed the help already
+        sys.exit(0)
+    except click.UsageError as e:  # bad flags and values: one line naming the problem and where help is
+        names, ctx = [], e.ctx
+        while ctx is not None and ctx.parent is not None:  # the subcommand chain, whatever the program was called
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        _fail(f"{e.format_message().rstrip('.')}; see `{' '.join(['flame-bench', *names])} --help`")
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, Interrupted, KeyboardInterrupt):
         console.print("[yellow]interrupted[/yellow]; completed results are kept, partial ones are discarded")
         sys.exit(130)
+    except OSError as e:  # disk full, read-only or vanished locations: the cause and the file, not a traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        _fail(f"{e.strerror or e}{where}; free space or choose a writable location")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

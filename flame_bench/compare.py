@@ -21,7 +21,7 @@ from rich.table import Table
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.evaluate import evaluate
-from flame_bench.io import read_json, write_json, write_text
+from flame_bench.io import atomic_path, read_json, write_json, write_text
 from flame_bench.paths import comparisons_dir, generation_cache_path
 from flame_bench.records import RunRecord, load_run
 from flame_bench.registry import TASKS
@@ -75,7 +75,7 @@ class SystemResult:
         return sum(len(o) for o in outs) / max(1, len(outs))
 
 
-def system_sources(specs: list, world_source) -> list:
+def system_sources(specs: list, world_source, quiet: bool = True) -> list:
     """The source each system trains on; the first one's evaluation data and evaluators serve every system."""
     from flame_bench.real.source import RealSource
 
@@ -89,7 +89,7 @@ def system_sources(specs: list, world_source) -> list:
         if world_source is None:
             raise FlameError("fact-world systems need a world; pass --world or --preset")
         return [world_source] * len(specs)
-    sources = [RealSource(s.data) for s in specs]
+    sources = [RealSource(s.data, quiet=quiet) for s in specs]
     first = sources[0].eval_fingerprint()
     for spec, src in zip(specs[1:], sources[1:], strict=True):
         if src.eval_fingerprint() != first:
@@ -107,7 +107,7 @@ def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit
     specs = [load_system(n, known_recipes=RECIPES.names()) for n in names]  # every file checked before training
     if len({s.name for s in specs}) != len(specs):
         raise FlameError("a system is named twice; name each system once")
-    sources = system_sources(specs, world_source)
+    sources = system_sources(specs, world_source, quiet)
     tasks = compare_tasks(task_names, sources[0])
     for src in {id(s): s for s in sources}.values():  # data reads and endpoints answer before anything trains
         src.validate()
@@ -245,7 +245,7 @@ def training_markdown(results: list[SystemResult]) -> str:
 # -- figure and files --------------------------------------------------------------------------------------------
 def figure(results: list[SystemResult], path: Path) -> bool:
     """Factuality vs helpfulness (the columns with those roles), dot size = mean length of the factuality task's
-    outputs. False when the comparison has no such columns."""
+    outputs, whiskers = the 95% CIs of the run records. False when the comparison has no such columns."""
     cols = {c.role: (t, c) for t, c in _columns_of(results) if c.role}
     if "helpfulness" not in cols or "factuality" not in cols:
         return False
@@ -254,21 +254,32 @@ def figure(results: list[SystemResult], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (xt, xc), (yt, yc) = cols["helpfulness"], cols["factuality"]
+    # points and 95% CIs from the run headers, honest axes (shared with the HTML page)
+    from flame_bench.html_report import PALETTE, axis_limits, figure_points, point_extents
+
+    found = figure_points(results)
+    if found is None:
+        return False
+    xlabel, ylabel, points = found
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    for r in results:
-        x, y = 100 * (r.metric(xt.name, xc.metric) or 0), 100 * (r.metric(yt.name, yc.metric) or 0)
-        length = r.output_length(yt.name)
-        ax.scatter([x], [y], s=max(20.0, length), alpha=0.6)
-        ax.annotate(f"{r.name}\nlength {length:.0f}", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.set_xlabel(f"Helpfulness: {xc.label.lower()} over {results[0].name} (%)")
-    ax.set_ylabel(f"Factuality: {yc.label} (%)")
-    ax.set_title("Factuality vs helpfulness (dot size = mean response length, chars)")
+    for i, p in enumerate(points):
+        color = PALETTE[[r.name for r in results].index(p.name) % len(PALETTE)]
+        xerr = [[p.x - p.x_ci[0]], [p.x_ci[1] - p.x]] if p.x_ci else None
+        yerr = [[p.y - p.y_ci[0]], [p.y_ci[1] - p.y]] if p.y_ci else None
+        ax.errorbar([p.x], [p.y], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, capsize=3, lw=1.2, zorder=i)
+        ax.scatter([p.x], [p.y], s=max(20.0, p.length), alpha=0.6, color=color, zorder=i + 0.5)
+        ax.annotate(f"{p.name}\nlength {p.length:.0f}", (p.x, p.y), textcoords="offset points", xytext=(6, 6),
+                    fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("Factuality vs helpfulness (dot size = mean length, chars; 95% CIs)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.margins(0.25)  # room for the labels
+    xs, ys = point_extents(points)
+    ax.set_xlim(*axis_limits(xs))  # every whisker inside, at least +-5 points around the data: never a zoom
+    ax.set_ylim(*axis_limits(ys))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:  # two comparisons finishing together never leave a torn image
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return True
 
@@ -279,7 +290,7 @@ def comparison_name(names: list[str], source_name: str, seed: int, limit: int | 
 
 
 def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], source,
-                    seed: int, limit: int | None = None) -> Path:
+                    seed: int, limit: int | None = None, html: bool = False) -> Path:
     out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed, limit)
     write_text(out.with_suffix(".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
     factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
@@ -295,7 +306,21 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
     })
     figure(results, out.with_suffix(".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")
+    if html:  # one self-contained page beside the comparison
+        from flame_bench.html_report import comparison_html
+
+        knowledge = _knowledge_or_none(source)
+        write_text(out.with_suffix(".html"), comparison_html(results, dl, out.name, knowledge))
+        console.print(f"HTML report: {out.with_suffix('.html')}")
     return out
+
+
+def _knowledge_or_none(source) -> Any:
+    """The evaluation source's knowledge passages (the page shows evidence ids only without them)."""
+    try:
+        return source.knowledge
+    except FlameError:  # e.g. real data without a knowledge source
+        return None
 
 
 def _item_scores(saved_system: dict[str, Any], task: str, key: str) -> dict[str, Any]:
@@ -346,3 +371,26 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
             d = paired_bootstrap(a, b, seed=0)
             summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
     return summary
+
+
+def seeds_table(summary: dict[str, Any], systems: list[str]) -> Table:
+    """`across_seeds` as a table: mean ± std over seeds, and the pooled paired delta vs the first system."""
+    table = Table(title=f"{summary['source']}, seeds {', '.join(map(str, summary['seeds']))}: mean ± std over "
+                        f"seeds; pooled paired delta vs {systems[0]} [95% CI], * = excludes 0")
+    table.add_column("system")
+    for col in summary["columns"]:
+        table.add_column(col["label"], justify="right")
+    for name in systems:
+        cells = []
+        for col in summary["columns"]:
+            m = summary["systems"][name][col["label"]]
+            scale = 100 if col["percent"] else 1
+            cell = "-" if m["mean"] is None else f"{scale * m['mean']:.1f}" + (
+                f" ± {scale * m['std']:.1f}" if m["std"] is not None else "")
+            d = summary["pooled_deltas"].get(name, {}).get(col["label"])
+            if d:
+                star = "*" if d["low"] > 0 or d["high"] < 0 else ""
+                cell += f"\n{scale * d['value']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]{star}"
+            cells.append(cell)
+        table.add_row(name, *cells)
+    return table

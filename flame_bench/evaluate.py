@@ -46,7 +46,13 @@ def resolve_reference(ref: str, source, generator_for, runs_dir: Path, name: str
         return Reference(run.header["model"]["name"], {"kind": "run", "run_id": run.run_id,
                                                         "model_sha256": run.header["model"]["sha256"]}, outputs)
     items = source.eval_set("alpaca").items
-    model = resolve_model(ref, source)
+    try:
+        model = resolve_model(ref, source)
+    except FlameError as e:
+        runs = sorted(p.name for p in runs_dir.glob("alpaca_winrate__*")) if runs_dir.is_dir() else []
+        example = f" (e.g. {runs[-1]})" if runs else ""
+        raise FlameError(f"--reference {ref!r} is not 'human', a run id under {runs_dir}{example} nor a model "
+                         f"({e})") from None
     outs = generator_for(model)([it["instruction"] for it in items])
     return Reference(name or model.name, {"kind": "model", "model": str(model.path), "model_sha256": model.sha256},
                      {it["id"]: o for it, o in zip(items, outs, strict=True)})
@@ -97,12 +103,14 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
     source.check_model(model.path)  # e.g. a model of another world, whose tokenizer cannot read this one's text
     if model_name:
         model.name = model_name  # e.g. the system whose stage directory this is
-    cache = GenerationCache(cache_path or generation_cache_path())
     generators: dict[str, Generator] = {}
+    caches: list[GenerationCache] = []  # opened on first use: bad input never leaves a cache file behind
 
     def generator_for(m: ModelHandle) -> Generator:
+        if not caches:
+            caches.append(GenerationCache(cache_path or generation_cache_path()))
         if m.sha256 not in generators:
-            generators[m.sha256] = Generator(m, generation, cache, quiet)
+            generators[m.sha256] = Generator(m, generation, caches[0], quiet)
         return generators[m.sha256]
 
     ref = None
@@ -114,7 +122,7 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
             t0 = time.perf_counter()
             ctx = EvalContext(source=source, model=model, generation=generation, seed=seed,
                               reference=ref if task.needs_reference else None, quiet=quiet,
-                              generate=generator_for(model))
+                              generate=lambda instructions: generator_for(model)(instructions))
             items = task.load(ctx)[:limit]
             result = task.score(ctx, task.generate(ctx, items))
             header = _header(task, model, source, generation, result, ctx.reference, seed, limit, t0)
@@ -123,10 +131,11 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
             records.append(record)
             if not quiet:
                 console.print(f"[green]{task.name}[/green] -> {record.path}")
-        if not quiet:
-            console.print(f"generation cache: {cache.hits} hits, {cache.misses} generated")
+        if not quiet and caches:
+            console.print(f"generation cache: {caches[0].hits} hits, {caches[0].misses} generated")
     finally:
-        cache.close()
+        for cache in caches:
+            cache.close()
     return records
 
 

@@ -8,7 +8,7 @@ form of the world's pretraining corpus, anything else its chat template), answer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -38,10 +38,13 @@ class GenerationConfig:
 
 
 def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
-             quiet: bool = True, description: str = "generating", add_special_tokens: bool = True) -> list[list[str]]:
+             quiet: bool = True, description: str = "generating", add_special_tokens: bool = True,
+             on_batch: Callable[[list[str], list[list[str]]], None] | None = None) -> list[list[str]]:
     """Return `num_return_sequences` completions per prompt (special tokens stripped).
 
     `add_special_tokens=False` for prompts already rendered by a chat template (which carries its own BOS).
+    `on_batch(prompts, completions)` is called after every batch (the cache commits there, so a crash loses at most
+    one batch); the random stream is one for the whole call, so batching never changes what is sampled.
     """
     import torch
 
@@ -62,7 +65,10 @@ def generate(model, tokenizer, prompts: Sequence[str], config: GenerationConfig 
             ids = model.generate(**enc, **kwargs)
             texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             n = config.num_return_sequences
-            out += [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(chunk))]
+            done = [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(chunk))]
+            out += done
+            if on_batch is not None:
+                on_batch(chunk, done)
             bar.update(task, advance=len(chunk))
     return out
 
@@ -121,10 +127,11 @@ class Generator:
         cfg = {**self.config.to_dict(), "add_special_tokens": special}
         cfg.pop("batch_size")  # batching does not change greedy outputs; keep it out of the key
 
-        def produce(todo: list[str]) -> list[list[str]]:
+        def produce(todo: list[str], on_batch: Callable[[list[str], list[list[str]]], None]) -> list[list[str]]:
             model, tok = self.model.load()
             return generate(model, tok, todo, self.config, quiet=self.quiet,
-                            description=f"generating ({self.model.name})", add_special_tokens=special)
+                            description=f"generating ({self.model.name})", add_special_tokens=special,
+                            on_batch=on_batch)
 
         return self.cache.generate(self.model.sha256, cfg, prompts, produce)
 

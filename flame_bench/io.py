@@ -31,6 +31,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise FlameError(f"cannot create {path.parent} ({e.strerror}); choose a writable location") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # what open() would give; mkstemp's files are owner-only
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -101,18 +102,63 @@ def read_jsonl(path: Path, schema: str, max_version: int) -> list[dict[str, Any]
     return records
 
 
+@contextmanager
+def locked(path: Path, purpose: str = "lock") -> Iterator[None]:
+    """An exclusive lock on `path`'s sibling `.NAME.PURPOSE` (held across processes; released on exit or crash).
+    Locks of different purposes on one path are independent (a stage holds its build lock while it publishes)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.{purpose}").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _locked_dir(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a directory itself (no lock file left behind); renames inside it are quick."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def staging_dir(final: Path) -> Path:
+    """A fresh hidden directory next to `final` to build it in (unique: two builders never share one), with the
+    permissions a plain mkdir would give (mkdtemp's are owner-only)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    path.chmod(0o777 & ~_umask())
+    return path
+
+
 def publish_dir(staging: Path, final: Path) -> None:
-    """Move a finished staging directory onto `final`, replacing any previous one (never a half state)."""
+    """Move a finished staging directory onto `final`, replacing any previous one, under a lock: readers never see
+    a half state and two publishers never interleave their renames."""
     import shutil
 
-    old = final.parent / f".{final.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
+    with _locked_dir(final.parent):
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        old.rmdir()
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
 
 
 def sha256_file(path: Path) -> str:

@@ -119,10 +119,12 @@ def _locked(out_dir: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None) -> tuple[list[str], list[dict]]:
+def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None,
+                      skipped: list[str] | None = None) -> tuple[list[str], list[dict]]:
+    """Rewrite `leaderboard.{md,json}` from the records (a damaged record is skipped and named in `skipped`)."""
     out_dir = out_dir or results_dir()
     with _locked(out_dir):
-        tasks, rows = leaderboard_rows(list_runs(runs_dir))  # re-read inside the lock: never a stale board
+        tasks, rows = leaderboard_rows(list_runs(runs_dir, skipped))  # re-read inside the lock: never stale
         write_text(out_dir / "leaderboard.md", render_markdown(tasks, rows))
         write_json(out_dir / "leaderboard.json", {"tasks": tasks, "rows": rows})
     return tasks, rows

@@ -79,7 +79,7 @@ def load_model(path: str | Path):
 
     A tokenizer without a pad token pads with its eos token (Llama-3 style); one with neither cannot batch.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from flame_bench.runtime import quiet_transformers, torch_setup
 
@@ -87,8 +87,20 @@ def load_model(path: str | Path):
     quiet_transformers()
     tok = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tok, path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
-    return model, tok
+    return load_weights(path).to(device).eval(), tok
+
+
+def load_weights(path: str | Path):
+    """The causal LM of a model directory from its safetensors (never a pickle, never remote code); a corrupt or
+    truncated weights file is one line, not a traceback."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+    except Exception as e:  # safetensors' own errors, OSError, header parse errors: all mean the same to a user
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise FlameError(f"cannot load the weights of {path} ({type(e).__name__}: {cause}); the file is corrupt or "
+                         "incomplete: save or install the model again") from None
 
 
 def ensure_pad_token(tok, where: str | Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, read_jsonl, write_json, write_jsonl
+from flame_bench.io import publish_dir, read_json, read_jsonl, staging_dir, write_json, write_jsonl
 from flame_bench.paths import runs_dir as runs_path
 
 RUN_SCHEMA_VERSION = 1
@@ -53,14 +53,15 @@ def run_dir_name(task: str, model: str, config_hash: str) -> str:
 
 def write_run(root: Path, name: str, header: dict[str, Any], samples: list[dict[str, Any]]) -> RunRecord:
     final = root / name
-    staging = root / f".{name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    header = {"schema_version": RUN_SCHEMA_VERSION, **header}
-    write_jsonl(staging / "samples.jsonl", "samples", RUN_SCHEMA_VERSION, samples)
-    write_json(staging / "run.json", header)
-    publish_dir(staging, final)
+    staging = staging_dir(final)  # unique: two runs writing the same record never share a staging directory
+    try:
+        header = {"schema_version": RUN_SCHEMA_VERSION, **header}
+        write_jsonl(staging / "samples.jsonl", "samples", RUN_SCHEMA_VERSION, samples)
+        write_json(staging / "run.json", header)
+        publish_dir(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     return RunRecord(final, header)
 
 
@@ -78,11 +79,38 @@ def load_run(ref: str | Path, runs_dir: Path | None = None) -> RunRecord:
         raise FlameError(f"{path}/run.json is not a flame-bench run record")
     if version > RUN_SCHEMA_VERSION:
         raise FlameError(f"{path} was written by a newer flame-bench (run schema {version}); upgrade flame-bench")
+    problem = _header_problem(header)
+    if problem:
+        raise FlameError(f"{path}/run.json is damaged ({problem}); delete the run or re-run its evaluation")
     return RunRecord(path, header)
 
 
-def list_runs(runs_dir: Path | None = None) -> list[RunRecord]:
+def _header_problem(header: dict[str, Any]) -> str | None:
+    """What makes a run header unusable by reports, if anything."""
+    if not isinstance(header.get("task"), dict) or not isinstance(header["task"].get("name"), str):
+        return "no task name"
+    if not isinstance(header.get("model"), dict) or not isinstance(header["model"].get("name"), str):
+        return "no model name"
+    metrics = header.get("metrics")
+    if not isinstance(metrics, dict):
+        return "no metrics"
+    bad = [k for k, v in metrics.items() if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))]
+    return f"metric {bad[0]!r} is not a number" if bad else None
+
+
+def list_runs(runs_dir: Path | None = None, skipped: list[str] | None = None) -> list[RunRecord]:
+    """Every readable run record; a damaged one is skipped (and named in `skipped`), never fatal to a report of
+    the others."""
     runs_dir = runs_dir or runs_path()
     if not runs_dir.is_dir():
         return []
-    return [load_run(p) for p in sorted(runs_dir.iterdir()) if (p / "run.json").is_file()]
+    out = []
+    for p in sorted(runs_dir.iterdir()):
+        if p.name.startswith(".") or not (p / "run.json").is_file():
+            continue
+        try:
+            out.append(load_run(p))
+        except FlameError as e:
+            if skipped is not None:
+                skipped.append(str(e))
+    return out

@@ -19,17 +19,32 @@ from flame_bench.errors import FlameError
 from flame_bench.io import write_json
 from flame_bench.ui import progress
 
+WARMUP_FRACTION = 0.05
+MIN_STEPS_FOR_WARMUP = 20  # a shorter run gets no warmup: one warmup step of a 1-step run trains at lr 0
 
-def trl_config(cls: type, output_dir: Path, seed: int, **overrides: Any):
-    """A trl SFTConfig/DPOConfig that runs on CPU (fp32) and GPU alike, with no external loggers."""
+
+def warmup_steps(train_size: int, batch_size: int, epochs: float) -> int:
+    """Warmup steps for a run over `train_size` examples: transformers' own ceil(5% of the steps) (so longer runs
+    are unchanged), but none for a run under MIN_STEPS_FOR_WARMUP steps, which would otherwise spend a large part
+    of its few steps, or all of them, at a learning rate near 0."""
+    steps = max(1, math.ceil(math.ceil(train_size / max(1, batch_size)) * epochs))
+    return math.ceil(WARMUP_FRACTION * steps) if steps >= MIN_STEPS_FOR_WARMUP else 0
+
+
+def trl_config(cls: type, output_dir: Path, seed: int, train_size: int | None = None, **overrides: Any):
+    """A trl SFTConfig/DPOConfig that runs on CPU (fp32) and GPU alike, with no external loggers. With
+    `train_size`, the warmup is `warmup_steps(...)` (short runs really train)."""
     import torch
 
     base = dict(output_dir=str(output_dir), report_to="none", bf16=False, activation_checkpointing=False,
                 use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=seed, data_seed=seed,
                 dataloader_num_workers=0, logging_steps=1, save_strategy="steps", save_steps=50,
-                save_total_limit=1, save_only_model=False, lr_scheduler_type="cosine", warmup_steps=0.05,
+                save_total_limit=1, save_only_model=False, lr_scheduler_type="cosine", warmup_steps=WARMUP_FRACTION,
                 logging_nan_inf_filter=False)  # the NaN guard must see every step's loss, unfiltered
     base.update(overrides)
+    if train_size is not None and "warmup_steps" not in overrides:
+        base["warmup_steps"] = warmup_steps(train_size, int(base.get("per_device_train_batch_size", 8)),
+                                            float(base.get("num_train_epochs", 1.0)))
     return cls(**base)
 
 
@@ -116,7 +131,14 @@ def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
     trainer.remove_callback(PrinterCallback)  # trl prints every log dict when tqdm is off
     guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, NaNGuard))
     t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        out = trainer.train(resume_from_checkpoint=resume_from)
+    except Exception as e:
+        if resume_from is None or trainer.state.global_step > int(Path(resume_from).name.split("-")[-1]):
+            raise
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise FlameError(f"cannot resume from the checkpoint {resume_from} ({type(e).__name__}: {cause}); delete "
+                         f"{Path(resume_from).parent.parent} to restart this stage from scratch") from None
     if guard.bad_step is not None:
         kept = latest_checkpoint(Path(trainer.args.output_dir))
         raise FlameError(f"training loss became NaN at step {guard.bad_step}; stopped, last good checkpoint kept at "

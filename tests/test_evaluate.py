@@ -67,7 +67,7 @@ def test_eval_cli_prints_report_and_report_renders_formats(smoke_world: Path, wo
     (["eval", "base", "--task", "factscore"], "unknown task 'factscore'; did you mean 'factscore_bio'"),
     (["eval", "bsae", "--task", "factscore_bio"], "unknown model 'bsae'; did you mean 'base'"),
     (["eval", "./nowhere/model", "--task", "factscore_bio"], "model directory ./nowhere/model does not exist"),
-    (["eval", "base", "--task", "factscore_bio", "--limit", "0"], "--limit must be a positive number"),
+    (["eval", "base", "--task", "factscore_bio", "--limit", "0"], "Invalid value for '--limit'"),
 ])
 def test_eval_bad_input_is_one_line(smoke_world: Path, workdir: Path, args: list[str], message: str) -> None:
     code, _, err = run_cli([*args, "--world", str(smoke_world)])

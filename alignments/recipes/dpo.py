@@ -93,20 +93,20 @@ def _as_dataset(pairs: list[dict[str, Any]]):
 
 
 def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeConfig) -> dict[str, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from flame_bench.models import ensure_chat_template, ensure_pad_token
+    from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
     from flame_bench.training import finish_training, latest_checkpoint, training_callbacks, trl_config
 
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
     ensure_pad_token(tok, ctx.input_model)
     ensure_chat_template(tok)
-    model = AutoModelForCausalLM.from_pretrained(ctx.input_model, use_safetensors=True)
+    model = load_weights(ctx.input_model)
     work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
-    args = trl_config(DPOConfig, work, ctx.seed, beta=config.beta, learning_rate=config.learning_rate,
-                      num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-                      max_length=config.max_length)
+    args = trl_config(DPOConfig, work, ctx.seed, train_size=len(pairs), beta=config.beta,
+                      learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+                      per_device_train_batch_size=config.batch_size, max_length=config.max_length)
     # ref_model=None: trl reloads the frozen reference from the input model's directory
     trainer = DPOTrainer(model=model, args=args, train_dataset=_as_dataset(pairs), processing_class=tok,
                          callbacks=training_callbacks("DPO", ctx.quiet))

@@ -148,18 +148,18 @@ def build_dataset(ctx: StageContext, config: SFTRecipeConfig, mode: str) -> tupl
 
 def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) -> dict[str, Any]:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from flame_bench.models import ensure_chat_template, ensure_pad_token
+    from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
     from flame_bench.training import finish_training, latest_checkpoint, training_callbacks, trl_config
 
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
     ensure_pad_token(tok, ctx.input_model)
     ensure_chat_template(tok)
-    model = AutoModelForCausalLM.from_pretrained(ctx.input_model, use_safetensors=True)
+    model = load_weights(ctx.input_model)
     work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
-    args = trl_config(SFTConfig, work, ctx.seed, learning_rate=config.learning_rate,
+    args = trl_config(SFTConfig, work, ctx.seed, train_size=len(examples), learning_rate=config.learning_rate,
                       num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
                       max_length=config.max_length)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,

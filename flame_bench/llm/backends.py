@@ -23,6 +23,7 @@ class HFBackend:
     def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None, quiet: bool = True):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
+        self.cache_chunk = max(batch_size, 64)  # what the cache commits at once (shared prefixes group within it)
         self.name = name or self.model_dir.name
         self.quiet = quiet  # False: a progress bar per call that takes more than one batch
 

@@ -1,6 +1,9 @@
 """On-disk cache of LLM-component calls: a repeated request is never sent twice, a failed one is never stored.
 
 Key = sha256(backend identity, method, prompt, parameters). SQLite in WAL mode, shared by threads and processes.
+Calls reach the backend in chunks (`backend.cache_chunk`: a local model's batch, an endpoint's worker pool) and
+each chunk is committed when it returns, so a run that dies at item 800 of 805 keeps 800 answers and a resumed run
+makes only the missing calls.
 """
 
 from __future__ import annotations
@@ -86,9 +89,12 @@ class CachedBackend:
                 todo[k] = p
         self.hits += len(prompts) - len(todo)
         self.misses += len(todo)
-        if todo:
-            fresh = call(list(todo.values()))  # raises on failure: nothing is stored
-            new = dict(zip(todo, fresh, strict=True))
+        items = list(todo.items())
+        step = max(1, int(getattr(self.backend, "cache_chunk", 16)))
+        for i in range(0, len(items), step):  # committed chunk by chunk: a crash loses at most one chunk
+            chunk = items[i:i + step]
+            fresh = call([p for _, p in chunk])  # raises on failure: nothing of this chunk is stored
+            new = dict(zip([k for k, _ in chunk], fresh, strict=True))
             self.cache.put_many(new)
             found.update(new)
         return [found[k] for k in keys]

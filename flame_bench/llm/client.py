@@ -42,6 +42,7 @@ class OpenAIBackend:
         self.shown_url = redact_url(self.base_url)
         self.model = model
         self.timeout, self.max_retries, self.backoff, self.workers = timeout, max_retries, backoff, workers
+        self.cache_chunk = 2 * max(1, workers)  # the cache commits every few requests: a crash loses at most these
         self._key = api_key if api_key is not None else (os.environ.get("FLAME_BENCH_API_KEY")
                                                          or os.environ.get("OPENAI_API_KEY"))
 

@@ -36,6 +36,9 @@ def handle(backend: HFBackend, route: str, body: dict[str, Any]) -> dict[str, An
     return {"object": "chat.completion" if chat else "text_completion", "model": backend.name, "choices": [choice]}
 
 
+MAX_REQUEST_BYTES = 8 << 20  # 8 MiB: far more than any prompt this server can score
+
+
 def make_server(backend: HFBackend, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     lock = threading.Lock()
 
@@ -62,7 +65,15 @@ def make_server(backend: HFBackend, host: str = "127.0.0.1", port: int = 8000) -
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                length = int(self.headers.get("Content-Length", 0))
+            except ValueError:
+                self._send(400, {"error": {"message": "bad request: Content-Length is not a number"}})
+                return
+            if not 0 <= length <= MAX_REQUEST_BYTES:  # never read an announced body of any size into memory
+                self._send(413, {"error": {"message": f"request of {length} bytes; at most {MAX_REQUEST_BYTES}"}})
+                return
+            try:
+                body = json.loads(self.rfile.read(length))
                 with lock:
                     reply = handle(backend, self.path, body)
             except (ValueError, KeyError, TypeError) as e:

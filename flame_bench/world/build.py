@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,18 @@ def build_world(preset: Preset, seed: int, out: Path, force: bool = False, quiet
     from flame_bench.world.tokenizer import build_tokenizer
 
     staging = prepare_output(out, force)
-    t0 = time.perf_counter()
-    world = generate_world(preset, seed)
-    write_world_data(world, staging)
-    t_data = time.perf_counter() - t0
-    tokenizer = build_tokenizer(world_texts(world))
-    record = pretrain([d["text"] for d in world.corpus], tokenizer, preset.model, staging / MODEL_DIR, seed, quiet)
-    write_manifest(world, staging, {"build_seconds": {"data": round(t_data, 2), "pretrain": record["wall_seconds"]},
-                                    "base_model": record})
-    publish(staging, out)
+    try:
+        t0 = time.perf_counter()
+        world = generate_world(preset, seed)
+        write_world_data(world, staging)
+        t_data = time.perf_counter() - t0
+        tokenizer = build_tokenizer(world_texts(world))
+        record = pretrain([d["text"] for d in world.corpus], tokenizer, preset.model, staging / MODEL_DIR, seed,
+                          quiet)
+        write_manifest(world, staging, {"build_seconds": {"data": round(t_data, 2),
+                                                          "pretrain": record["wall_seconds"]}, "base_model": record})
+        publish(staging, out)
+    finally:  # a failed or interrupted build leaves nothing behind (and never anything that looks like a world)
+        if staging.exists():
+            shutil.rmtree(staging)
     return {"out": str(out), "data_seconds": t_data, **record}

@@ -104,3 +104,24 @@ def probe(world: WorldDir, model_path: str | Path | None = None, per_tier: int |
     return {"model": str(model_path or world.model_dir), "prompt_version": PROBE_PROMPT_VERSION, "seed": seed,
             "chance_precision": chance_precision(world), "tiers": rows, "misconceptions": misconceptions,
             "samples": samples}
+
+
+def probe_table(result: dict[str, Any]):
+    """The probe as a rich table: per tier precision, recall, claims per bio, misconception preference."""
+    from rich.table import Table
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    table = Table(title=f"Knowledge probe: {result['model']}", caption=(
+        f"precision = correct claims / claims per bio (mean over bios); chance = {pct(result['chance_precision'])}"
+    ))
+    for col in ("tier", "people", "precision %", "micro precision %", "recall %", "claims/bio",
+                "prefers misconception %", "TQA MC1 %"):
+        table.add_column(col, justify="right" if col != "tier" else "left")
+    for tier, row in result["tiers"].items():
+        m = result["misconceptions"].get(tier)
+        table.add_row(tier, str(row["people"]), pct(row["precision"]), pct(row["micro_precision"]),
+                      pct(row["recall"]), f"{row['claims_per_bio']:.1f}" if row["claims_per_bio"] is not None else "-",
+                      pct(m["prefers_misconception"]) if m else "-", pct(m["mc1"]) if m else "-")
+    return table

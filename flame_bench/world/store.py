@@ -21,7 +21,6 @@ looks like a world.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 from flame_bench import __version__
 from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from flame_bench.io import publish_dir, read_json, read_jsonl, sha256_file, staging_dir, write_json, write_jsonl
 from flame_bench.world.generate import World
 from flame_bench.world.grammar import Grammar
 
@@ -84,11 +83,7 @@ def prepare_output(out: Path, force: bool) -> Path:
             raise FlameError(f"{out} is not a flame-bench world (no manifest.json), so --force will not replace it; "
                              "choose another --out")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.parent / f".{out.name}.partial"
-        if staging.exists():  # left over by an interrupted build
-            shutil.rmtree(staging)
-        staging.mkdir()
+        staging = staging_dir(out)  # unique: two builds of one --out never share (or delete) a staging directory
     except OSError as e:
         raise FlameError(f"cannot write to {out.parent} ({e.strerror}); choose a writable --out") from None
     return staging
@@ -108,6 +103,8 @@ class WorldDir:
     def open(cls, path: str | Path, verify: bool = True) -> WorldDir:
         path = Path(path)
         fix = f"rebuild it with `flame-bench world build --out {path} --force`"
+        if path.is_file():
+            raise FlameError(f"{path} is a file; pass the world's directory (the folder holding manifest.json)")
         if not path.is_dir():
             raise FlameError(f"no world at {path}; build one with `flame-bench world build --out {path}`")
         if not (path / "manifest.json").exists():

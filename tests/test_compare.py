@@ -1,0 +1,95 @@
+"""The numbers the README's headline tables come from, against hand-computed values: paired deltas (with the
+reference scoring 1/2 against itself on a win rate), their bootstrap CIs, the Table 3 / Table 11 renderings and
+the mean ± std and pooled deltas over seeds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from flame_bench.compare import SystemResult, across_seeds, comparison_markdown, deltas, training_rows
+from flame_bench.records import write_run
+from flame_bench.stats import paired_bootstrap
+
+
+def _record(root: Path, name: str, task: str, metric: str, value: float, items: dict[str, float], key: str):
+    header = {"task": {"name": task, "version": "1"}, "model": {"name": name, "sha256": "x"},
+              "primary_metric": metric, "metric_info": [{"key": metric, "display": metric, "percent": True}],
+              "metrics": {metric: value}, "counts": {"items": len(items)}, "created": "2026-01-01T00:00:00"}
+    return write_run(root, f"{task}__{name}__{abs(hash((name, value))) % 10**8}", header,
+                     [{"id": i, key: v, "output": "x" * 10} for i, v in items.items()])
+
+
+BASE_WIN = {"a": 1.0, "b": 0.0, "c": 0.5, "d": 1.0}  # the reference's own item scores: never used for its delta
+FLAME_WIN = {"a": 1.0, "b": 1.0, "c": 0.5, "d": 0.0}
+BASE_FS = {"a": 0.5, "b": 0.25, "c": 1.0, "d": None}
+FLAME_FS = {"a": 0.75, "b": 0.25, "c": 0.5, "d": 0.9}
+
+
+@pytest.fixture()
+def systems(tmp_path: Path) -> list[SystemResult]:
+    out = []
+    for name, win, fs in (("baseline", BASE_WIN, BASE_FS), ("flame", FLAME_WIN, FLAME_FS)):
+        r = SystemResult(name, name, tmp_path, [])
+        r.runs = {"alpaca_winrate": _record(tmp_path / "runs", name, "alpaca_winrate", "win_rate",
+                                            sum(win.values()) / 4, win, "model_score"),
+                  "factscore_bio": _record(tmp_path / "runs", name, "factscore_bio", "factscore",
+                                           statistics.mean(v for v in fs.values() if v is not None), fs, "factscore")}
+        out.append(r)
+    return out
+
+
+def test_paired_deltas_match_hand_computation(systems: list[SystemResult]) -> None:
+    dl = deltas(systems, seed=0)["flame"]
+    # win rate: the reference scores 1/2 on every item against itself -> mean(FLAME - 0.5) = (0.5+0.5+0-0.5)/4
+    assert dl["Win rate"].value == pytest.approx(0.125) and dl["Win rate"].n == 4
+    # FActScore: paired on the items both scored (d is None for the baseline) -> (0.25 + 0 - 0.5) / 3
+    assert dl["Bio FS"].value == pytest.approx(-0.25 / 3) and dl["Bio FS"].n == 3
+    assert dl["Win rate"].low <= dl["Win rate"].value <= dl["Win rate"].high
+    md = comparison_markdown(systems, deltas(systems, seed=0))
+    assert "| flame | 62.5 (+12.5 [" in md and "| baseline | 62.5 | 58.3 |" in md
+
+
+def test_paired_bootstrap_is_a_percentile_interval_of_resampled_means() -> None:
+    a = {str(i): 0.0 for i in range(50)}
+    b = {str(i): float(i % 2) for i in range(50)}  # half the items gain 1
+    d = paired_bootstrap(a, b, seed=3, iters=2000)
+    assert d.value == 0.5 and d.n == 50
+    assert 0.35 < d.low < 0.45 and 0.55 < d.high < 0.65 and d.excludes_zero  # about +-1.96 * 0.5/sqrt(50)
+    assert paired_bootstrap(a, b, seed=3, iters=2000) == d  # seeded: the same interval every time
+    assert paired_bootstrap({"x": None}, {"x": 1.0}) is None  # nothing paired, no delta
+
+
+def test_table_11_rows_come_from_the_stage_records(tmp_path: Path) -> None:
+    flame = SystemResult("flame", "", tmp_path, [
+        {"recipe": "flame_sft", "stats": {"instructions": 100, "pt_instructions": 30}},
+        {"recipe": "flame_dpo", "stats": {"if_pairs": 40, "fact_pairs": 7, "train_pairs": 80, "pairs_digest": "x"}}])
+    base = SystemResult("baseline", "", tmp_path, [
+        {"recipe": "sft", "stats": {"instructions": 100, "pt_instructions": 0}},
+        {"recipe": "dpo", "stats": {"if_pairs": 41, "fact_pairs": 6, "train_pairs": 41, "pairs_digest": "y"}}])
+    assert training_rows([base, flame]) == [["baseline", "100", "-", "41", "(6 unused)", "41"],
+                                            ["flame", "70", "30", "40", "7", "80"]]
+
+
+def test_seeds_pool_every_seed_item_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
+    runs = tmp_path / "results" / "runs"
+    per_seed = {0: ({"a": 0.5, "b": 0.5}, {"a": 1.0, "b": 0.5}), 1: ({"a": 0.2, "b": 0.4}, {"a": 0.2, "b": 1.0})}
+    for seed, (base, flame) in per_seed.items():
+        systems = []
+        for name, items in (("baseline", base), ("flame", flame)):
+            value = sum(items.values()) / 2
+            rec = _record(runs, f"{name}{seed}", "factscore_bio", "factscore", value, items, "factscore")
+            systems.append({"name": name, "metrics": {"Bio FS": value}, "runs": {"factscore_bio": str(rec.path)}})
+        path = tmp_path / "results" / "comparisons" / f"baseline_vs_flame__w__seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"systems": systems}))
+    summary = across_seeds(["baseline", "flame"], "w", [0, 1])
+    flame = summary["systems"]["flame"]["Bio FS"]
+    assert flame["values"] == [0.75, 0.6] and flame["mean"] == pytest.approx(0.675)
+    assert flame["std"] == pytest.approx(statistics.stdev([0.75, 0.6]))
+    pooled = summary["pooled_deltas"]["flame"]["Bio FS"]
+    assert pooled["value"] == pytest.approx((0.5 + 0.0 + 0.0 + 0.6) / 4) and pooled["n"] == 4
