@@ -268,3 +268,89 @@ def test_two_concurrent_compares_share_one_cache_safely(smoke_world: Path, isola
         if "dpo" in record.parent.name:
             assert (record.parent / "pairs.jsonl").is_file()
     assert not list((results / "systems" / "stages").glob(".*.partial"))
+
+
+def test_a_limited_comparison_gets_files_of_its_own() -> None:
+    from flame_bench.compare import comparison_name
+
+    full = comparison_name(["baseline", "flame"], "default-s0", 0)
+    assert full == "baseline_vs_flame__default-s0__seed0"
+    assert comparison_name(["baseline", "flame"], "default-s0", 0, limit=2) == full + "__limit2"
+
+
+def test_the_world_identity_ignores_build_timings(smoke_world: Path, isolated: Path) -> None:
+    """Two builds of one preset and seed on any machine have one identity, so stage caches and goldens travel."""
+    from flame_bench.io import sha256_file
+    from flame_bench.world.store import WorldDir
+
+    other = isolated / "w"
+    shutil.copytree(smoke_world, other)
+    record = other / "model" / "flame_model.json"
+    record.write_text(record.read_text().replace('"wall_seconds"', '"wall_seconds_elsewhere"'))
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["files"]["model/flame_model.json"] = sha256_file(record)
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert WorldDir.open(other).content_sha256 == WorldDir.open(smoke_world).content_sha256
+
+
+def test_damaged_records_and_weights_are_one_line_and_never_block_the_others(smoke_world: Path,
+                                                                            isolated: Path) -> None:
+    code, _, err = run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(smoke_world), "--limit", "2",
+                            "--quiet"])
+    assert code == 0, err
+    runs = isolated / "results" / "runs"
+    for name, header in (("no_model", {"schema_version": 1, "task": {"name": "x"}, "metrics": {}}),
+                         ("string_metric", {"schema_version": 1, "task": {"name": "x"}, "model": {"name": "m"},
+                                            "metrics": {"factscore": "high"}})):
+        (runs / name).mkdir()
+        (runs / name / "run.json").write_text(json.dumps(header))
+    code, _, err = run_cli(["leaderboard", "--write"])
+    assert code == 0 and "| base |" in (isolated / "results" / "leaderboard.md").read_text()
+    assert "skipped" in err and "no model name" in err and "metric 'factscore' is not a number" in err
+    model = isolated / "flipped"
+    shutil.copytree(smoke_world / "model", model)
+    weights = bytearray((model / "model.safetensors").read_bytes())
+    weights[:8] = b"\xff" * 8  # the header length: garbage
+    (model / "model.safetensors").write_bytes(bytes(weights))
+    code, _, err = run_cli(["eval", str(model), "--task", "factscore_bio", "--world", str(smoke_world), "--quiet"])
+    assert code == 2 and "cannot load the weights" in err and "Traceback" not in err
+
+
+def test_serve_refuses_a_huge_announced_body() -> None:
+    import http.client
+
+    from flame_bench.llm.serve import MAX_REQUEST_BYTES, make_server
+
+    class Echo:
+        name = "echo"
+
+    server = make_server(Echo(), port=0)
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.putrequest("POST", "/v1/completions")
+        conn.putheader("Content-Length", str(MAX_REQUEST_BYTES * 1000))
+        conn.endheaders()
+        reply = conn.getresponse()
+        assert reply.status == 413
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_two_world_builds_into_one_directory_at_once(isolated: Path) -> None:
+    out = isolated / "w"
+    env = {**os.environ, "FLAME_BENCH_RESULTS": str(isolated / "results")}
+    args = [sys.executable, "-m", "flame_bench.cli", "world", "build", "--preset", "smoke", "--out", str(out),
+            "--quiet"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    codes = [p.wait(timeout=600) for p in procs]
+    assert codes == [0, 0], [p.stderr.read()[-500:] for p in procs]
+    from flame_bench.world.store import WorldDir
+
+    WorldDir.open(out)  # complete and verified
+    assert not [p for p in isolated.iterdir() if p.name.startswith(".w.")]  # no staging left behind

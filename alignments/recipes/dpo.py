@@ -25,6 +25,8 @@ from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
 from flame_bench.stages import Recipe, StageContext, positive
 
+RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
+
 
 @dataclass
 class DPORecipeConfig:
@@ -136,5 +138,5 @@ for _name, _mode, _desc in (
     ("fact_dpo", "fact", "DPO^fact: DPO on factuality pairs only"),
     ("flame_dpo", "flame", "DPO^flame: IF and factuality pairs, batches drawn 50/50"),
 ):
-    RECIPES.register(_name)(Recipe(_name, "1", _desc, DPORecipeConfig, _recipe(_mode), fingerprint=_fingerprint,
-                                   uses_rewards=True))
+    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, DPORecipeConfig, _recipe(_mode),
+                                   fingerprint=_fingerprint, uses_rewards=True))

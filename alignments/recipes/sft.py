@@ -32,6 +32,8 @@ from flame_bench.generation import SAMPLING, GenerationConfig, cut_at_stop
 from flame_bench.registry import RECIPES
 from flame_bench.stages import Recipe, StageContext, positive
 
+RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
+
 
 @dataclass
 class SFTRecipeConfig:
@@ -184,4 +186,5 @@ for _name, _mode, _desc in (
     ("fact_sft", "pt", "SFT^fact: SFT on responses elicited from the base model for every instruction"),
     ("flame_sft", "flame", "SFT^flame: human responses for non-fact-based, base-model responses for fact-based"),
 ):
-    RECIPES.register(_name)(Recipe(_name, "1", _desc, SFTRecipeConfig, _recipe(_mode), fingerprint=_fingerprint))
+    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, SFTRecipeConfig, _recipe(_mode),
+                                   fingerprint=_fingerprint))
