@@ -8,20 +8,37 @@ run resumes with only the missing generations.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from flame_bench.io import sha256_json
 
 
+def open_store(path: Path, table: str, timeout: float = 60.0, threads: bool = False) -> sqlite3.Connection:
+    """A key-value SQLite table in WAL mode, opened safely while other processes open it too: switching a fresh
+    file to WAL takes a lock that sqlite's busy timeout does not wait for, so "database is locked" is retried."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=not threads)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05 + 0.1 * random.random())
+
+
 class GenerationCache:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db = open_store(path, "generations")
         self.hits = self.misses = 0
 
     @staticmethod

@@ -354,3 +354,38 @@ def test_two_world_builds_into_one_directory_at_once(isolated: Path) -> None:
 
     WorldDir.open(out)  # complete and verified
     assert not [p for p in isolated.iterdir() if p.name.startswith(".w.")]  # no staging left behind
+
+
+def test_a_planted_pickle_in_an_interrupted_stage_never_runs(smoke_world: Path, isolated: Path) -> None:
+    """Resuming loads trainer state from the stage's `.partial` folder: a pickle planted there must not execute,
+    and the refusal is one line naming the folder to delete."""
+    import pickle
+
+    from flame_bench.cache import GenerationCache
+    from flame_bench.errors import FlameError
+    from flame_bench.registry import RECIPES
+    from flame_bench.stages import make_config, stage_key
+    from flame_bench.world.source import WorldSource
+
+    source = WorldSource.open(smoke_world)
+    recipe = RECIPES.get("sft")
+    key = stage_key(recipe, make_config(recipe, {"epochs": 1}, "test"), source.base_model(), source, 0)[0]
+    checkpoint = isolated / "stages" / f".sft-{key[:12]}.partial" / "model.trainer" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    marker = isolated / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.write_text, (marker, "the pickle ran"))
+
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):
+        (checkpoint / name).write_bytes(pickle.dumps(Payload()))
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 2, "log_history": []}))
+    shutil.copy(smoke_world / "model" / "config.json", checkpoint / "config.json")
+    shutil.copy(smoke_world / "model" / "model.safetensors", checkpoint / "model.safetensors")
+    from flame_bench.stages import run_stage
+
+    with pytest.raises(FlameError, match=r"cannot resume from the checkpoint .*checkpoint-2 .*delete"):
+        run_stage("sft", {"epochs": 1}, source.base_model(), source, 0, GenerationCache(isolated / "c.sqlite"),
+                  quiet=True, root=isolated / "stages")
+    assert not marker.exists()

@@ -9,12 +9,12 @@ makes only the missing calls.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from flame_bench.cache import open_store
 from flame_bench.io import sha256_json
 from flame_bench.llm import Prompt
 
@@ -23,12 +23,9 @@ class LLMCache:
     """A JSON value per key in one SQLite table; one connection shared by threads behind a lock."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db = open_store(path, "calls", threads=True)
 
     @staticmethod
     def key(identity: dict[str, Any], method: str, prompt: Prompt, params: dict[str, Any]) -> str:
