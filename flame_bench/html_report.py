@@ -123,6 +123,7 @@ def scatter_svg(xlabel: str, ylabel: str, points: list[Point], colors: dict[str,
     out.append(f'<text x="{(ml + w - mr) / 2}" y="{h - 10}" class="axis" text-anchor="middle">{e(xlabel)}</text>'
                f'<text transform="translate(16 {(mt + h - mb) / 2}) rotate(-90)" class="axis" '
                f'text-anchor="middle">{e(ylabel)}</text>')
+    placed: list[tuple[float, float, float, float]] = []  # label boxes so far (left, top, right, bottom)
     for p in points:
         c, cx, cy = colors[p.name], px(p.x), py(p.y)
         ci = []
@@ -137,12 +138,33 @@ def scatter_svg(xlabel: str, ylabel: str, points: list[Point], colors: dict[str,
                        f'class="whisker"/>')
         r = min(14.0, max(4.0, math.sqrt(p.length) / 2))
         tip = f"{p.name}: ({p.x:.1f}, {p.y:.1f}), length {p.length:.0f}" + "".join(f"; {s}" for s in ci)
+        text = f"{p.name} ({p.length:.0f} chars)"
+        lx, ly, anchor = _label_place(cx + r + 3, cy - r - 2, len(text) * LABEL_CHAR_PX, placed, w - mr)
         out.append(f'<circle cx="{_num(cx)}" cy="{_num(cy)}" r="{r:.1f}" fill="{c}" class="dot" '
                    f'data-system="{e(p.name)}"><title>{e(tip)}</title></circle>'
-                   f'<text x="{_num(cx + r + 3)}" y="{_num(cy - r - 2)}" class="label">{e(p.name)} '
-                   f'(length {p.length:.0f})</text>')
+                   f'<text x="{_num(lx)}" y="{_num(ly)}" class="label" text-anchor="{anchor}">{e(text)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders "bin 2" before "bin 10" (groups and bins read in their natural order)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+LABEL_CHAR_PX, LABEL_LINE_PX = 6.2, 14.0  # the label font's average advance and line height
+
+
+def _label_place(x: float, y: float, width: float, placed: list[tuple[float, float, float, float]],
+                 right_edge: float) -> tuple[float, float, str]:
+    """Where a point's label goes: right of the dot (left of it where it would leave the frame), moved down a line
+    at a time until its box overlaps no label placed before it. Appends the chosen box to `placed`."""
+    anchor, left = ("start", x) if x + width <= right_edge else ("end", x - width)
+    top = y - LABEL_LINE_PX + 3
+    while any(left < r and left + width > lft and top < b and top + LABEL_LINE_PX > t for lft, t, r, b in placed):
+        top += LABEL_LINE_PX
+    placed.append((left, top, left + width, top + LABEL_LINE_PX))
+    return (x if anchor == "start" else left + width), top + LABEL_LINE_PX - 3, anchor
 
 
 def group_bars_svg(task: str, metric: str, display: str, percent: bool, groups: list[str],
@@ -379,7 +401,7 @@ def groups_html(results: list[SystemResult], colors: dict[str, str]) -> str:
     for task in dict.fromkeys(t for r in results for t in r.runs):
         headers = {r.name: r.runs[task].header for r in results if task in r.runs}
         first = next(iter(headers.values()))
-        groups = list(dict.fromkeys(g for h in headers.values() for g in (h.get("breakdown") or {})))
+        groups = sorted({g for h in headers.values() for g in (h.get("breakdown") or {})}, key=natural_key)
         if len(groups) < 2:
             continue
         metric = next((c.metric for c in TASKS.get(task).columns if c.role or c.item_key), None) \
@@ -397,8 +419,8 @@ def render_page(title: str, subtitle: str, data: dict[str, Any], table: str, ext
                 bars: str) -> str:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("<", "\\u003c")
     e = html.escape
-    plot_block = f'<figure>{plot}<figcaption>dot area ~ mean response length; whiskers: 95% CIs from the run ' \
-                 f'records</figcaption></figure>' if plot else ""
+    plot_block = f'<figure>{plot}<figcaption>dot area and label ~ mean characters of the factuality task\'s ' \
+                 f'responses; whiskers: 95% CIs from the run records</figcaption></figure>' if plot else ""
     legend = "".join(f'<span class="sw" style="background:{c}"></span>{e(n)} &nbsp; '
                      for n, c in data["colors"].items())
     bars_block = f"<figure><div>{legend}</div>{bars}<figcaption>per group (e.g. popularity tier), from each run's " \
