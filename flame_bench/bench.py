@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from flame_bench.scoring.retrieval import bm25_tokens
@@ -27,9 +28,10 @@ def bench_factscore(world, n_responses: int = 200) -> dict[str, Any]:
     scorer = world_factscorer(world)
     pages = world.knowledge[:n_responses]
     scorer.splitter("Warm up. The pipeline loads spaCy once.")
-    scores, dt = _timed(lambda: [scorer.score(p["text"], [p["title"]]) for p in pages])
+    # as the tasks call it: all responses in one batched call (per-fact retrieval, FActScore's query)
+    scores, dt = _timed(scorer.score_many, [p["text"] for p in pages], [[p["title"]] for p in pages])
     n_facts = sum(s.n for s in scores)
-    split_t = _timed(lambda: [scorer.splitter(p["text"]) for p in pages])[1]
+    split_t = _timed(scorer.splitter.many, [p["text"] for p in pages])[1]
     return {"responses": len(pages), "facts": n_facts, "seconds": dt, "facts_per_second": n_facts / dt,
             "sentence_split_share": split_t / dt}
 
@@ -89,7 +91,104 @@ def bench_bm25(seed: int = 0, n_queries: int = 200, k: int = 10, preset: str = "
     return out
 
 
-def run_bench(world, quick: bool = False, training: bool = False) -> dict[str, Any]:
+def bench_truthfulqa(model_ref: str, n_questions: int | None = None, fp64_sample: int = 40,
+                     items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """TruthfulQA MC1 + MC2 (lm-eval's built-in configs, 6-shot primer, the fetched BIG-bench questions) scored by
+    lm-eval's `hf` model and by `flame-prefix` on the same requests: seconds, every log-likelihood's difference,
+    MC1/MC2 per item, and each backend's distance from a float64 forward pass on a sample of requests."""
+    import copy
+    import sys
+
+    import torch
+
+    from flame_bench.fetch import load_truthfulqa_items
+    from flame_bench.models import load_model, resolve_model
+    from flame_bench.registry import TASKS
+
+    TASKS.get("truthfulqa_mc1")
+    task = sys.modules["flame_bench_tasks.truthfulqa"]
+    items = (items if items is not None else load_truthfulqa_items())[:n_questions]
+    path = resolve_model(model_ref).path
+    model, _ = load_model(path)
+    captured: dict[str, list] = {}
+    runs, seconds = {}, {}
+    for name in ("hf", "prefix"):
+        lm = task.make_lm(path, task.BATCH_SIZE, name)
+        inner = lm._loglikelihood_tokens
+
+        def capture(requests, *args, _inner=inner, _name=name, **kwargs):
+            out = _inner(requests, *args, **kwargs)
+            captured.setdefault(f"{_name}_requests", []).extend(requests)
+            captured.setdefault(_name, []).extend(out)
+            return out
+
+        lm._loglikelihood_tokens = capture
+        t0 = time.perf_counter()
+        runs[name] = task.evaluate_mc(lm, items, ("mc1", "mc2"), real=True)
+        seconds[name] = time.perf_counter() - t0
+    lls = {n: [ll for ll, _ in captured[n]] for n in ("hf", "prefix")}
+    assert [r[1:] for r in captured["hf_requests"]] == [r[1:] for r in captured["prefix_requests"]]
+    diffs = [abs(a - b) for a, b in zip(lls["hf"], lls["prefix"], strict=True)]
+    greedy_same = all(a[1] == b[1] for a, b in zip(captured["hf"], captured["prefix"], strict=True))
+    pairs = {m: list(zip(runs["hf"][m]["items"], runs["prefix"][m]["items"], strict=True)) for m in ("mc1", "mc2")}
+    per_item = {"mc1_items_differing": sum(a["score"] != b["score"] for a, b in pairs["mc1"]),
+                "mc2_max_item_diff": max((abs(a["score"] - b["score"]) for a, b in pairs["mc2"]), default=0.0)}
+    # float64 truth on a sample: how far each float32 backend is from the exact log-likelihood
+    m64 = copy.deepcopy(model).double().eval()
+    step = max(1, len(diffs) // fp64_sample)
+    err = {"hf": 0.0, "prefix": 0.0}
+    with torch.inference_mode():
+        for i in range(0, len(diffs), step)[:fp64_sample]:
+            _, ctx, cont = captured["hf_requests"][i]
+            logp = torch.log_softmax(m64(input_ids=torch.tensor([ctx + cont])).logits[0], -1)
+            exact = sum(float(logp[len(ctx) - 1 + j, t]) for j, t in enumerate(cont))
+            for n in err:
+                err[n] = max(err[n], abs(lls[n][i] - exact))
+    return {"model": str(path), "questions": len(items), "requests": len(diffs),
+            "hf_seconds": seconds["hf"], "prefix_seconds": seconds["prefix"],
+            "speedup_prefix_over_hf": seconds["hf"] / seconds["prefix"],
+            "max_abs_loglikelihood_diff": max(diffs), "greedy_flags_identical": greedy_same,
+            "mc1": {n: runs[n]["mc1"]["value"] for n in runs}, "mc2": {n: runs[n]["mc2"]["value"] for n in runs},
+            **per_item, "fp64_sample": len(range(0, len(diffs), step)[:fp64_sample]),
+            "max_abs_error_vs_fp64": err}
+
+
+def bench_verification(model_ref: str, run_dir: str, knowledge: str = "wiki-leads", n_bios: int = 20
+                       ) -> dict[str, Any]:
+    """FActScore's Retrieve->LM verification of a saved factscore_bio run's atomic facts (its first `n_bios` bios,
+    each fact against its recorded evidence passages) by an HF verifier, every prompt in full vs shared passage
+    prefixes: seconds, facts per second, and whether every verdict is the same."""
+    from flame_bench.knowledge import open_knowledge
+    from flame_bench.llm.backends import HFBackend
+    from flame_bench.llm.components import LLMVerifier
+    from flame_bench.models import resolve_model
+    from flame_bench.records import load_run
+    from flame_bench.scoring.factscore import AtomicFact
+
+    source = open_knowledge(knowledge)
+    by_id = {p.id: p for ps in source.pages.values() for p in ps}
+    queries = []
+    for sample in load_run(Path(run_dir)).samples()[:n_bios]:
+        for f in sample.get("facts") or []:
+            passages = [by_id[i] for i in f["evidence"] if i in by_id]
+            topic = passages[0].title if passages else ""
+            queries.append((AtomicFact(f["text"]), passages, topic))
+    path = resolve_model(model_ref).path
+    out: dict[str, Any] = {"model": str(path), "run": str(run_dir), "bios": n_bios, "facts": len(queries)}
+    verdicts = {}
+    for name, share in (("full", False), ("shared", True)):
+        verifier = LLMVerifier(HFBackend(path, batch_size=16, share_prefixes=share))
+        verifier.verify_many(queries[:2])  # loads the model outside the timing
+        verdicts[name], seconds = _timed(verifier.verify_many, queries)
+        out[f"{name}_seconds"], out[f"{name}_facts_per_second"] = seconds, len(queries) / seconds
+    out["speedup_shared_over_full"] = out["full_seconds"] / out["shared_seconds"]
+    out["verdicts_identical"] = verdicts["full"] == verdicts["shared"]
+    out["supported"] = sum(verdicts["shared"])
+    return out
+
+
+def run_bench(world, quick: bool = False, training: bool = False, truthfulqa: str | None = None,
+              questions: int | None = None, verification: tuple[str, str] | None = None) -> dict[str, Any]:
     from flame_bench.provenance import environment
     from flame_bench.runtime import torch_setup
 
@@ -101,6 +200,8 @@ def run_bench(world, quick: bool = False, training: bool = False) -> dict[str, A
         "generation": bench_generation(world, 16 if quick else 64),
         "bm25": bench_bm25(n_queries=20 if quick else 200),
         **({"training": bench_training(world, steps=5 if quick else 20)} if training else {}),
+        **({"truthfulqa": bench_truthfulqa(truthfulqa, questions)} if truthfulqa else {}),
+        **({"verification": bench_verification(*verification)} if verification else {}),
     }
 
 
@@ -247,4 +348,23 @@ def bench_table(result: dict[str, Any], out: Any):
             table.add_row(f"{stage.upper()} tokens/s: trl / plain PyTorch loop",
                           f"{tr[f'{stage}_trl_tokens_per_s']:,.0f} / {tr[f'{stage}_plain_tokens_per_s']:,.0f} "
                           f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
+    if "verification" in result:
+        v = result["verification"]
+        table.add_row(f"FActScore verification ({v['facts']} facts of {v['bios']} bios): facts / s, every prompt in "
+                      "full / shared passage prefixes",
+                      f"{v['full_facts_per_second']:.1f} / {v['shared_facts_per_second']:.1f} = "
+                      f"{v['speedup_shared_over_full']:.1f}x (verdicts identical: "
+                      f"{'yes' if v['verdicts_identical'] else 'NO'})")
+    if "truthfulqa" in result:
+        tq = result["truthfulqa"]
+        table.add_row(f"TruthfulQA MC1+MC2 ({tq['questions']} questions, {tq['requests']:,} requests): "
+                      "lm-eval hf / flame-prefix seconds",
+                      f"{tq['hf_seconds']:.0f} / {tq['prefix_seconds']:.0f} = {tq['speedup_prefix_over_hf']:.1f}x")
+        table.add_row("  max |log-likelihood difference| (greedy flags identical)",
+                      f"{tq['max_abs_loglikelihood_diff']:.1e} ({'yes' if tq['greedy_flags_identical'] else 'NO'})")
+        table.add_row(f"  max |error| vs float64 on {tq['fp64_sample']} requests: hf / prefix",
+                      f"{tq['max_abs_error_vs_fp64']['hf']:.1e} / {tq['max_abs_error_vs_fp64']['prefix']:.1e}")
+        table.add_row("  MC1 / MC2: hf, prefix (MC1 items differing; largest MC2 item difference)",
+                      f"{tq['mc1']['hf']:.4f}/{tq['mc2']['hf']:.4f}, {tq['mc1']['prefix']:.4f}/"
+                      f"{tq['mc2']['prefix']:.4f} ({tq['mc1_items_differing']}; {tq['mc2_max_item_diff']:.1e})")
     return table

@@ -169,6 +169,11 @@ def eval_cmd(
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass when sampling (0 < p <= 1).")]
     = 1.0,
     batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 64,
+    lm_backend: Annotated[str, typer.Option(help="Log-likelihood tasks (TruthfulQA): prefix (lm-eval's hf model "
+                                                 "with shared-prefix scoring), hf (lm-eval's hf model) or vllm "
+                                                 "(GPU).")] = "prefix",
+    lm_batch_size: Annotated[int, typer.Option(min=1, help="Log-likelihood batch size (contexts per pass for "
+                                                           "prefix, requests per pass for hf and vllm).")] = 32,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Evaluate a model on tasks; writes one run record per task under results/runs/ and prints a report."""
@@ -178,6 +183,7 @@ def eval_cmd(
 
     if top_p <= 0:
         raise FlameError(f"--top-p must be in (0, 1], got {top_p}")
+    check_lm_backend(lm_backend)
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
@@ -190,8 +196,16 @@ def eval_cmd(
                          "evaluate a model that is not a world model")
     source = open_world(world) if world is not None else real_source_from_flags(real, quiet)
     records = evaluate(model, names, source, reference=reference, limit=limit, seed=seed, generation=gen,
-                       quiet=quiet)
+                       quiet=quiet, lm_backend=lm_backend, lm_batch_size=lm_batch_size)
     print_records(records)
+
+
+def check_lm_backend(name: str) -> None:
+    from flame_bench.errors import unknown_name
+
+    known = ("prefix", "hf", "vllm")  # tasks/truthfulqa/task.py LM_BACKENDS
+    if name not in known:
+        raise unknown_name("--lm-backend", name, known)
 
 
 def open_world(path: Path):
@@ -312,6 +326,14 @@ def bench_cmd(
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer repetitions (a smoke check of the benchmark).")] = False,
     training: Annotated[bool, typer.Option("--training", help="Also trl vs a plain PyTorch loop (SFT, DPO).")] = False,
+    truthfulqa: Annotated[str | None, typer.Option(help="Also TruthfulQA MC1+MC2 with this model (e.g. smollm2; "
+                                                        "needs `data fetch truthfulqa`): lm-eval's hf model vs "
+                                                        "flame-prefix on the same requests.")] = None,
+    questions: Annotated[int | None, typer.Option(min=1, help="TruthfulQA questions [default: all].")] = None,
+    verification: Annotated[str | None, typer.Option(help="Also FActScore verification: MODEL:RUN_DIR (an HF verifier "
+                                                          "and a saved factscore_bio run on wiki-leads), every prompt "
+                                                          "in full vs shared passage prefixes.")] = None,
+    bios: Annotated[int, typer.Option(min=1, help="Bios of that run to verify.")] = 20,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
@@ -319,9 +341,19 @@ def bench_cmd(
     from flame_bench.io import write_json
     from flame_bench.world.store import WorldDir
 
-    result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training)
+    result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training,
+                       truthfulqa=truthfulqa, questions=questions,
+                       verification=_model_and_run(verification, bios) if verification else None)
     write_json(out, result)
     stdout.print(bench_table(result, out))
+
+
+def _model_and_run(spec: str, bios: int) -> tuple[str, str, str, int]:
+    model, sep, run = spec.partition(":")
+    if not sep or not model or not Path(run).is_dir():
+        raise FlameError(f"--verification {spec!r}: give MODEL:RUN_DIR, a model and a saved factscore_bio run "
+                         "directory (e.g. smollm2:results/real/runs/factscore_bio__smollm2__688dba326c24)")
+    return model, run, "wiki-leads", bios
 
 
 @app.command("compare")

@@ -93,8 +93,10 @@ def _header(task: Task, model: ModelHandle, source, generation: GenerationConfig
 def evaluate(model_ref: str, task_names: list[str], source, reference: str = "human", limit: int | None = None,
              seed: int = 0, generation: GenerationConfig = EVAL_GENERATION, runs_dir: Path | None = None,
              cache_path: Path | None = None, quiet: bool = False, model_name: str | None = None,
-             reference_name: str | None = None) -> list[RunRecord]:
-    """Evaluate `model_ref` on every task over `source`; returns the run records written."""
+             reference_name: str | None = None, lm_backend: str = "prefix", lm_batch_size: int = 32
+             ) -> list[RunRecord]:
+    """Evaluate `model_ref` on every task over `source`; returns the run records written. `lm_backend` and
+    `lm_batch_size`: what scores log-likelihood tasks (see tasks/truthfulqa/task.py's LM_BACKENDS)."""
     if limit is not None and limit < 1:
         raise FlameError(f"--limit must be a positive number of items, got {limit}")
     runs_dir = runs_dir or default_runs_dir()
@@ -122,6 +124,7 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
             t0 = time.perf_counter()
             ctx = EvalContext(source=source, model=model, generation=generation, seed=seed,
                               reference=ref if task.needs_reference else None, quiet=quiet,
+                              lm_backend=lm_backend, lm_batch_size=lm_batch_size,
                               generate=lambda instructions: generator_for(model)(instructions))
             items = task.load(ctx)[:limit]
             result = task.score(ctx, task.generate(ctx, items))
@@ -154,7 +157,9 @@ def rescore(run_ref: str, source=None, runs_dir: Path | None = None, quiet: bool
         r = h.get("reference") or {}
         reference = Reference(r.get("name", "reference"), {k: v for k, v in r.items() if k != "name"},
                               {s["id"]: s["reference_output"] for s in samples})
-    ctx = EvalContext(source=source, model=model, seed=h["seed"], reference=reference, quiet=quiet)
+    ctx = EvalContext(source=source, model=model, seed=h["seed"], reference=reference, quiet=quiet,
+                      # log-likelihoods are the record's own: keep what scored them (records before it was named: hf)
+                      lm_backend=(h.get("judge") or {}).get("lm_backend", "hf"))
     by_id = {it["id"]: it for it in task.load(ctx)}
     missing = [s["id"] for s in samples if s["id"] not in by_id]
     if missing:

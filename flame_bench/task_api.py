@@ -60,6 +60,8 @@ class EvalContext:
     seed: int = 0
     reference: Any = None  # pairwise tasks: flame_bench.evaluate.Reference
     quiet: bool = True
+    lm_backend: str = "prefix"  # log-likelihood tasks: the lm-eval model that scores them (see truthfulqa's task)
+    lm_batch_size: int = 32
     # generate(instructions) -> completions, through the cache; set by the evaluator
     generate: Callable[[list[str]], list[str]] | None = None
 

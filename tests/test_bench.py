@@ -19,3 +19,43 @@ def test_bench_parts_measure_and_render(smoke_world: Path) -> None:
     assert 0 <= bm["top_k_overlap"] <= 1 and bm["speedup_bm25s_over_rank_bm25"] > 0
     table = bench_table({"factscore": fs, "generation": gen, "bm25": bm}, "out.json")
     assert table.row_count == 9  # FActScore (2), generation (3), BM25 (4)
+
+
+def test_truthfulqa_bench_checks_prefix_against_lm_evals_hf(smoke_world: Path) -> None:
+    from flame_bench.bench import bench_truthfulqa
+    from flame_bench.world.source import WorldSource
+
+    source = WorldSource.open(smoke_world)
+    tq = bench_truthfulqa(str(source.base_model()), 6, fp64_sample=5, items=source.eval_set("truthfulqa").items)
+    assert tq["questions"] == 6 and tq["requests"] > 6 * 4  # lm-eval's built-in configs: MC1 and MC2 choices
+    assert tq["greedy_flags_identical"] and tq["max_abs_loglikelihood_diff"] < 1e-4
+    assert tq["mc1_items_differing"] == 0 and tq["mc2_max_item_diff"] < 1e-5
+    assert tq["speedup_prefix_over_hf"] > 0 and tq["fp64_sample"] == 5
+    assert max(tq["max_abs_error_vs_fp64"].values()) < 1e-3
+    assert bench_table({"factscore": FS, "generation": GEN, "bm25": BM, "truthfulqa": tq}, "o").row_count == 6 + 4
+
+
+def test_verification_bench_gives_the_same_verdicts_both_ways(smoke_world: Path, tmp_path: Path) -> None:
+    import json
+
+    from flame_bench.bench import bench_table, bench_verification
+    from flame_bench.records import write_run
+
+    pages = {"Ana Bel": ["Ana Bel is a baker in Rome. She was born in 1950.", "Ana Bel won the Gold Loaf prize."],
+             "Tom Rye": ["Tom Rye is a pilot from Oslo.", "Tom Rye studied at Oslo University."]}
+    knowledge = tmp_path / "k.jsonl"
+    knowledge.write_text("".join(json.dumps({"title": t, "text": "\n\n".join(ps)}) + "\n" for t, ps in pages.items()))
+    facts = [("Ana Bel is a baker.", ["Ana Bel#0", "Ana Bel#1"]), ("Ana Bel was born in 1950.", ["Ana Bel#0"]),
+             ("Ana Bel is a pilot.", ["Ana Bel#1", "Ana Bel#0"]), ("Tom Rye is a pilot.", ["Tom Rye#0", "Tom Rye#1"])]
+    samples = [{"id": f"bio{i}", "facts": [{"text": t, "evidence": ev, "supported": True} for t, ev in facts]}
+               for i in range(3)]
+    header = {"task": {"name": "factscore_bio"}, "model": {"name": "x"}, "metrics": {"factscore": 1.0}}
+    run = write_run(tmp_path / "runs", "factscore_bio__x__0", header, samples)
+    v = bench_verification(str(smoke_world / "model"), str(run.path), str(knowledge), n_bios=2)
+    assert v["facts"] == 8 and v["verdicts_identical"] and v["speedup_shared_over_full"] > 0
+    assert bench_table({"factscore": FS, "generation": GEN, "bm25": BM, "verification": v}, "o").row_count == 6 + 1
+
+
+FS = {"facts_per_second": 1.0, "sentence_split_share": 0.5}
+GEN = {"batched_per_second": 2.0, "single_per_second": 1.0, "speedup": 2.0}
+BM = {"passages": 10, "rank_bm25_ms_per_query": 1.0}

@@ -276,3 +276,14 @@ def test_cached_repeat_sends_no_request(server, tmp_path):
     assert again.choice_logprobs([[{"role": "user", "content": "q"}]], ["True", "Yes"]) == first
     assert first[0]["Yes"] == -math.inf  # -inf survives the JSON round trip
     assert len(script.requests) == n and again.hits == 1
+
+
+def test_requests_sharing_a_prefix_are_sent_together(server):
+    """For the server's prefix cache: one worker, so the arrival order is the sending order; results keep theirs."""
+    url, script = server
+    passages = {t: f"Context about {t}: " + "long passage text " * 20 for t in ("Ana", "Tom")}
+    prompts = [f"{passages[t]} Fact {i} about {t}. True or False?" for i in range(4) for t in ("Tom", "Ana")]
+    assert client(url, workers=1).complete(prompts) == [f"echo: {p}" for p in prompts]
+    sent = [b["prompt"] for _, b, _ in script.requests]
+    topics = [p.split(":")[0] for p in sent]
+    assert topics == ["Context about Ana"] * 4 + ["Context about Tom"] * 4  # not Tom, Ana, Tom, Ana, ...

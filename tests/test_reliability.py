@@ -199,6 +199,8 @@ def _bad_inputs(w: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["eval", "base", "--task", "factscore_bio", "--top-p", "5", *world], "--top-p"),
         (["eval", "base", "--task", "factscore_bio", "--top-p", "0", *world], "--top-p must be in (0, 1]"),
         (["eval", "base", "--task", "factscore_bio", "--limit", "0", *world], "--limit"),
+        (["eval", "base", "--task", "truthfulqa_mc1", "--lm-backend", "prefx", *world], "did you mean 'prefix'"),
+        (["eval", "base", "--task", "truthfulqa_mc1", "--lm-batch-size", "0", *world], "--lm-batch-size"),
         (["eval", "base", "--task", "factscor", *world], "did you mean 'factscore_bio'"),
         (["eval", "", "--task", "factscore_bio", *world], "empty model name"),
         (["eval", "base", "--task", "factscore_bio", "--world", str(w / "manifest.json")], "is a file"),

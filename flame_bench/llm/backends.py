@@ -20,9 +20,11 @@ HF_BACKEND_VERSION = "hf-v2"
 class HFBackend:
     """A local causal LM directory (loaded on first use). Chats go through the tokenizer's chat template."""
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None, quiet: bool = True):
+    def __init__(self, model_dir: str | Path, batch_size: int = 16, name: str | None = None, quiet: bool = True,
+                 share_prefixes: bool = True):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
+        self.share_prefixes = share_prefixes  # False: every prompt in full (the check `flame-bench bench` makes)
         self.cache_chunk = max(batch_size, 64)  # what the cache commits at once (shared prefixes group within it)
         self.name = name or self.model_dir.name
         self.quiet = quiet  # False: a progress bar per call that takes more than one batch
@@ -133,7 +135,7 @@ class HFBackend:
         from flame_bench.ui import progress
 
         ids = self._tokenize(prompts)
-        groups, plain = shared_prefix_groups(ids)
+        groups, plain = shared_prefix_groups(ids) if self.share_prefixes else ([], list(range(len(ids))))
         rows: list[Any] = [None] * len(ids)
         with torch.inference_mode(), progress(self.quiet or len(ids) <= self.batch_size, metrics=False) as bar:
             task = bar.add_task(f"LLM scoring ({self.name})", total=len(ids))

@@ -128,7 +128,9 @@ class OpenAIBackend:
         routed = [self._body(p, **params) for p in prompts]
         out: list[tuple[str, dict[str, Any]]] = [("", {})] * len(routed)
         for route in {r for r, _ in routed}:
-            idx = [i for i, (r, _) in enumerate(routed) if r == route]
+            # sent in prompt order: requests that share a prefix (FActScore's passages before each fact) reach the
+            # server together, while its prefix cache (vLLM's automatic prefix caching) still holds that prefix
+            idx = sorted((i for i, (r, _) in enumerate(routed) if r == route), key=lambda i: _prompt_key(routed[i][1]))
             for i, data in zip(idx, self._map(route, [routed[i][1] for i in idx]), strict=True):
                 out[i] = (route, data)
         return out
@@ -167,6 +169,13 @@ class OpenAIBackend:
             for i, r in zip(ids, self._run(group, max_tokens=1, temperature=0.0, **params), strict=True):
                 res[i] = r
         return [res[i] for i in range(len(prompts))]
+
+
+def _prompt_key(body: dict[str, Any]) -> str:
+    """What a request's prompt starts with, as text that sorts requests sharing a prefix next to each other."""
+    if "prompt" in body:
+        return str(body["prompt"])
+    return "\x00".join(f"{m.get('role')}\x01{m.get('content')}" for m in body.get("messages", []))
 
 
 def _short(x: Any, n: int = 120) -> str:

@@ -116,8 +116,10 @@ class FactScorer:
         """`score` for many responses, in three batched phases: decompose, retrieve, verify (one call each)."""
         queries = list(queries) if queries is not None else [None] * len(responses)
         responding = [i for i, r in enumerate(responses) if not self.abstains(r)]
-        atoms = self.decomposer.decompose_many([(self.splitter(responses[i]), topics[i][0] if topics[i] else None)
-                                                for i in responding])
+        split = self.splitter.many if hasattr(self.splitter, "many") else lambda ts: [self.splitter(t) for t in ts]
+        sentences = split([responses[i] for i in responding])
+        atoms = self.decomposer.decompose_many([(ss, topics[i][0] if topics[i] else None)
+                                                for i, ss in zip(responding, sentences, strict=True)])
         shared = {i: self.retriever(self.source, q, topics[i] or None) for i, q in enumerate(queries) if q is not None}
         checks: list[tuple[int, AtomicFact, list[Passage], str]] = []
         for i, response_atoms in zip(responding, atoms, strict=True):

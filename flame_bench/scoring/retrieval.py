@@ -39,6 +39,7 @@ class KnowledgeSource:
             for title, passages in pages.items()
         }
         self._page_index: dict[str, object] = {}
+        self._token_vectors: dict[str, dict[str, object]] = {}  # title -> token -> its BM25 scores on that page
 
     def __contains__(self, title: str) -> bool:
         return title in self.pages
@@ -62,6 +63,21 @@ class KnowledgeSource:
             self._page_index[title] = BM25Okapi([bm25_tokens(p.text) for p in self.pages[title]])
         return self._page_index[title]
 
+    def _page_scores(self, title: str, query: list[str]):
+        """rank-bm25's BM25Okapi scores of the page's passages for `query`, bit for bit: its `get_scores` adds one
+        vector per query token to zeros, in query order; each token's vector is rank-bm25's own score of that
+        token alone, computed once per page (facts about a person repeat the same few words)."""
+        import numpy as np
+
+        index = self._index(title)
+        vectors = self._token_vectors.setdefault(title, {})
+        score = np.zeros(index.corpus_size)
+        for token in query:
+            if token not in vectors:
+                vectors[token] = index.get_scores([token])
+            score += vectors[token]
+        return score
+
     def search(self, query: str, k: int, titles: list[str] | None = None) -> list[Passage]:
         """Top-k passages for `query`, from the pages in `titles` (missing titles are skipped) or from all."""
         q = bm25_tokens(query)
@@ -77,7 +93,7 @@ class KnowledgeSource:
         for title in titles:
             if title not in self.pages:
                 continue
-            scores = self._index(title).get_scores(q)
+            scores = self._page_scores(title, q)
             hits += [(float(s), len(hits) + i, p) for i, (s, p) in enumerate(zip(scores, self.pages[title],
                                                                                    strict=True))]
         hits.sort(key=lambda h: (-h[0], h[1]))

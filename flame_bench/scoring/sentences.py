@@ -24,8 +24,11 @@ class SpacySentenceSplitter:
         return nlp
 
     def __call__(self, text: str) -> list[str]:
-        out: list[str] = []
-        for line in re.split(r"\n+", text):
-            if line.strip():
-                out += [s.text.strip() for s in self.nlp(line.strip()).sents if s.text.strip()]
-        return out
+        return self.many([text])[0]
+
+    def many(self, texts: list[str]) -> list[list[str]]:
+        """Sentences of each text: every line of every text through one `nlp.pipe` (the same sentences as one
+        call per line, without spaCy's per-call overhead)."""
+        lines = [[line.strip() for line in re.split(r"\n+", text) if line.strip()] for text in texts]
+        docs = iter(self.nlp.pipe([line for ls in lines for line in ls]))
+        return [[s.text.strip() for _ in ls for s in next(docs).sents if s.text.strip()] for ls in lines]

@@ -8,7 +8,7 @@ person a response named (its topic before anyone is named).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flame_bench.registry import SCORERS
 from flame_bench.scoring.factscore import AtomicFact, FactScorer
@@ -63,9 +63,17 @@ class WorldVerifier:
     grammar: Grammar
     name: str = "world_passages"
     version: str = "world-passages-v1"
+    _passage_facts: dict[tuple[str, str], frozenset[Fact]] = field(default_factory=dict, repr=False)
+
+    def _facts_of(self, p: Passage) -> frozenset[Fact]:
+        """What a passage states, parsed once (passages never change; every fact checked against it reuses it)."""
+        key = (p.title, p.text)
+        if key not in self._passage_facts:
+            self._passage_facts[key] = frozenset(self.grammar.facts(p.text, topic=p.title))
+        return self._passage_facts[key]
 
     def _stated(self, passages: Sequence[Passage]) -> set[Fact]:
-        return {f for p in passages for f in self.grammar.facts(p.text, topic=p.title)}
+        return set().union(*(self._facts_of(p) for p in passages))
 
     def supported(self, fact: AtomicFact, passages: Sequence[Passage]) -> bool:
         if fact.payload is None:

@@ -217,16 +217,41 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], outputs: Sequence[di
     )
 
 
-def make_lm(model_path: Path, batch_size: int = BATCH_SIZE) -> Any:
-    """lm-eval's `hf` backend on a local model dir, handed the model flame-bench loaded itself: safetensors only
-    (a pickle beside the weights is never read, whatever transformers would prefer), no remote code, float32 on CPU,
-    CUDA when present."""
-    from lm_eval.models.huggingface import HFLM
+LM_BACKENDS = {  # name -> what scores the log-likelihoods (all through lm-eval's own task configs)
+    "prefix": "flame-prefix: lm-eval's hf model with shared-prefix scoring (each primer and context once)",
+    "hf": "lm-eval's hf model (every choice with its whole context)",
+    "vllm": "lm-eval's vllm model (GPU; needs the vllm package)",
+}
+DEFAULT_LM_BACKEND = "prefix"
 
+
+def make_lm(model_path: Path, batch_size: int = BATCH_SIZE, backend: str = DEFAULT_LM_BACKEND) -> Any:
+    """An lm-eval model for `model_path`. `prefix` and `hf` are handed the model flame-bench loaded itself:
+    safetensors only (a pickle beside the weights is never read, whatever transformers would prefer), no remote
+    code, float32 on CPU, CUDA when present. `vllm` is lm-eval's own vLLM model, imported only when asked for,
+    loading safetensors only."""
+    from flame_bench.errors import FlameError, unknown_name
     from flame_bench.models import load_model
 
+    if backend == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise FlameError("--lm-backend vllm needs the vllm package (GPU machines: `pip install vllm`); "
+                             "here use --lm-backend prefix or hf") from None
+        from lm_eval.api.registry import get_model
+
+        return get_model("vllm")(pretrained=str(model_path), batch_size=batch_size, load_format="safetensors",
+                                 trust_remote_code=False)
+    if backend not in LM_BACKENDS:
+        raise unknown_name("--lm-backend", backend, LM_BACKENDS)
+    if backend == "prefix":
+        from flame_bench.llm.lm_eval_prefix import SharedPrefixLM as lm_class
+    else:
+        from lm_eval.models.huggingface import HFLM as lm_class
+
     model, tok = load_model(model_path)
-    return HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+    return lm_class(pretrained=model, tokenizer=tok, batch_size=batch_size)
 
 
 def load(ctx: EvalContext) -> list[dict[str, Any]]:
@@ -238,7 +263,7 @@ def generate(metric: str, ctx: EvalContext, items: list[dict[str, Any]], lm: Any
     builtin = ctx.source.eval_set("truthfulqa").format == "lm-eval-builtin"
     if lm is None and items:
         with _quiet(ctx.quiet):
-            lm = make_lm(ctx.model.path)
+            lm = make_lm(ctx.model.path, ctx.lm_batch_size, ctx.lm_backend)
     run = evaluate_mc(lm, items, (metric,), quiet=ctx.quiet, real=builtin)[metric]
     return Generations(items, [{"loglikelihoods": r["loglikelihoods"], "score": r["score"]} for r in run["items"]])
 
@@ -249,10 +274,11 @@ def score(metric: str, ctx: EvalContext, gens: Generations) -> TaskResult:
     result = summarize(metric, gens.items, gens.outputs, seed=ctx.seed)
     result.extra.update(lm_eval_task=load_config(metric, real=builtin)["task"],
                         task_config_hash=config_hash(metric, builtin))
-    if builtin == "lm-eval-builtin":
+    if builtin:
         result.prompt_versions = {"truthfulqa": f"lm-eval-builtin-{metric}-6shot-primer"}
         result.extra.update(task_config=builtin_config_path(metric).name, data=data.identity)
-    result.judge = {"data": data.identity} if data.identity else None  # the data identity enters the config hash
+    # what scored the log-likelihoods and the data identity enter the config hash
+    result.judge = {"lm_backend": ctx.lm_backend, **({"data": data.identity} if data.identity else {})}
     return result
 
 
