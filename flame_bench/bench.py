@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import random
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -205,18 +206,19 @@ def run_bench(world, quick: bool = False, training: bool = False, truthfulqa: st
     }
 
 
-def _plain_sft_steps(model, batches, lr: float) -> float:
-    """Plain PyTorch SFT: forward, masked next-token loss, backward, AdamW; returns seconds."""
+def _plain_sft_steps(model, batches, lr: float) -> list[float]:
+    """Plain PyTorch SFT: forward, masked next-token loss, backward, AdamW; returns each step's seconds."""
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    t0 = time.perf_counter()
+    clock = [time.perf_counter()]
     for ids, labels, mask in batches:
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
-    return time.perf_counter() - t0
+        clock.append(time.perf_counter())
+    return [b - a for a, b in pairwise(clock)]
 
 
 def _seq_logp(model, ids, labels, mask):
@@ -228,12 +230,12 @@ def _seq_logp(model, ids, labels, mask):
     return (logp * (tgt != -100)).sum(-1)
 
 
-def _plain_dpo_steps(model, ref, batches, lr: float, beta: float = 0.1) -> float:
-    """Plain PyTorch DPO (sigmoid loss): policy on chosen + rejected, frozen reference; returns seconds."""
+def _plain_dpo_steps(model, ref, batches, lr: float, beta: float = 0.1) -> list[float]:
+    """Plain PyTorch DPO (sigmoid loss): policy on chosen + rejected, frozen reference; each step's seconds."""
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    t0 = time.perf_counter()
+    clock = [time.perf_counter()]
     for chosen, rejected in batches:
         with torch.no_grad():
             ref_c, ref_r = _seq_logp(ref, *chosen), _seq_logp(ref, *rejected)
@@ -242,7 +244,38 @@ def _plain_dpo_steps(model, ref, batches, lr: float, beta: float = 0.1) -> float
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return time.perf_counter() - t0
+        clock.append(time.perf_counter())
+    return [b - a for a, b in pairwise(clock)]
+
+
+def _trl_steps(trainer) -> tuple[float, list[float]]:
+    """Run a trl trainer; (seconds of the whole `train()` call, each step's seconds from one step's end to the next,
+    the first from the start of training: batch collation, forward, backward, optimizer and trl's own metrics)."""
+    from transformers import TrainerCallback
+
+    clock: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_train_begin(self, *args, **kwargs):
+            clock.append(time.perf_counter())
+
+        def on_step_end(self, *args, **kwargs):
+            clock.append(time.perf_counter())
+
+    trainer.add_callback(StepClock())
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0, [b - a for a, b in pairwise(clock)]
+
+
+def _rates(name: str, tokens: int, plain: list[float], trl: tuple[float, list[float]]) -> dict[str, float]:
+    """Whole-run tokens/s of each, and the steady-state ratio: median step time after the first (warm-up) step."""
+    from statistics import median
+
+    return {f"{name}_plain_tokens_per_s": tokens / sum(plain), f"{name}_trl_tokens_per_s": tokens / trl[0],
+            f"{name}_trl_over_plain": sum(plain) / trl[0],
+            f"{name}_trl_over_plain_steady": median(plain[1:]) / median(trl[1][1:]),
+            f"{name}_trl_setup_seconds": trl[0] - sum(trl[1])}
 
 
 def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, Any]:
@@ -285,15 +318,13 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
     out: dict[str, Any] = {"steps": len(sft_batches), "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as tmp:
         model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
-        out["sft_plain_tokens_per_s"] = tokens / _plain_sft_steps(model, sft_batches, 3e-4)
+        sft_plain = _plain_sft_steps(model, sft_batches, 3e-4)
         model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
         args = trl_config(SFTConfig, Path(tmp) / "sft", 0, learning_rate=3e-4, max_steps=len(sft_batches),
                           per_device_train_batch_size=batch_size, max_length=192, save_strategy="no",
                           logging_steps=1000, lr_scheduler_type="constant")
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok)
-        t0 = time.perf_counter()
-        trainer.train()
-        out["sft_trl_tokens_per_s"] = tokens / (time.perf_counter() - t0)
+        out |= _rates("sft", tokens, sft_plain, _trl_steps(trainer))
 
         # DPO: chosen = the human response, rejected = another instruction's response
         pairs = [(r["instruction"], r["response"], recs[(i + 1) % len(recs)]["response"]) for i, r in enumerate(recs)]
@@ -305,7 +336,7 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
         dpo_tokens = sum(int(c[2].sum() + r[2].sum()) for c, r in dpo_batches)
         model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
         ref = copy.deepcopy(model).eval()
-        out["dpo_plain_tokens_per_s"] = dpo_tokens / _plain_dpo_steps(model, ref, dpo_batches, 5e-5)
+        dpo_plain = _plain_dpo_steps(model, ref, dpo_batches, 5e-5)
         model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
         ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p}],
                                  "chosen": [{"role": "assistant", "content": c}],
@@ -315,11 +346,7 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
                           logging_steps=1000, lr_scheduler_type="constant")
         trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), args=args, train_dataset=ds,
                              processing_class=tok)
-        t0 = time.perf_counter()
-        trainer.train()
-        out["dpo_trl_tokens_per_s"] = dpo_tokens / (time.perf_counter() - t0)
-    out["sft_trl_over_plain"] = out["sft_trl_tokens_per_s"] / out["sft_plain_tokens_per_s"]
-    out["dpo_trl_over_plain"] = out["dpo_trl_tokens_per_s"] / out["dpo_plain_tokens_per_s"]
+        out |= _rates("dpo", dpo_tokens, dpo_plain, _trl_steps(trainer))
     return out
 
 
@@ -348,6 +375,8 @@ def bench_table(result: dict[str, Any], out: Any):
             table.add_row(f"{stage.upper()} tokens/s: trl / plain PyTorch loop",
                           f"{tr[f'{stage}_trl_tokens_per_s']:,.0f} / {tr[f'{stage}_plain_tokens_per_s']:,.0f} "
                           f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
+            table.add_row(f"  {stage.upper()} steady state (median step after the first); trl setup seconds",
+                          f"{tr[f'{stage}_trl_over_plain_steady']:.2f}x; {tr[f'{stage}_trl_setup_seconds']:.2f} s")
     if "verification" in result:
         v = result["verification"]
         table.add_row(f"FActScore verification ({v['facts']} facts of {v['bios']} bios): facts / s, every prompt in "

@@ -35,6 +35,8 @@ from flame_bench.paths import stages_dir
 from flame_bench.registry import RECIPES
 from flame_bench.ui import console
 
+STAGE_SECTIONS = ("trainer", "peft")  # stage mappings beside `config:` (systems.py) that recipes take as fields
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -51,6 +53,7 @@ class Recipe:
     run: Callable[[StageContext, Any], dict[str, Any]]
     fingerprint: Callable[[Any, Any], dict[str, Any]] = lambda config, source: {}
     uses_rewards: bool = False  # DPO recipes: RM_IF and RM_fact identities go into the key
+    trainer: str = ""  # "sft" or "dpo": which trl config class a stage's `trainer:` mapping is checked against
 
 
 @dataclass
@@ -116,6 +119,19 @@ def make_config(recipe: Recipe, overrides: dict[str, Any], where: str):
         raise FlameError(f"{where}: {recipe.name} config: {e}") from None
 
 
+def check_stage_sections(kind: str, trainer: dict[str, Any] | None, peft: dict[str, Any] | None) -> None:
+    """`__post_init__` helper: a stage's `trainer:` mapping is valid for trl's config class of `kind` ("sft" or
+    "dpo") and its `peft:` mapping makes a LoraConfig (ValueError otherwise)."""
+    if trainer:
+        from flame_bench.training import check_trainer
+
+        check_trainer(kind, trainer)
+    if peft:
+        from flame_bench.training import lora_config
+
+        lora_config(peft)
+
+
 def positive(config: Any, *names: str) -> None:
     """`__post_init__` helper: each named field must be a finite number > 0 (None allowed where typed so)."""
     for name in names:
@@ -129,7 +145,9 @@ def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int)
     """(key, what it hashes): everything the stage's output depends on."""
     classifier = source.fact_classifier
     parts: dict[str, Any] = {
-        "recipe": recipe.name, "version": recipe.version, "config": asdict(config),
+        "recipe": recipe.name, "version": recipe.version,
+        # trainer / peft enter the key only when set, so stages without them keep the keys they always had
+        "config": {k: v for k, v in asdict(config).items() if v is not None or k not in STAGE_SECTIONS},
         "rules": recipe.fingerprint(config, source), "input_model": model_sha256(input_model),
         "source": source.training_fingerprint(), "seed": seed,
         "classifier": f"{classifier.name}@{classifier.version}",

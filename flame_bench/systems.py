@@ -9,6 +9,12 @@ where its data and evaluators come from.
       - recipe: sft                     # a registered recipe (alignments/recipes/)
         config: {learning_rate: 3.0e-4} # optional overrides of the recipe's config (checked: keys, types, ranges)
       - recipe: dpo
+        trainer: {gradient_accumulation_steps: 4, bf16: true}  # optional: trl's DPOConfig / SFTConfig keys
+        peft: {r: 16, lora_alpha: 32, target_modules: all-linear, save: adapter}  # optional: LoRA
+
+`trainer:` is forwarded to trl's config (unknown keys, and keys the recipe's config owns such as learning_rate, are
+errors); `peft:` makes a LoRA `LoraConfig` (DPO's reference is then the adapter-disabled policy), weights saved
+merged (`save: merged`, the default) or merged plus the adapter under model/adapter (`save: adapter`).
 
 A system without `data:` trains and evaluates on the fact world. A system with `data:` uses real data: either a
 mapping or the path of a YAML file holding one (shared by the systems of a suite), with keys
@@ -45,7 +51,7 @@ from flame_bench.registry import REPO_ROOT
 SYSTEMS_DIR = REPO_ROOT / "alignments" / "systems"
 TOP_KEYS = {"name": True, "description": True, "base_model": True, "stages": True, "paper_row": False,
             "data": False, "evaluator": False}
-STAGE_KEYS = {"recipe": True, "config": False}
+STAGE_KEYS = {"recipe": True, "config": False, "trainer": False, "peft": False}
 DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": False, "eval": False,
              "evaluator": False}
 EVAL_KEYS = {"alpaca_eval": False, "bio_entities": False, "truthfulqa": False}
@@ -174,7 +180,11 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
         config = raw.get("config") or {}
         if not isinstance(config, dict):
             raise FlameError(f"{where}:{_line(keys['config'])}: 'config' must be a mapping")
-        stages.append(StageSpec(str(recipe), dict(config)))
+        config = dict(config)
+        for section in ("trainer", "peft"):
+            if section in keys:
+                config[section] = _stage_section(section, keys[section], raw[section], str(recipe), where)
+        stages.append(StageSpec(str(recipe), config))
     base_model = str(data["base_model"])
     source = None
     if "data" in nodes:
@@ -189,6 +199,29 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
                          "are its own programs); add a data: block or drop evaluator:")
     return SystemSpec(name=data["name"], description=str(data["description"]), base_model=base_model,
                       stages=tuple(stages), paper_row=data.get("paper_row"), path=path, data=source)
+
+
+def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: str) -> dict[str, Any]:
+    """A stage's `trainer:` (trl's SFTConfig/DPOConfig keys) or `peft:` (LoraConfig keys, plus `save`) mapping,
+    checked key by key with each key's line, then as a whole (values) at the mapping's line."""
+    from flame_bench.registry import RECIPES
+
+    if not isinstance(node, yaml.MappingNode) or not isinstance(raw, dict):
+        raise FlameError(f"{where}:{_line(node)}: '{section}' must be a mapping")
+    kind = RECIPES.get(recipe).trainer if recipe in RECIPES.names() else ""
+    if not kind:
+        raise FlameError(f"{where}:{_line(node)}: recipe {recipe!r} does not train with trl; drop '{section}'")
+    from flame_bench.training import check_trainer, lora_config, peft_key_problem, trainer_key_problem
+
+    for k, _ in node.value:
+        problem = trainer_key_problem(kind, k.value) if section == "trainer" else peft_key_problem(k.value)
+        if problem:
+            raise FlameError(f"{where}:{_line(k)}: {problem}")
+    try:
+        check_trainer(kind, raw) if section == "trainer" else lora_config(raw)
+    except ValueError as e:
+        raise FlameError(f"{where}:{_line(node)}: {e}") from None
+    return dict(raw)
 
 
 def _data_list(node: yaml.Node, raw: Any, base: Path, where: str) -> list:

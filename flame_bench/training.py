@@ -31,9 +31,88 @@ def warmup_steps(train_size: int, batch_size: int, epochs: float) -> int:
     return math.ceil(WARMUP_FRACTION * steps) if steps >= MIN_STEPS_FOR_WARMUP else 0
 
 
+# -- a stage's `trainer:` and `peft:` mappings ------------------------------------------------------------------
+# trainer keys that flame-bench sets itself, and where to set them instead
+RESERVED_TRAINER_KEYS = {
+    "output_dir": "flame-bench's (the stage's work directory)",
+    "learning_rate": "the recipe's: set config: {learning_rate: ...}",
+    "num_train_epochs": "the recipe's: set config: {epochs: ...}",
+    "per_device_train_batch_size": "the recipe's: set config: {batch_size: ...}",
+    "max_length": "the recipe's: set config: {max_length: ...}",
+    "beta": "the recipe's: set config: {beta: ...}",
+    "seed": "the run's: pass --seed", "data_seed": "the run's: pass --seed",
+    "logging_nan_inf_filter": "flame-bench's (its NaN guard needs every step's loss)",
+}
+PEFT_SAVE = ("merged", "adapter")  # `peft: {save: ...}`: merged weights only, or the adapter kept beside them
+
+
+def trainer_class(kind: str) -> type:
+    """trl's config class for a recipe's trainer kind ("sft" or "dpo")."""
+    from trl import DPOConfig, SFTConfig
+
+    return {"sft": SFTConfig, "dpo": DPOConfig}[kind]
+
+
+def trainer_key_problem(kind: str, key: str) -> str | None:
+    """Why `key` cannot be a `trainer:` key of a `kind` stage, or None."""
+    import dataclasses
+
+    from flame_bench.errors import unknown_name
+
+    cls = trainer_class(kind)
+    if key in RESERVED_TRAINER_KEYS:
+        return f"trainer key {key!r} is {RESERVED_TRAINER_KEYS[key]}"
+    valid = {f.name for f in dataclasses.fields(cls) if f.init} - set(RESERVED_TRAINER_KEYS)
+    return None if key in valid else str(unknown_name(f"trainer key ({cls.__name__})", key, valid))
+
+
+def check_trainer(kind: str, mapping: dict[str, Any]) -> None:
+    """Every key known to trl's config class and not flame-bench's, and the values accepted by it (the config is
+    built once, as the stage will build it). Raises ValueError naming the problem."""
+    import tempfile
+
+    for key in mapping:
+        if problem := trainer_key_problem(kind, key):
+            raise ValueError(problem)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            trl_config(trainer_class(kind), Path(tmp), 0, train_size=1, **mapping)
+        except (ValueError, TypeError, ImportError) as e:
+            raise ValueError(f"trainer: {(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
+def peft_key_problem(key: str) -> str | None:
+    import dataclasses
+
+    from peft import LoraConfig
+
+    from flame_bench.errors import unknown_name
+
+    valid = {f.name for f in dataclasses.fields(LoraConfig) if f.init} | {"save"}
+    return None if key in valid else str(unknown_name("peft key (LoraConfig, or save)", key, valid))
+
+
+def lora_config(mapping: dict[str, Any]):
+    """A peft LoraConfig for a causal LM from a stage's `peft:` mapping (`save` is flame-bench's own key). Raises
+    ValueError naming the problem."""
+    from peft import LoraConfig
+
+    for key in mapping:
+        if problem := peft_key_problem(key):
+            raise ValueError(problem)
+    save = mapping.get("save", "merged")
+    if save not in PEFT_SAVE:
+        raise ValueError(f"peft save must be one of {', '.join(PEFT_SAVE)}, got {save!r}")
+    try:
+        return LoraConfig(**{"task_type": "CAUSAL_LM", **{k: v for k, v in mapping.items() if k != "save"}})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"peft: {(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
 def trl_config(cls: type, output_dir: Path, seed: int, train_size: int | None = None, **overrides: Any):
     """A trl SFTConfig/DPOConfig that runs on CPU (fp32) and GPU alike, with no external loggers. With
-    `train_size`, the warmup is `warmup_steps(...)` (short runs really train)."""
+    `train_size`, the warmup is `warmup_steps(...)` (short runs really train). `overrides` include a stage's
+    `trainer:` mapping (bf16, gradient accumulation, gradient checkpointing, report_to, ...)."""
     import torch
 
     base = dict(output_dir=str(output_dir), report_to="none", bf16=False, activation_checkpointing=False,
@@ -43,8 +122,8 @@ def trl_config(cls: type, output_dir: Path, seed: int, train_size: int | None = 
                 logging_nan_inf_filter=False)  # the NaN guard must see every step's loss, unfiltered
     base.update(overrides)
     if train_size is not None and "warmup_steps" not in overrides:
-        base["warmup_steps"] = warmup_steps(train_size, int(base.get("per_device_train_batch_size", 8)),
-                                            float(base.get("num_train_epochs", 1.0)))
+        per_step = int(base.get("per_device_train_batch_size", 8)) * int(base.get("gradient_accumulation_steps", 1))
+        base["warmup_steps"] = warmup_steps(train_size, per_step, float(base.get("num_train_epochs", 1.0)))
     return cls(**base)
 
 
@@ -126,8 +205,10 @@ def training_callbacks(label: str, quiet: bool) -> list[TrainerCallback]:
 
 
 def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
-                    kind: str = "aligned") -> dict[str, Any]:
-    """Train (resuming from `resume_from` if an interrupted run left a checkpoint), save safetensors, report."""
+                    kind: str = "aligned", peft_save: str | None = None) -> dict[str, Any]:
+    """Train (resuming from `resume_from` if an interrupted run left a checkpoint), save safetensors, report.
+    A LoRA run (`peft_save` set) saves the merged weights (what later stages and evaluation load); with
+    "adapter" its adapter is kept too, under `model/adapter/`."""
     trainer.remove_callback(PrinterCallback)  # trl prints every log dict when tqdm is off
     guard = next(c for c in trainer.callback_handler.callbacks if isinstance(c, NaNGuard))
     t0 = time.perf_counter()
@@ -144,10 +225,18 @@ def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
         raise FlameError(f"training loss became NaN at step {guard.bad_step}; stopped, last good checkpoint kept at "
                          f"{kept or '(none saved yet)'}; lower the learning rate in the system file")
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(ctx.output_dir))  # safetensors
+    extra: dict[str, Any] = {}
+    if peft_save is None:
+        trainer.save_model(str(ctx.output_dir))  # safetensors
+    else:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        extra["lora_trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if peft_save == "adapter":
+            model.save_pretrained(str(ctx.output_dir / "adapter"), safe_serialization=True)
+        model.merge_and_unload().save_pretrained(str(ctx.output_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(ctx.output_dir))
     stats = {"steps": out.global_step, "train_loss": round(float(out.training_loss), 4),
-             "train_seconds": round(time.perf_counter() - t0, 1), "resumed_from": resume_from}
+             "train_seconds": round(time.perf_counter() - t0, 1), "resumed_from": resume_from, **extra}
     write_json(ctx.output_dir / "flame_model.json", {"kind": f"flame-bench {kind} model (chat)", **stats})
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # checkpoints are not needed once saved
     return stats

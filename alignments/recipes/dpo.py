@@ -23,7 +23,7 @@ from flame_bench.errors import FlameError
 from flame_bench.flame import IF_PAIR_RULE, PairParams, PairSet, build_pairs, get_fact_pair_rule, mix_pairs
 from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, positive
+from flame_bench.stages import Recipe, StageContext, check_stage_sections, positive
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
@@ -41,8 +41,11 @@ class DPORecipeConfig:
     fact_pair_rule: str = "maxmin"  # the paper's rule; "enum" / "composite" are its Table 7 ablations
     min_fact_gap: float = 0.2  # "enum" only: smaller RM_fact differences count as equal
     max_instructions: int | None = None  # use only the first N DPO prompts (sweeps, smoke runs)
+    trainer: dict[str, Any] | None = None  # forwarded to trl's DPOConfig (a stage's `trainer:` mapping)
+    peft: dict[str, Any] | None = None  # LoRA; the reference is the adapter-disabled policy, not a second copy
 
     def __post_init__(self) -> None:
+        check_stage_sections("dpo", self.trainer, self.peft)
         positive(self, "beta", "learning_rate", "epochs", "batch_size", "max_length", "max_new_tokens",
                  "max_instructions")
         if self.samples_per_instruction < 2:
@@ -99,7 +102,7 @@ def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeC
     from trl import DPOConfig, DPOTrainer
 
     from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
-    from flame_bench.training import finish_training, latest_checkpoint, training_callbacks, trl_config
+    from flame_bench.training import finish_training, latest_checkpoint, lora_config, training_callbacks, trl_config
 
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
     ensure_pad_token(tok, ctx.input_model)
@@ -108,11 +111,15 @@ def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeC
     work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
     args = trl_config(DPOConfig, work, ctx.seed, train_size=len(pairs), beta=config.beta,
                       learning_rate=config.learning_rate, num_train_epochs=config.epochs,
-                      per_device_train_batch_size=config.batch_size, max_length=config.max_length)
-    # ref_model=None: trl reloads the frozen reference from the input model's directory
+                      per_device_train_batch_size=config.batch_size, max_length=config.max_length,
+                      **(config.trainer or {}))
+    # ref_model=None: trl reloads the frozen reference from the input model's directory; with LoRA the reference is
+    # the policy with its adapter disabled (no second copy of the weights)
     trainer = DPOTrainer(model=model, args=args, train_dataset=_as_dataset(pairs), processing_class=tok,
-                         callbacks=training_callbacks("DPO", ctx.quiet))
-    return finish_training(trainer, tok, ctx, latest_checkpoint(work))
+                         callbacks=training_callbacks("DPO", ctx.quiet),
+                         peft_config=lora_config(config.peft) if config.peft else None)
+    return finish_training(trainer, tok, ctx, latest_checkpoint(work),
+                           peft_save=config.peft.get("save", "merged") if config.peft else None)
 
 
 def _recipe(mode: str):
@@ -138,5 +145,5 @@ for _name, _mode, _desc in (
     ("fact_dpo", "fact", "DPO^fact: DPO on factuality pairs only"),
     ("flame_dpo", "flame", "DPO^flame: IF and factuality pairs, batches drawn 50/50"),
 ):
-    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, DPORecipeConfig, _recipe(_mode),
+    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, DPORecipeConfig, _recipe(_mode), trainer="dpo",
                                    fingerprint=_fingerprint, uses_rewards=True))

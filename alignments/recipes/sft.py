@@ -30,7 +30,7 @@ from flame_bench.errors import FlameError
 from flame_bench.flame import get_pt_style
 from flame_bench.generation import SAMPLING, GenerationConfig, cut_at_stop
 from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, positive
+from flame_bench.stages import Recipe, StageContext, check_stage_sections, positive
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
@@ -50,8 +50,11 @@ class SFTRecipeConfig:
     context_tokens: int | None = None  # default: the base model's pretraining sequence length
     max_instructions: int | None = None  # use only the first N seed instructions (smoke runs, real-model checks)
     extra: dict[str, Any] = field(default_factory=dict)
+    trainer: dict[str, Any] | None = None  # forwarded to trl's SFTConfig (a stage's `trainer:` mapping)
+    peft: dict[str, Any] | None = None  # LoRA (a stage's `peft:` mapping; see flame_bench.training.lora_config)
 
     def __post_init__(self) -> None:
+        check_stage_sections("sft", self.trainer, self.peft)
         positive(self, "learning_rate", "epochs", "batch_size", "max_length", "pt_samples",
                  "pt_responses_per_instruction", "pt_max_new_tokens", "context_tokens", "max_instructions")
         if self.shots < 0:
@@ -154,7 +157,7 @@ def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) 
     from trl import SFTConfig, SFTTrainer
 
     from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
-    from flame_bench.training import finish_training, latest_checkpoint, training_callbacks, trl_config
+    from flame_bench.training import finish_training, latest_checkpoint, lora_config, training_callbacks, trl_config
 
     tok = AutoTokenizer.from_pretrained(ctx.input_model)
     ensure_pad_token(tok, ctx.input_model)
@@ -163,10 +166,12 @@ def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) 
     work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
     args = trl_config(SFTConfig, work, ctx.seed, train_size=len(examples), learning_rate=config.learning_rate,
                       num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-                      max_length=config.max_length)
+                      max_length=config.max_length, **(config.trainer or {}))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
-                         callbacks=training_callbacks("SFT", ctx.quiet))
-    return finish_training(trainer, tok, ctx, latest_checkpoint(work))
+                         callbacks=training_callbacks("SFT", ctx.quiet),
+                         peft_config=lora_config(config.peft) if config.peft else None)
+    return finish_training(trainer, tok, ctx, latest_checkpoint(work),
+                           peft_save=config.peft.get("save", "merged") if config.peft else None)
 
 
 def _recipe(mode: str):
@@ -186,5 +191,5 @@ for _name, _mode, _desc in (
     ("fact_sft", "pt", "SFT^fact: SFT on responses elicited from the base model for every instruction"),
     ("flame_sft", "flame", "SFT^flame: human responses for non-fact-based, base-model responses for fact-based"),
 ):
-    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, SFTRecipeConfig, _recipe(_mode),
+    RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, SFTRecipeConfig, _recipe(_mode), trainer="sft",
                                    fingerprint=_fingerprint))
