@@ -154,8 +154,8 @@ def bench_truthfulqa(model_ref: str, n_questions: int | None = None, fp64_sample
             "max_abs_error_vs_fp64": err}
 
 
-def bench_verification(model_ref: str, run_dir: str, knowledge: str = "wiki-leads", n_bios: int = 20
-                       ) -> dict[str, Any]:
+def bench_verification(model_ref: str, run_dir: str, knowledge: str = "wiki-leads", n_bios: int = 20,
+                       with_nli: bool = True) -> dict[str, Any]:
     """FActScore's Retrieve->LM verification of a saved factscore_bio run's atomic facts (its first `n_bios` bios,
     each fact against its recorded evidence passages) by an HF verifier, every prompt in full vs shared passage
     prefixes: seconds, facts per second, and whether every verdict is the same."""
@@ -185,6 +185,21 @@ def bench_verification(model_ref: str, run_dir: str, knowledge: str = "wiki-lead
     out["speedup_shared_over_full"] = out["full_seconds"] / out["shared_seconds"]
     out["verdicts_identical"] = verdicts["full"] == verdicts["shared"]
     out["supported"] = sum(verdicts["shared"])
+    from flame_bench.errors import FlameError
+    from flame_bench.nli import NLIVerifier
+
+    try:  # the offline NLI verifier on the same facts, when one is trained
+        if not with_nli:
+            return out
+        nli = NLIVerifier()
+    except FlameError:
+        return out
+    nli.verify_many(queries[:2])
+    nli_verdicts, seconds = _timed(nli.verify_many, queries)
+    out |= {"nli_version": nli.version, "nli_seconds": seconds, "nli_facts_per_second": len(queries) / seconds,
+            "speedup_nli_over_shared": out["shared_seconds"] / seconds, "nli_supported": sum(nli_verdicts),
+            "nli_agrees_with_llm": sum(a == b for a, b in zip(nli_verdicts, verdicts["shared"], strict=True))
+            / max(1, len(queries))}
     return out
 
 
@@ -384,6 +399,10 @@ def bench_table(result: dict[str, Any], out: Any):
                       f"{v['full_facts_per_second']:.1f} / {v['shared_facts_per_second']:.1f} = "
                       f"{v['speedup_shared_over_full']:.1f}x (verdicts identical: "
                       f"{'yes' if v['verdicts_identical'] else 'NO'})")
+        if "nli_seconds" in v:
+            table.add_row("  offline NLI verifier on the same facts: facts / s; vs the LLM's shared-prefix speed",
+                          f"{v['nli_facts_per_second']:.1f}; {v['speedup_nli_over_shared']:.1f}x "
+                          f"({v['nli_supported']}/{v['facts']} supported)")
     if "truthfulqa" in result:
         tq = result["truthfulqa"]
         table.add_row(f"TruthfulQA MC1+MC2 ({tq['questions']} questions, {tq['requests']:,} requests): "

@@ -25,6 +25,9 @@ app.add_typer(world_app, name="world")
 data_app = typer.Typer(help="Fetch and list real datasets and knowledge sources.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+verifier_app = typer.Typer(help="The offline fact verifier (a MiniLM cross-encoder trained on VitaminC).",
+                           no_args_is_help=True)
+app.add_typer(verifier_app, name="verifier")
 
 MAX_SEED = 2**32 - 1  # numpy and torch seeds must fit in 32 bits
 # tables go to stdout (wide when piped, so columns never truncate), progress bars and errors to stderr
@@ -155,6 +158,9 @@ def eval_cmd(
     llm: Annotated[str | None, typer.Option(help="Real path: evaluator LLM for decomposer/verifier/judges: a model "
                                                  "name or directory, an OpenAI-compatible base URL, or 'env' "
                                                  "[default: $FLAME_BENCH_LLM_BASE_URL, else smollm2].")] = None,
+    verifier: Annotated[str | None, typer.Option(help="Real path: FActScore's verifier: 'nli' (the offline "
+                                                      "cross-encoder, `flame-bench verifier train`), 'nli:DIR', or an "
+                                                      "LLM as for --llm [default: --llm].")] = None,
     truthfulqa: Annotated[Path | None, typer.Option(
         help="Real path: TruthfulQA items file [default: the hub's 817 questions online, the fetched BIG-bench "
              "299 offline].")] = None,
@@ -188,7 +194,7 @@ def eval_cmd(
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
     real = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
-                                   ("alpaca_eval", alpaca_eval)) if v is not None}
+                                   ("alpaca_eval", alpaca_eval), ("verifier", verifier)) if v is not None}
     if world is None and is_world_model(model):
         world = default_world_dir("default", 0)
     if world is not None and real:
@@ -220,7 +226,7 @@ def real_source_from_flags(flags: dict[str, str], quiet: bool):
     from flame_bench.real.source import RealSource, RealSpec
 
     spec = RealSpec(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
-                    llm=flags.get("llm"))
+                    llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {})
     if "alpaca_eval" in flags:
         path = Path(flags["alpaca_eval"])
         if path.is_dir():
@@ -300,10 +306,12 @@ def rescore_cmd(
     runs: Annotated[list[str], typer.Argument(help="Run ids (folders under results/runs/) or run directories.")],
     llm: Annotated[str | None, typer.Option(help="Real data: judge, decompose and verify with this LLM instead of "
                                                  "the run's.")] = None,
+    verifier: Annotated[str | None, typer.Option(help="Real data: FActScore's verifier instead of the run's ('nli', "
+                                                      "'nli:DIR' or an LLM).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Score saved runs again from their records, without generating: reproduces the metrics with today's scorer
-    and judge (or re-judges real data with --llm); writes the new records and prints them."""
+    and judge (or re-judges real data with --llm / --verifier); writes the new records and prints them."""
     from flame_bench.evaluate import rescore
     from flame_bench.records import load_run
     from flame_bench.sources import open_source
@@ -311,11 +319,15 @@ def rescore_cmd(
     records = []
     for ref in runs:
         source = None
-        if llm is not None:
+        if llm is not None or verifier is not None:
             spec = dict(load_run(ref).header.get("source_spec") or {})
             if spec.get("kind") != "real":
-                raise FlameError("--llm re-judges real data; a fact-world run is scored by the world's own programs")
-            source = open_source({**spec, "llm": llm, "roles": {}})
+                raise FlameError("--llm / --verifier re-judge real data; a fact-world run is scored by the world's own "
+                                 "programs")
+            roles = {} if llm is not None else dict(spec.get("roles") or {})
+            if verifier is not None:
+                roles["verifier"] = verifier
+            source = open_source({**spec, **({"llm": llm} if llm is not None else {}), "roles": roles})
         records.append(rescore(ref, source=source, quiet=quiet))
     print_records(records)
 
@@ -354,6 +366,38 @@ def _model_and_run(spec: str, bios: int) -> tuple[str, str, str, int]:
         raise FlameError(f"--verification {spec!r}: give MODEL:RUN_DIR, a model and a saved factscore_bio run "
                          "directory (e.g. smollm2:results/real/runs/factscore_bio__smollm2__688dba326c24)")
     return model, run, "wiki-leads", bios
+
+
+@verifier_app.command("train")
+@interruptible
+def verifier_train_cmd(
+    train_size: Annotated[int, typer.Option(min=1, help="VitaminC training examples (a seeded sample).")] = 16000,
+    max_length: Annotated[int, typer.Option(min=16, max=512, help="Evidence + claim tokens (evidence truncated).")]
+    = 128,
+    epochs: Annotated[float, typer.Option(min=0.01, max=20.0, help="Passes over the training sample.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 32,
+    learning_rate: Annotated[float, typer.Option(min=1e-7, max=0.1, help="AdamW peak learning rate.")] = 5e-5,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling and initialisation seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Where to publish it [default: the verifier home].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune all-MiniLM-L6-v2 on VitaminC as a 3-way cross-encoder; threshold from the validation split."""
+    from flame_bench.nli import TrainConfig, train, verifier_dir
+
+    card = train(TrainConfig(train_size=train_size, max_length=max_length, epochs=epochs, batch_size=batch_size,
+                             learning_rate=learning_rate, seed=seed), out, quiet=quiet)
+    table = Table(title=f"verifier trained in {card['train_seconds']:.0f} s on {card['data']['train_examples_used']:,} "
+                        "VitaminC examples")
+    for col in ("examples seen", "train s", "val acc 3-way %", "val acc supported %"):
+        table.add_column(col, justify="right")
+    for c in card["curve"]:
+        table.add_row(f"{c['examples']:,}", f"{c['train_seconds']:.0f}", _pct(c["accuracy_3way"]),
+                      _pct(c["accuracy_supported"]))
+    stdout.print(table)
+    t = card["test"]
+    stdout.print(f"threshold P(SUPPORTS) >= {card['threshold']:.3f} (chosen on validation); test: supported-vs-not "
+                 f"{_pct(t['accuracy_supported_at_threshold'])}%, 3-way {_pct(t['accuracy_3way'])}% -> "
+                 f"{out or verifier_dir()}")
 
 
 @app.command("compare")
@@ -543,6 +587,38 @@ def export_cmd(
     stdout.print(f"{n} outputs -> {out}")
 
 
+@app.command("judge-check")
+@interruptible
+def judge_check_cmd(
+    llm: Annotated[list[str] | None, typer.Option(help="Judge LLM(s) to measure (repeatable; 'none': only the "
+                                                       "references).")] = None,
+    n: Annotated[int | None, typer.Option(min=1, help="Use the first N of the 221 pairs.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
+) -> None:
+    """Measure pairwise judges on human preferences (BIG-bench HHH-alignment pairs, both orders)."""
+    from flame_bench.io import write_json
+    from flame_bench.judge_check import always_first, llm_verdicts, load_pairs, longer_wins, measure
+    from flame_bench.llm.components import LLMPairwiseJudge
+    from flame_bench.llm.resolve import evaluator_backend
+
+    pairs = load_pairs(n)
+    judges = {"always_first": always_first, "longer_wins": longer_wins}
+    for spec in [s for s in llm or [None] if s != "none"]:
+        backend = evaluator_backend(spec, quiet=False)
+        judges[f"{backend.identity.get('model', spec)} (llm_pairwise)"] = llm_verdicts(LLMPairwiseJudge(backend))
+    result = measure(pairs, judges)
+    table = Table(title=f"judge check: {len(pairs)} HHH-alignment pairs, each judged in both orders")
+    for col in ("judge", "agreement with humans %", "order-consistent %", "picks the first %",
+                "harmless / helpful / honest / other %"):
+        table.add_column(col, justify="left" if col == "judge" else "right")
+    for name, m in result.items():
+        table.add_row(name, _pct(m["agreement"]), _pct(m["consistent"]), _pct(m["first_position"]),
+                      " / ".join(_pct(v) for v in m["by_subset"].values()))
+    stdout.print(table)
+    if json_out:
+        write_json(json_out, {"pairs": len(pairs), "results": result})
+
+
 @app.command("verifier-check")
 @interruptible
 def verifier_check_cmd(
@@ -553,6 +629,10 @@ def verifier_check_cmd(
     = 0,
     chat: Annotated[bool, typer.Option(help="Also measure each LLM with the prompt as a chat turn (needs a chat "
                                             "template).")] = True,
+    nli: Annotated[list[str] | None, typer.Option(help="Also measure the offline NLI verifier: 'default' (the "
+                                                       "trained one) or its directory (repeatable).")] = None,
+    hard: Annotated[bool, typer.Option(help="Also the harder set (true claims not verbatim, false claims in the "
+                                            "passage's own words).")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
 ) -> None:
     """Measure FActScore verifiers on true sentences vs the same sentences with one entity swapped."""
@@ -560,12 +640,22 @@ def verifier_check_cmd(
     from flame_bench.knowledge import load_entities, open_knowledge
     from flame_bench.llm.components import LLMVerifier
     from flame_bench.llm.resolve import evaluator_backend
-    from flame_bench.verifier_check import always_true, build_claims, lexical, measure, verify_fn
+    from flame_bench.verifier_check import always_true, build_claims, build_hard_claims, lexical, measure, verify_fn
 
     source = open_knowledge(knowledge)
-    claims = build_claims(source, load_entities(knowledge), n, seed)
+    topics = load_entities(knowledge)
+    sets = {"entity-swap": (build_claims(source, topics, n, seed), "half true (verbatim), half with one entity "
+                            "swapped in from another article")}
+    if hard:
+        sets["harder"] = (build_hard_claims(source, topics, n, seed), "half true (not verbatim), half with one "
+                          "entity swapped for another of the same article")
     verifiers = {"always_true": always_true, "lexical": lexical}
-    for spec in llm or [None]:
+    for where in nli or []:
+        from flame_bench.nli import NLIVerifier
+
+        verifier = NLIVerifier(None if where == "default" else Path(where))
+        verifiers[f"nli {verifier.version}"] = verify_fn(verifier)
+    for spec in [s for s in llm or [None] if s != "none"]:  # `--llm none`: no LLM verifier
         backend = evaluator_backend(spec, quiet=False)
         label = backend.identity.get("model", spec)
         verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
@@ -573,20 +663,22 @@ def verifier_check_cmd(
                                                                                      evidence_calibrated=True))
         if chat:
             verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
-    result = measure(source, claims, verifiers)
-    table = Table(title=f"verifier check: {len(claims)} claims from {source.name} "
-                        "(half true, half with one entity swapped)")
-    for col in ("verifier", "accuracy %", "true judged true %", "false judged false %"):
-        table.add_column(col, justify="left" if col == "verifier" else "right")
-    for name, m in result.items():
-        if "error" in m:
-            table.add_row(name, f"n/a ({m['error']})", "", "")
-        else:
-            table.add_row(name, _pct(m["accuracy"]), _pct(m["tpr"]), _pct(m["tnr"]))
-    stdout.print(table)
+    report = {"knowledge": source.name, "seed": seed, "sets": {}}
+    for set_name, (claims, what) in sets.items():
+        result = measure(source, claims, verifiers)
+        table = Table(title=f"verifier check, {set_name} set: {len(claims)} claims from {source.name} ({what})")
+        for col in ("verifier", "accuracy %", "true judged true %", "false judged false %"):
+            table.add_column(col, justify="left" if col == "verifier" else "right")
+        for name, m in result.items():
+            if "error" in m:
+                table.add_row(name, f"n/a ({m['error']})", "", "")
+            else:
+                table.add_row(name, _pct(m["accuracy"]), _pct(m["tpr"]), _pct(m["tnr"]))
+        stdout.print(table)
+        report["sets"][set_name] = {"n_claims": len(claims), "results": result,
+                                    "examples": [c.__dict__ for c in claims[:10]]}
     if json_out:
-        write_json(json_out, {"knowledge": source.name, "n_claims": len(claims), "seed": seed, "results": result,
-                              "examples": [c.__dict__ for c in claims[:10]]})
+        write_json(json_out, report)
 
 
 def _fail(message: str) -> None:

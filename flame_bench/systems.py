@@ -24,13 +24,14 @@ mapping or the path of a YAML file holding one (shared by the systems of a suite
     dpo_prompts: DATA                   # the DPO prompt pool
     knowledge: wiki-leads               # or a FActScore DocDB (.db) or a {title, text} .jsonl
     eval: {alpaca_eval: DATA, bio_entities: DATA, truthfulqa: FILE}
-    evaluator: {llm: smollm2, judge: ..., classifier: ..., decomposer: ..., verifier: ..., rm_if: self,
+    evaluator: {llm: smollm2, judge: ..., classifier: ..., decomposer: ..., verifier: nli, rm_if: self,
                 rm_fact: ..., rm_if_samples: 3, rm_if_temperature: 0.7, rm_if_max_tokens: 160,
                 rm_if_readout: false}
 
 where DATA is a path or {path, shape, fields, select} (`flame_bench.real.data`) and each evaluator role names an
 LLM: an installed model, a model directory, an OpenAI-compatible URL, `env`, or (`rm_if` only) `self`, the stage's
-own input model. An `evaluator:` mapping may also sit at the top of the system file. Every error names the file and
+own input model; the `verifier` may also be `nli` (the offline cross-encoder of `flame-bench verifier train`).
+An `evaluator:` mapping may also sit at the top of the system file. Every error names the file and
 the line, with near-match suggestions for misspelt keys and names; a key given twice is an error.
 """
 
@@ -291,6 +292,9 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
         elif value == "self" and key != "rm_if":
             raise FlameError(f"{where}:{line}: only rm_if can be 'self' (the stage's own model judges itself, as in "
                              "the paper); name an LLM for " + key)
+        elif (value == "nli" or value.startswith("nli:")) and key != "verifier":
+            raise FlameError(f"{where}:{line}: only the verifier can be 'nli' (the offline cross-encoder); name an "
+                             "LLM for " + key)
         elif key == "llm":
             spec.llm = value
         else:

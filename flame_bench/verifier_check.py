@@ -9,12 +9,15 @@ share of true claims judged supported (TPR) and of false claims judged unsupport
 Two reference verifiers frame the numbers: `always_true` (what a verifier that cannot read scores) and
 `lexical` (supported iff every word of the claim occurs in the retrieved passages). The test is deliberately easy
 for lexical matching, since true claims are verbatim: an LLM verifier that cannot beat `lexical` here reads
-words, not facts.
+words, not facts. The harder set (`build_hard_claims`) removes that crutch: true claims are not verbatim (the
+sentence without its parentheticals) and false claims keep the passage's words (an entity replaced by another of
+the same type from the same article), so `lexical` is at chance there.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +83,64 @@ def build_claims(source: KnowledgeSource, topics: Sequence[str], n: int, seed: i
         raise FlameError(f"only {len(claims) // 2} claim pairs could be built from {len(pool)} articles; "
                          "lower --n or use a larger knowledge source")
     return claims
+
+
+_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
+
+
+def build_hard_claims(source: KnowledgeSource, topics: Sequence[str], n: int, seed: int = 0,
+                      nlp=None) -> list[Claim]:
+    """The harder set: `n` true claims that are not verbatim (the sentence without its parentheticals, so only
+    sentences that have one) and `n` false twins that keep the passage's words: one entity replaced by another
+    entity of the same type from the SAME article (so every word of the false claim is in the passages, and
+    matching words cannot tell them apart)."""
+    nlp = nlp or load_spacy()
+    rng = random.Random(seed + 7919)  # a different draw of articles than the easy set's
+    pool = [t for t in topics if t in source]
+    rng.shuffle(pool)
+    pool = pool[: max(8 * n, 100)]
+    claims: list[Claim] = []
+    for topic, doc in zip(pool, nlp.pipe(" ".join(p.text for p in source.pages[topic]) for topic in pool),
+                          strict=True):
+        if len(claims) >= 2 * n:
+            break
+        candidates = []
+        for sent in doc.sents:
+            if not 6 <= len(sent) <= 60 or not _PARENTHETICAL.search(sent.text):
+                continue
+            for ent in sent.ents:
+                if ent.label_ not in SWAP_LABELS or _inside_parentheses(sent.text, ent.start_char - sent.start_char):
+                    continue
+                others = {e.text for e in doc.ents if e.label_ == ent.label_ and not _variants(e.text, ent.text)
+                          and e.text.lower() not in sent.text.lower()}
+                if others:
+                    candidates.append((sent, ent, sorted(others)))
+        if not candidates:
+            continue
+        sent, ent, others = rng.choice(candidates)
+        new = rng.choice(others)
+        start, end = ent.start_char - sent.start_char, ent.end_char - sent.start_char
+        true_text = _PARENTHETICAL.sub("", sent.text).strip()
+        false_text = _PARENTHETICAL.sub("", sent.text[:start] + new + sent.text[end:]).strip()
+        if true_text == false_text:
+            continue
+        claims += [Claim(topic, true_text, True),
+                   Claim(topic, false_text, False, f"{ent.text} -> {new} ({ent.label_}, same article)")]
+    if len(claims) < 2 * n:
+        raise FlameError(f"only {len(claims) // 2} hard claim pairs could be built from {len(pool)} articles; "
+                         "lower --n or use a larger knowledge source")
+    return claims
+
+
+def _variants(a: str, b: str) -> bool:
+    """Two mentions of one thing (so swapping them would not make a false claim): one contains the other, or they
+    differ only by case or a plural s ("Athenian" / "Athenians", "Tasman" / "Abel Tasman")."""
+    x, y = a.lower().strip(), b.lower().strip()
+    return x in y or y in x or x.rstrip("s") == y.rstrip("s")
+
+
+def _inside_parentheses(text: str, pos: int) -> bool:
+    return text[:pos].count("(") > text[:pos].count(")")
 
 
 VerifyFn = Callable[[Sequence[tuple[Claim, list[Passage]]]], list[bool]]

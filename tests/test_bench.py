@@ -51,7 +51,8 @@ def test_verification_bench_gives_the_same_verdicts_both_ways(smoke_world: Path,
                for i in range(3)]
     header = {"task": {"name": "factscore_bio"}, "model": {"name": "x"}, "metrics": {"factscore": 1.0}}
     run = write_run(tmp_path / "runs", "factscore_bio__x__0", header, samples)
-    v = bench_verification(str(smoke_world / "model"), str(run.path), str(knowledge), n_bios=2)
+    v = bench_verification(str(smoke_world / "model"), str(run.path), str(knowledge), n_bios=2,
+                           with_nli=False)
     assert v["facts"] == 8 and v["verdicts_identical"] and v["speedup_shared_over_full"] > 0
     assert bench_table({"factscore": FS, "generation": GEN, "bm25": BM, "verification": v}, "o").row_count == 6 + 1
 

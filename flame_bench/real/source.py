@@ -112,6 +112,15 @@ class LLMRubricReward:
         return out
 
 
+def nli_verifier(spec: str | None):
+    """The offline NLI verifier for a verifier spec `nli` (the trained one) or `nli:DIR`; None for an LLM spec."""
+    if not spec or not (spec == "nli" or spec.startswith("nli:")):
+        return None
+    from flame_bench.nli import NLIVerifier
+
+    return NLIVerifier(Path(spec[4:]) if spec.startswith("nli:") else None)
+
+
 class RealSource:
     groups = ("all",)
     pretrained_style = "qa-blocks"
@@ -196,6 +205,8 @@ class RealSource:
         """Make sure every evaluator endpoint answers before any training starts (one uncached 1-token call)."""
         for role in roles:
             if self.llm_spec(role) == "self":
+                continue
+            if nli_verifier(self.llm_spec(role)) is not None:  # trained and readable (else a one-line error)
                 continue
             backend = self.backend(role)
             inner = getattr(backend, "backend", backend)
@@ -348,9 +359,9 @@ class RealSource:
         from flame_bench.scoring.factscore import FactScorer
         from flame_bench.scoring.retrieval import BM25Retriever
 
+        verifier = nli_verifier(self.llm_spec(roles[1])) or LLMVerifier(self.backend(roles[1]))
         return FactScorer(source=self.knowledge, decomposer=LLMDecomposer(self.backend(roles[0])),
-                          verifier=LLMVerifier(self.backend(roles[1])), retriever=BM25Retriever(k=k),
-                          name="factscore_llm")
+                          verifier=verifier, retriever=BM25Retriever(k=k), name="factscore_llm")
 
     @cached_property
     def pairwise_judge(self):
