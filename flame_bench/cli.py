@@ -20,6 +20,23 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def client_options(
+    workers: Annotated[int, typer.Option(min=1, max=256, help="OpenAI-compatible endpoints: requests in flight at "
+                                                             "once.")] = 4,
+    timeout: Annotated[float, typer.Option(min=0.1, max=3600.0, help="OpenAI-compatible endpoints: seconds per "
+                                                                     "request before it is retried.")] = 60.0,
+    retries: Annotated[int, typer.Option(min=0, max=100, help="OpenAI-compatible endpoints: retries of a failed "
+                                                             "request (timeouts, 429/5xx, malformed replies).")] = 2,
+) -> None:
+    """Options before the command apply to every LLM endpoint the command talks to."""
+    from flame_bench.llm.client import CLIENT_DEFAULTS
+
+    CLIENT_DEFAULTS.update(workers=workers, timeout=timeout, max_retries=retries + 1)  # attempts
+
+
 world_app = typer.Typer(help="Build and inspect the embedded fact world.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 data_app = typer.Typer(help="Fetch and list real datasets and knowledge sources.", no_args_is_help=True)

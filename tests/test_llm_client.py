@@ -287,3 +287,37 @@ def test_requests_sharing_a_prefix_are_sent_together(server):
     sent = [b["prompt"] for _, b, _ in script.requests]
     topics = [p.split(":")[0] for p in sent]
     assert topics == ["Context about Ana"] * 4 + ["Context about Tom"] * 4  # not Tom, Ana, Tom, Ana, ...
+
+
+def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(server, tmp_path):
+    """The server dies after 5 answers; the cache keeps every chunk that came back whole (one worker: chunks of 2),
+    and the resumed run sends exactly the requests whose answers were not stored."""
+    url, script = server
+    prompts = [f"judge item {i}" for i in range(12)]
+    script.actions = ["ok"] * 5 + ["http500"]  # then every request fails
+    cached = CachedBackend(client(url, workers=1, max_retries=1), LLMCache(tmp_path / "llm.sqlite"))
+    with pytest.raises(FlameError):
+        cached.complete(prompts)
+    stored = len(LLMCache(tmp_path / "llm.sqlite"))
+    assert stored == 4  # chunks [0, 1] and [2, 3]; chunk [4, 5] failed whole and nothing of it was kept
+    sent_before = len(script.requests)
+    script.actions = ["ok"]
+    resumed = CachedBackend(client(url, workers=1), LLMCache(tmp_path / "llm.sqlite"))
+    assert resumed.complete(prompts) == [f"echo: {p}" for p in prompts]
+    assert len(script.requests) - sent_before == len(prompts) - stored  # only the missing calls
+    assert (resumed.hits, resumed.misses) == (stored, len(prompts) - stored)
+
+
+def test_client_options_before_the_command_reach_every_endpoint():
+    from flame_bench import cli
+    from flame_bench.llm.client import CLIENT_DEFAULTS
+
+    saved = dict(CLIENT_DEFAULTS)
+    try:
+        cli.client_options(workers=9, timeout=5.0, retries=0)
+        backend = OpenAIBackend("http://127.0.0.1:9/v1", "m")
+        assert (backend.workers, backend.timeout, backend.max_retries) == (9, 5.0, 1)  # one attempt, no retry
+        assert backend.cache_chunk == 18
+        assert OpenAIBackend("http://127.0.0.1:9/v1", "m", workers=2).workers == 2  # explicit wins
+    finally:
+        CLIENT_DEFAULTS.update(saved)

@@ -33,11 +33,19 @@ class _Retryable(Exception):
     """A failure worth another attempt; its message names the cause."""
 
 
+# How every OpenAI-compatible client of this process behaves unless told otherwise (`flame-bench --workers N
+# --timeout S --retries R COMMAND` sets them for a run)
+CLIENT_DEFAULTS: dict[str, Any] = {"workers": 4, "timeout": 60.0, "max_retries": 3}  # max_retries: attempts
+
+
 class OpenAIBackend:
     """An OpenAI-compatible endpoint at `base_url` (ending in `/v1`) serving `model`; see the module docstring."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 3, backoff: float = 0.5, workers: int = 4):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float | None = None,
+                 max_retries: int | None = None, backoff: float = 0.5, workers: int | None = None):
+        timeout = CLIENT_DEFAULTS["timeout"] if timeout is None else timeout
+        max_retries = CLIENT_DEFAULTS["max_retries"] if max_retries is None else max_retries
+        workers = CLIENT_DEFAULTS["workers"] if workers is None else workers
         self.base_url = base_url.rstrip("/")  # requests go here; anything shown or stored uses `shown_url`
         self.shown_url = redact_url(self.base_url)
         self.model = model
@@ -73,7 +81,7 @@ class OpenAIBackend:
         url = f"{self.base_url}/{route}"
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         cause = ""
-        for attempt in range(self.max_retries):
+        for attempt in range(max(1, self.max_retries)):  # max_retries counts attempts (the first included)
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
