@@ -80,8 +80,15 @@ class TrainConfig:
 
 
 def _encode(tok: Any, rows: Sequence[dict[str, Any]], max_length: int) -> dict[str, Any]:
-    return tok([r["evidence"] for r in rows], [r["claim"] for r in rows], truncation="only_first",
-               max_length=max_length, padding=True, return_tensors="pt")
+    """(evidence, claim) pairs, the evidence truncated first; a batch with a claim that alone exceeds
+    `max_length` is truncated longest-first instead (the tokenizer refuses only-first then)."""
+    pairs = ([r["evidence"] for r in rows], [r["claim"] for r in rows])
+    try:
+        return tok(*pairs, truncation="only_first", max_length=max_length, padding=True, return_tensors="pt")
+    except Exception as e:  # tokenizers raises a bare Exception for this
+        if "too short to respect the provided max_length" not in str(e):
+            raise
+        return tok(*pairs, truncation="longest_first", max_length=max_length, padding=True, return_tensors="pt")
 
 
 def _probabilities(model: Any, tok: Any, rows: Sequence[dict[str, Any]], max_length: int,

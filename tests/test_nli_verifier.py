@@ -184,3 +184,19 @@ def test_the_nli_verifier_on_the_real_path_is_named_and_checked(tmp_path) -> Non
     source = RealSource(RealSpec(llm="x", roles={"verifier": f"nli:{tmp_path}"}))
     with pytest.raises(FlameError, match="no trained verifier at"):
         source.preflight(roles=("verifier",))
+
+
+def test_a_claim_longer_than_the_window_does_not_stop_training() -> None:
+    import tempfile
+
+    from transformers import BertTokenizerFast
+
+    from flame_bench.nli import _encode
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(tmp) / "vocab.txt"
+        vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+        tok = BertTokenizerFast(vocab_file=str(vocab))
+        rows = [{"evidence": "ada is a baker .", "claim": "ada is a baker . " * 10},
+                {"evidence": "tom is a pilot in oslo .", "claim": "tom is a pilot ."}]
+        enc = _encode(tok, rows, 16)
+        assert enc["input_ids"].shape == (2, 16)
