@@ -225,10 +225,10 @@ def eval_cmd(
 
 def check_lm_backend(name: str) -> None:
     from flame_bench.errors import unknown_name
+    from flame_bench.task_api import LM_BACKENDS
 
-    known = ("prefix", "hf", "vllm")  # tasks/truthfulqa/task.py LM_BACKENDS
-    if name not in known:
-        raise unknown_name("--lm-backend", name, known)
+    if name not in LM_BACKENDS:
+        raise unknown_name("--lm-backend", name, LM_BACKENDS)
 
 
 def open_world(path: Path):

@@ -24,7 +24,7 @@ from flame_bench.records import RunRecord, load_run, run_dir_name, write_run
 from flame_bench.registry import TASKS
 from flame_bench.source import Reference
 from flame_bench.sources import open_source
-from flame_bench.task_api import EvalContext, Generations, Task, TaskResult
+from flame_bench.task_api import DEFAULT_LM_BACKEND, EvalContext, Generations, Task, TaskResult
 from flame_bench.ui import console
 
 EVAL_GENERATION = GenerationConfig(max_new_tokens=128, batch_size=64)
@@ -93,7 +93,7 @@ def _header(task: Task, model: ModelHandle, source, generation: GenerationConfig
 def evaluate(model_ref: str, task_names: list[str], source, reference: str = "human", limit: int | None = None,
              seed: int = 0, generation: GenerationConfig = EVAL_GENERATION, runs_dir: Path | None = None,
              cache_path: Path | None = None, quiet: bool = False, model_name: str | None = None,
-             reference_name: str | None = None, lm_backend: str = "prefix", lm_batch_size: int = 32
+             reference_name: str | None = None, lm_backend: str = DEFAULT_LM_BACKEND, lm_batch_size: int = 32
              ) -> list[RunRecord]:
     """Evaluate `model_ref` on every task over `source`; returns the run records written. `lm_backend` and
     `lm_batch_size`: what scores log-likelihood tasks (see tasks/truthfulqa/task.py's LM_BACKENDS)."""

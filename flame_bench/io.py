@@ -161,6 +161,21 @@ def publish_dir(staging: Path, final: Path) -> None:
             shutil.rmtree(old)
 
 
+@contextmanager
+def published_dir(final: Path) -> Iterator[Path]:
+    """Build a directory in a fresh staging directory (yielded) and publish it onto `final` when the block ends
+    without an error; the staging directory is removed either way, so a failed build leaves nothing behind."""
+    import shutil
+
+    staging = staging_dir(final)
+    try:
+        yield staging
+        publish_dir(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -24,12 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, sha256_file, staging_dir, write_json
+from flame_bench.io import published_dir, read_json, sha256_file, write_json
 from flame_bench.paths import data_dir
 
 LABELS = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
 CARD = "verifier_card.json"
 VERSION = "nli-minilm-v1"
+
+
+def is_nli_spec(spec: str | None) -> bool:
+    """Whether an evaluator spec names this verifier: `nli` (the trained one) or `nli:DIR`."""
+    return bool(spec) and (spec == "nli" or spec.startswith("nli:"))
 
 
 def verifier_dir() -> Path:
@@ -203,18 +208,11 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
         "test": {**accuracies(test_probs, test_rows), **{f"{k}_at_threshold": v for k, v in
                                                          accuracies(test_probs, test_rows, threshold).items()}},
     }
-    tmp = staging_dir(out)
-    try:
+    with published_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         card["weights_sha256"] = sha256_file(tmp / "model.safetensors")
         write_json(tmp / CARD, card)
-        publish_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
     return card
 
 

@@ -13,13 +13,12 @@ record is built in a hidden staging directory and renamed into place: readers on
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, read_jsonl, staging_dir, write_json, write_jsonl
+from flame_bench.io import published_dir, read_json, read_jsonl, write_json, write_jsonl
 from flame_bench.paths import runs_dir as runs_path
 
 RUN_SCHEMA_VERSION = 1
@@ -53,15 +52,10 @@ def run_dir_name(task: str, model: str, config_hash: str) -> str:
 
 def write_run(root: Path, name: str, header: dict[str, Any], samples: list[dict[str, Any]]) -> RunRecord:
     final = root / name
-    staging = staging_dir(final)  # unique: two runs writing the same record never share a staging directory
-    try:
-        header = {"schema_version": RUN_SCHEMA_VERSION, **header}
+    header = {"schema_version": RUN_SCHEMA_VERSION, **header}
+    with published_dir(final) as staging:  # unique: two runs writing the same record never share a staging directory
         write_jsonl(staging / "samples.jsonl", "samples", RUN_SCHEMA_VERSION, samples)
         write_json(staging / "run.json", header)
-        publish_dir(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return RunRecord(final, header)
 
 

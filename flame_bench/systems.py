@@ -209,7 +209,7 @@ def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: 
 
     if not isinstance(node, yaml.MappingNode) or not isinstance(raw, dict):
         raise FlameError(f"{where}:{_line(node)}: '{section}' must be a mapping")
-    kind = RECIPES.get(recipe).trainer if recipe in RECIPES.names() else ""
+    kind = RECIPES.get(recipe).trainer if recipe in RECIPES else ""
     if not kind:
         raise FlameError(f"{where}:{_line(node)}: recipe {recipe!r} does not train with trl; drop '{section}'")
     from flame_bench.training import check_trainer, lora_config, peft_key_problem, trainer_key_problem
@@ -271,6 +271,8 @@ def _real_spec(node: yaml.Node, raw: Any, evaluator_node: yaml.Node | None, eval
 
 
 def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
+    from flame_bench.nli import is_nli_spec
+
     keys = _check_keys(node, EVALUATOR_KEYS, where, "a mapping of evaluator roles")
     for key, value in raw.items():
         line = _line(keys[key])
@@ -292,7 +294,7 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
         elif value == "self" and key != "rm_if":
             raise FlameError(f"{where}:{line}: only rm_if can be 'self' (the stage's own model judges itself, as in "
                              "the paper); name an LLM for " + key)
-        elif (value == "nli" or value.startswith("nli:")) and key != "verifier":
+        elif is_nli_spec(value) and key != "verifier":
             raise FlameError(f"{where}:{line}: only the verifier can be 'nli' (the offline cross-encoder); name an "
                              "LLM for " + key)
         elif key == "llm":

@@ -52,6 +52,14 @@ class Column:
     role: str = ""
 
 
+LM_BACKENDS = {  # log-likelihood tasks: name -> the lm-eval model that scores them (tasks/truthfulqa/task.py make_lm)
+    "prefix": "flame-prefix: lm-eval's hf model with shared-prefix scoring (each primer and context once)",
+    "hf": "lm-eval's hf model (every choice with its whole context)",
+    "vllm": "lm-eval's vllm model (GPU; needs the vllm package)",
+}
+DEFAULT_LM_BACKEND = "prefix"
+
+
 @dataclass
 class EvalContext:
     source: Any  # flame_bench.source.Source: the fact world or real data
@@ -60,7 +68,7 @@ class EvalContext:
     seed: int = 0
     reference: Any = None  # pairwise tasks: flame_bench.evaluate.Reference
     quiet: bool = True
-    lm_backend: str = "prefix"  # log-likelihood tasks: the lm-eval model that scores them (see truthfulqa's task)
+    lm_backend: str = DEFAULT_LM_BACKEND  # log-likelihood tasks: the lm-eval model that scores them (LM_BACKENDS)
     lm_batch_size: int = 32
     # generate(instructions) -> completions, through the cache; set by the evaluator
     generate: Callable[[list[str]], list[str]] | None = None

@@ -104,9 +104,7 @@ class HFBackend:
 
     @cached_property
     def _forward_params(self) -> frozenset[str]:
-        import inspect
-
-        return frozenset(inspect.signature(self._loaded[0].forward).parameters)
+        return forward_parameters(self._loaded[0])
 
     @property
     def _takes_position_ids(self) -> bool:
@@ -180,12 +178,7 @@ class HFBackend:
         model, tok = self._loaded
         device = next(model.parameters()).device
         keep_logits = "logits_to_keep" in self._forward_params
-        prefix = torch.tensor([seqs[0][:shared]], dtype=torch.long, device=device)
-        extra: dict[str, Any] = {"logits_to_keep": 1} if keep_logits else {}
-        if self._takes_position_ids:
-            extra["position_ids"] = torch.arange(shared, device=device)[None]
-        cache = model(input_ids=prefix, attention_mask=torch.ones_like(prefix), use_cache=True,
-                      **extra).past_key_values
+        cache = prefix_kv_cache(model, seqs[0][:shared], self._forward_params, device)
         order = sorted(range(len(seqs)), key=lambda r: len(seqs[r]))  # similar lengths in a batch: little padding
         for i in range(0, len(order), self.batch_size):
             batch = order[i:i + self.batch_size]
@@ -264,6 +257,25 @@ def shared_prefix_groups(ids: Sequence[Sequence[int]], min_shared: int = MIN_SHA
             plain.append(order[i])
         j = i
     return groups[::-1], sorted(plain)
+
+
+def forward_parameters(model: Any) -> frozenset[str]:
+    """The keyword arguments a model's forward accepts (position_ids, logits_to_keep, ...)."""
+    import inspect
+
+    return frozenset(inspect.signature(model.forward).parameters)
+
+
+def prefix_kv_cache(model: Any, ids: Sequence[int], params: frozenset[str], device: Any) -> Any:
+    """The KV cache of one token prefix (batch 1, positions from 0; only the last position's logits computed where
+    the model allows it), for scoring many continuations from it (`_batch_cache`)."""
+    import torch
+
+    x = torch.tensor([list(ids)], dtype=torch.long, device=device)
+    extra: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    if "position_ids" in params:
+        extra["position_ids"] = torch.arange(len(ids), device=device)[None]
+    return model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, **extra).past_key_values
 
 
 def choice_first_ids(tok, choices: Sequence[str]) -> dict[str, set[int]]:

@@ -20,7 +20,7 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from flame_bench.llm.backends import MIN_SHARED, _batch_cache, shared_prefix_groups
+from flame_bench.llm.backends import MIN_SHARED, _batch_cache, forward_parameters, prefix_kv_cache, shared_prefix_groups
 
 TOKENS_PER_PASS = 2048  # a pass's padded token budget (its float32 logits: 2048 x vocab x 4 bytes)
 Score = tuple[float, bool]  # (sum of the continuation's log-probabilities, is it the greedy continuation)
@@ -58,7 +58,8 @@ class SharedPrefixLM(HFLM):
             for members, shared in [*groups, (plain, 0)]:
                 if not members:
                     continue
-                prefix = self._prefix_cache(list(contexts[members[0]][:shared])) if shared else None
+                prefix = prefix_kv_cache(self.model, contexts[members[0]][:shared], self._forward_params,
+                                         self.device) if shared else None
                 rows = [Row(list(contexts[k]), shared, [list(c) for c in by_context[contexts[k]]]) for k in members]
                 for row, scores in self._score_rows(rows, prefix, rows_per_pass):
                     for cont, score in zip(by_context[tuple(row.context)], scores, strict=True):
@@ -71,26 +72,8 @@ class SharedPrefixLM(HFLM):
         return results  # type: ignore[return-value]
 
     @cached_property
-    def _takes_positions(self) -> bool:
-        import inspect
-
-        return "position_ids" in inspect.signature(self.model.forward).parameters
-
-    def _prefix_cache(self, ids: list[int]) -> Any:
-        import torch
-
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        kwargs: dict[str, Any] = {"position_ids": torch.arange(len(ids), device=self.device)[None]} \
-            if self._takes_positions else {}
-        if "logits_to_keep" in self._forward_params:
-            kwargs["logits_to_keep"] = 1
-        return self.model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=True, **kwargs).past_key_values
-
-    @cached_property
     def _forward_params(self) -> frozenset[str]:
-        import inspect
-
-        return frozenset(inspect.signature(self.model.forward).parameters)
+        return forward_parameters(self.model)
 
     def _score_rows(self, rows: list[Row], prefix: Any, rows_per_pass: int) -> Iterator[tuple[Row, list[Score]]]:
         """Score packed rows (see `Row`) in passes of at most `rows_per_pass` rows and TOKENS_PER_PASS tokens, on
@@ -119,7 +102,8 @@ class SharedPrefixLM(HFLM):
             allowed = torch.cat([torch.ones((len(batch), width, shared), dtype=torch.bool), allowed], dim=2)
             dtype = self.model.dtype
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-            kwargs: dict[str, Any] = {"position_ids": positions.to(self.device)} if self._takes_positions else {}
+            kwargs: dict[str, Any] = {"position_ids": positions.to(self.device)} \
+                if "position_ids" in self._forward_params else {}
             if prefix is not None:
                 kwargs.update(past_key_values=_batch_cache(prefix, len(batch)), use_cache=True)
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask[:, None].to(self.device),

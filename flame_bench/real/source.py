@@ -114,9 +114,10 @@ class LLMRubricReward:
 
 def nli_verifier(spec: str | None):
     """The offline NLI verifier for a verifier spec `nli` (the trained one) or `nli:DIR`; None for an LLM spec."""
-    if not spec or not (spec == "nli" or spec.startswith("nli:")):
+    from flame_bench.nli import NLIVerifier, is_nli_spec
+
+    if not is_nli_spec(spec):
         return None
-    from flame_bench.nli import NLIVerifier
 
     return NLIVerifier(Path(spec[4:]) if spec.startswith("nli:") else None)
 

@@ -25,7 +25,16 @@ from typing import Any
 
 from flame_bench.registry import TASKS
 from flame_bench.scoring.factscore import bootstrap_ci
-from flame_bench.task_api import Column, EvalContext, Generations, MetricInfo, Task, TaskResult
+from flame_bench.task_api import (
+    DEFAULT_LM_BACKEND,
+    LM_BACKENDS,
+    Column,
+    EvalContext,
+    Generations,
+    MetricInfo,
+    Task,
+    TaskResult,
+)
 
 TASK_DIR = Path(__file__).resolve().parent
 CONFIGS = {"mc1": TASK_DIR / "truthfulqa_mc1.yaml", "mc2": TASK_DIR / "truthfulqa_mc2.yaml"}
@@ -215,14 +224,6 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], outputs: Sequence[di
                "ci_method": f"percentile bootstrap over items, {CI_ITERS} resamples, seed {seed}",
                "misconception_preferred_rate": _mean(prefers)},
     )
-
-
-LM_BACKENDS = {  # name -> what scores the log-likelihoods (all through lm-eval's own task configs)
-    "prefix": "flame-prefix: lm-eval's hf model with shared-prefix scoring (each primer and context once)",
-    "hf": "lm-eval's hf model (every choice with its whole context)",
-    "vllm": "lm-eval's vllm model (GPU; needs the vllm package)",
-}
-DEFAULT_LM_BACKEND = "prefix"
 
 
 def make_lm(model_path: Path, batch_size: int = BATCH_SIZE, backend: str = DEFAULT_LM_BACKEND) -> Any:
