@@ -289,20 +289,21 @@ def test_requests_sharing_a_prefix_are_sent_together(server):
     assert topics == ["Context about Ana"] * 4 + ["Context about Tom"] * 4  # not Tom, Ana, Tom, Ana, ...
 
 
-def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(server, tmp_path):
-    """The server dies after 5 answers; the cache keeps every chunk that came back whole (one worker: chunks of 2),
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(server, tmp_path, workers):
+    """The server dies after 5 answers; the cache keeps each of the 5 (every answer is committed as it arrives),
     and the resumed run sends exactly the requests whose answers were not stored."""
     url, script = server
     prompts = [f"judge item {i}" for i in range(12)]
     script.actions = ["ok"] * 5 + ["http500"]  # then every request fails
-    cached = CachedBackend(client(url, workers=1, max_retries=1), LLMCache(tmp_path / "llm.sqlite"))
+    cached = CachedBackend(client(url, workers=workers, max_retries=1), LLMCache(tmp_path / "llm.sqlite"))
     with pytest.raises(FlameError):
         cached.complete(prompts)
     stored = len(LLMCache(tmp_path / "llm.sqlite"))
-    assert stored == 4  # chunks [0, 1] and [2, 3]; chunk [4, 5] failed whole and nothing of it was kept
+    assert stored == 5  # every answer that came back; the failed request left nothing
     sent_before = len(script.requests)
     script.actions = ["ok"]
-    resumed = CachedBackend(client(url, workers=1), LLMCache(tmp_path / "llm.sqlite"))
+    resumed = CachedBackend(client(url, workers=workers), LLMCache(tmp_path / "llm.sqlite"))
     assert resumed.complete(prompts) == [f"echo: {p}" for p in prompts]
     assert len(script.requests) - sent_before == len(prompts) - stored  # only the missing calls
     assert (resumed.hits, resumed.misses) == (stored, len(prompts) - stored)
@@ -317,7 +318,6 @@ def test_client_options_before_the_command_reach_every_endpoint():
         cli.client_options(workers=9, timeout=5.0, retries=0)
         backend = OpenAIBackend("http://127.0.0.1:9/v1", "m")
         assert (backend.workers, backend.timeout, backend.max_retries) == (9, 5.0, 1)  # one attempt, no retry
-        assert backend.cache_chunk == 18
         assert OpenAIBackend("http://127.0.0.1:9/v1", "m", workers=2).workers == 2  # explicit wins
     finally:
         CLIENT_DEFAULTS.update(saved)

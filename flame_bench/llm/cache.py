@@ -1,9 +1,9 @@
 """On-disk cache of LLM-component calls: a repeated request is never sent twice, a failed one is never stored.
 
 Key = sha256(backend identity, method, prompt, parameters). SQLite in WAL mode, shared by threads and processes.
-Calls reach the backend in chunks (`backend.cache_chunk`: a local model's batch, an endpoint's worker pool) and
-each chunk is committed when it returns, so a run that dies at item 800 of 805 keeps 800 answers and a resumed run
-makes only the missing calls.
+An endpoint (`backend.reports_each`) reports each answer as it arrives and each is committed then; a local model's
+calls go in chunks (`backend.cache_chunk`, its batch) and each chunk is committed when it returns. Either way a run
+that dies at item 800 of 805 keeps 800 answers and a resumed run makes only the missing calls.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ class CachedBackend:
         return self.backend.identity
 
     def _cached(self, method: str, params: dict[str, Any], prompts: Sequence[Prompt],
-                call: Callable[[list[Prompt]], list[Any]]) -> list[Any]:
+                call: Callable[..., list[Any]], encode: Callable[[Any], Any] = lambda v: v) -> list[Any]:
+        """`call(prompts)` (or `call(prompts, on_result=...)` for a backend that reports each answer) for the
+        prompts not in the cache; `encode` turns an answer into what is stored."""
         identity = self.identity
         keys = [self.cache.key(identity, method, p, params) for p in prompts]
         found = self.cache.get_many(sorted(set(keys)))
@@ -87,12 +89,18 @@ class CachedBackend:
         self.hits += len(prompts) - len(todo)
         self.misses += len(todo)
         items = list(todo.items())
+        if items and getattr(self.backend, "reports_each", False):
+            def commit(i: int, value: Any) -> None:  # one transaction per answer, as it arrives
+                self.cache.put_many({items[i][0]: encode(value)})
+
+            fresh = call([p for _, p in items], on_result=commit)  # raises on failure; what returned is stored
+            found.update((k, encode(v)) for (k, _), v in zip(items, fresh, strict=True))
+            return [found[k] for k in keys]
         step = max(1, int(getattr(self.backend, "cache_chunk", 16)))
         for i in range(0, len(items), step):  # committed chunk by chunk: a crash loses at most one chunk
             chunk = items[i:i + step]
-            fresh = call([p for _, p in chunk])  # raises on failure: nothing of this chunk is stored
-            new = dict(zip([k for k, _ in chunk], fresh, strict=True))
-            self.cache.put_many(new)
+            new = {k: encode(v) for (k, _), v in zip(chunk, call([p for _, p in chunk]), strict=True)}
+            self.cache.put_many(new)  # a failed call raised above: nothing of its chunk is stored
             found.update(new)
         return [found[k] for k in keys]
 
@@ -102,11 +110,11 @@ class CachedBackend:
         if seed is not None:
             params["seed"] = seed  # repeated samples of one prompt are distinct cache entries
         return self._cached("complete", params, prompts,
-                            lambda ps: self.backend.complete(ps, max_tokens=max_tokens, temperature=temperature,
-                                                             stop=stop, seed=seed))
+                            lambda ps, **kw: self.backend.complete(ps, max_tokens=max_tokens, temperature=temperature,
+                                                                   stop=stop, seed=seed, **kw))
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
         out = self._cached("choice_logprobs", {"choices": list(choices)}, prompts,
-                           lambda ps: [{c: (v if v != float("-inf") else None) for c, v in d.items()}
-                                       for d in self.backend.choice_logprobs(ps, choices)])
+                           lambda ps, **kw: self.backend.choice_logprobs(ps, choices, **kw),
+                           encode=lambda d: {c: (v if v != float("-inf") else None) for c, v in d.items()})
         return [{c: (float("-inf") if v is None else v) for c, v in d.items()} for d in out]  # JSON has no -inf

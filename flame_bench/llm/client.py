@@ -18,8 +18,8 @@ import errno
 import math
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from flame_bench.errors import FlameError, redact_url
@@ -50,7 +50,7 @@ class OpenAIBackend:
         self.shown_url = redact_url(self.base_url)
         self.model = model
         self.timeout, self.max_retries, self.backoff, self.workers = timeout, max_retries, backoff, workers
-        self.cache_chunk = 2 * max(1, workers)  # the cache commits every few requests: a crash loses at most these
+        self.reports_each = True  # `on_result` is called per request as it returns: the cache commits each one
         self._key = api_key if api_key is not None else (os.environ.get("FLAME_BENCH_API_KEY")
                                                          or os.environ.get("OPENAI_API_KEY"))
 
@@ -117,64 +117,88 @@ class OpenAIBackend:
         message = redact_url(message.replace(self.base_url, self.shown_url))
         return message.replace(self._key, "***") if self._key else message
 
-    def _map(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _map(self, route: str, bodies: list[dict[str, Any]],
+             on_reply: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Every body posted (a bounded pool of workers); `on_reply(i, reply)` as each one returns, in any order."""
         import httpx
+
+        out: list[dict[str, Any]] = [{}] * len(bodies)
+
+        def post(i: int) -> None:
+            out[i] = self._post(client, route, bodies[i])
+            if on_reply is not None:
+                on_reply(i, out[i])
 
         with httpx.Client() as client:
             pool = ThreadPoolExecutor(max_workers=max(1, self.workers))
             try:
-                return list(pool.map(lambda b: self._post(client, route, b), bodies))
+                done, _ = wait([pool.submit(post, i) for i in range(len(bodies))], return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # the first failure is raised; what already returned was reported
             finally:  # on a failure, requests not yet started are dropped rather than retried in vain
                 pool.shutdown(wait=True, cancel_futures=True)
+        return out
 
     def _body(self, prompt: Prompt, **params: Any) -> tuple[str, dict[str, Any]]:
         if isinstance(prompt, str):
             return "completions", {"model": self.model, "prompt": prompt, **params}
         return "chat/completions", {"model": self.model, "messages": prompt, **params}
 
-    def _run(self, prompts: Sequence[Prompt], **params: Any) -> list[tuple[str, dict[str, Any]]]:
+    def _run(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None = None,
+             **params: Any) -> list[tuple[str, dict[str, Any]]]:
         routed = [self._body(p, **params) for p in prompts]
         out: list[tuple[str, dict[str, Any]]] = [("", {})] * len(routed)
         for route in {r for r, _ in routed}:
             # sent in prompt order: requests that share a prefix (FActScore's passages before each fact) reach the
             # server together, while its prefix cache (vLLM's automatic prefix caching) still holds that prefix
             idx = sorted((i for i, (r, _) in enumerate(routed) if r == route), key=lambda i: _prompt_key(routed[i][1]))
-            for i, data in zip(idx, self._map(route, [routed[i][1] for i in idx]), strict=True):
+            report = None if on_reply is None else (lambda j, data, idx=idx, route=route: on_reply(idx[j], route, data))
+            for i, data in zip(idx, self._map(route, [routed[i][1] for i in idx], report), strict=True):
                 out[i] = (route, data)
         return out
 
     # -- LLMBackend --------------------------------------------------------------------------------------------
+    # `on_result(i, value)`, when given, is called as the answer to prompt i arrives (the cache commits it there),
+    # so a run that fails part-way keeps every answer that came back.
     def complete(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
-                 stop: Sequence[str] = (), seed: int | None = None) -> list[str]:
+                 stop: Sequence[str] = (), seed: int | None = None,
+                 on_result: Callable[[int, str], None] | None = None) -> list[str]:
         params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         if seed is not None:
             params["seed"] = seed
         if stop:
             params["stop"] = list(stop)[:4]  # OpenAI accepts at most 4; all are applied again below
-        return [cut_at_stop(_text(route, data), stop) for route, data in self._run(prompts, **params)]
 
-    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
-        out = []
-        for route, data in self._run_logprobs(prompts):
+        def finish(route: str, data: dict[str, Any]) -> str:
+            return cut_at_stop(_text(route, data), stop)
+
+        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
+        return [finish(route, data) for route, data in self._run(prompts, report, **params)]
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str],
+                        on_result: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+        def finish(route: str, data: dict[str, Any]) -> dict[str, float]:
             top = _top_logprobs(route, data)
             if top is None:  # no logprobs from this endpoint: its greedy answer decides
                 answer = _text(route, data).strip()
-                out.append({c: 0.0 if answer and (answer.startswith(c) or c.startswith(answer)) else -math.inf
-                            for c in choices})
-                continue
-            out.append({c: max((lp for tok, lp in top if tok.strip() and c.startswith(tok.strip())),
-                               default=-math.inf) for c in choices})
-        return out
+                return {c: 0.0 if answer and (answer.startswith(c) or c.startswith(answer)) else -math.inf
+                        for c in choices}
+            return {c: max((lp for tok, lp in top if tok.strip() and c.startswith(tok.strip())), default=-math.inf)
+                    for c in choices}
 
-    def _run_logprobs(self, prompts: Sequence[Prompt]) -> list[tuple[str, dict[str, Any]]]:
-        chats = [p for p in prompts if not isinstance(p, str)]
-        texts = [p for p in prompts if isinstance(p, str)]
+        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
+        return [finish(route, data) for route, data in self._run_logprobs(prompts, report)]
+
+    def _run_logprobs(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None
+                      ) -> list[tuple[str, dict[str, Any]]]:
         res: dict[int, tuple[str, dict[str, Any]]] = {}
-        for group, params in ((chats, {"logprobs": True, "top_logprobs": 20}), (texts, {"logprobs": 20})):
-            if not group:
+        for chat, params in ((True, {"logprobs": True, "top_logprobs": 20}), (False, {"logprobs": 20})):
+            ids = [i for i, p in enumerate(prompts) if isinstance(p, str) != chat]
+            if not ids:
                 continue
-            ids = [i for i, p in enumerate(prompts) if (isinstance(p, str)) == (group is texts)]
-            for i, r in zip(ids, self._run(group, max_tokens=1, temperature=0.0, **params), strict=True):
+            report = None if on_reply is None else (lambda j, route, data, ids=ids: on_reply(ids[j], route, data))
+            for i, r in zip(ids, self._run([prompts[i] for i in ids], report, max_tokens=1, temperature=0.0,
+                                           **params), strict=True):
                 res[i] = r
         return [res[i] for i in range(len(prompts))]
 
