@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flame_bench import distributed
 from flame_bench.cli_models import models_app
 from flame_bench.errors import FlameError, Interrupted, interruptible, redact_url
 from flame_bench.ui import console
@@ -449,10 +450,14 @@ def compare_cmd(
         world_dir = world or default_world_dir(preset, 0)
         if world is None and not (world_dir / "manifest.json").is_file():
             get_preset(preset)  # an unknown preset is refused before anything is built
-            console.print(f"building the {preset} world first: {world_dir}")
-            build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
+            if distributed.is_main():  # under `accelerate launch` one process builds, the others wait
+                console.print(f"building the {preset} world first: {world_dir}")
+                build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
+            distributed.barrier()
         world_source = open_world(world_dir)
     results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
+    if not distributed.is_main():  # under `accelerate launch`: the main process reports and writes
+        return
     dl = deltas(results, seed)
     stdout.print(training_table(results))
     stdout.print(comparison_table(results, dl))

@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
+from flame_bench import distributed
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.evaluate import evaluate
@@ -123,6 +124,8 @@ def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit
     finally:
         cache.close()
     eval_source = sources[0]
+    if not distributed.is_main():  # under `accelerate launch`: the other ranks only train
+        return results, eval_source
     reference = str(results[0].model_dir)
     for r in results:
         records = evaluate(str(r.model_dir), [t.name for t in tasks], eval_source, reference=reference, limit=limit,

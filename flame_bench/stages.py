@@ -21,11 +21,12 @@ import time
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flame_bench import distributed
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError, unknown_name
 from flame_bench.generation import SAMPLING, GenerationConfig, Generator
@@ -73,6 +74,11 @@ class StageContext:
             self.generators[key] = Generator(resolve_model(str(model_path), self.source), config, self.cache,
                                              self.quiet)
         return self.generators[key]
+
+    def on_main(self, name: str, build: Callable[[], Any]) -> Any:
+        """The stage's training data (a JSON value), built by the main process alone under `accelerate launch` and
+        read by every rank (`flame_bench.distributed`); simply `build()` in a single-process run."""
+        return distributed.on_main(self.output_dir.parent / f"{name}.shared.json", build)
 
     def sample_policy(self, instructions: list[str], n: int, max_new_tokens: int = 128) -> list[list[str]]:
         """n responses per instruction from the input model (T=0.7, top-p 0.9), chat-formatted or Q&A for PT."""
@@ -152,6 +158,8 @@ def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int)
         "source": source.training_fingerprint(), "seed": seed,
         "classifier": f"{classifier.name}@{classifier.version}",
     }
+    if distributed.world_size() > 1:  # N ranks train on N times the batch: another model (one process: no key)
+        parts["processes"] = distributed.world_size()
     if recipe.uses_rewards:
         parts["rewards"] = {"rm_if": source.rm_if(input_model).identity, "rm_fact": source.rm_fact.identity}
     return sha256_json(parts), parts
@@ -187,27 +195,37 @@ def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, so
     quiet_transformers()
     key, parts = stage_key(recipe, config, input_model, source, seed)
     final = (root or stages_dir()) / f"{recipe.name}-{key[:12]}"
-    if is_finished(final):
+    many = distributed.world_size() > 1
+    if not many and is_finished(final):
         return final / "model", read_json(final / "stage.json")
-    with stage_lock(final):
-        if is_finished(final):  # another run finished it while we waited
-            return final / "model", read_json(final / "stage.json")
-        if final.exists():  # a stage directory without its model is not a stage
-            shutil.rmtree(final)
+    # under `accelerate launch` the main process alone locks, prepares and publishes; every rank trains
+    with stage_lock(final) if distributed.is_main() else nullcontext():
         staging = final.parent / f".{final.name}.partial"
-        staging.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main() and not is_finished(final):
+            if final.exists():  # a stage directory without its model is not a stage
+                shutil.rmtree(final)
+            staging.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
+        if is_finished(final):  # finished before, or by another run while we waited for the lock
+            return final / "model", read_json(final / "stage.json")
         ctx = StageContext(source=source, input_model=input_model, output_dir=staging / "model", seed=seed,
-                           cache=cache, quiet=quiet)
-        if not quiet:
+                           cache=cache, quiet=quiet or not distributed.is_main())
+        if not ctx.quiet:
             console.print(f"[bold]stage[/bold] {recipe.name} <- {input_model}")
         t0 = time.perf_counter()
         stats = recipe.run(ctx, config)
         record = {"recipe": recipe.name, "recipe_version": recipe.version, "key": key, "key_parts": parts,
                   "input_model": str(input_model), "input_model_sha256": parts["input_model"], "seed": seed,
                   "seconds": round(time.perf_counter() - t0, 1), "stats": stats}
-        write_json(staging / "stage.json", record)
-        publish_dir(staging, final)
-    return final / "model", record
+        if many:
+            record["processes"] = distributed.world_size()
+        if distributed.is_main():
+            for shared in staging.glob("*.shared.json"):  # what the other ranks read; not part of the stage
+                shared.unlink()
+            write_json(staging / "stage.json", record)
+            publish_dir(staging, final)
+        distributed.barrier()
+    return final / "model", read_json(final / "stage.json") if many else record
 
 
 def check_stages(base_model: str, stages: Sequence[tuple[str, dict[str, Any]]], source, where: str) -> Path:

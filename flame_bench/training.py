@@ -224,19 +224,23 @@ def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
         kept = latest_checkpoint(Path(trainer.args.output_dir))
         raise FlameError(f"training loss became NaN at step {guard.bad_step}; stopped, last good checkpoint kept at "
                          f"{kept or '(none saved yet)'}; lower the learning rate in the system file")
-    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    main = trainer.accelerator.is_main_process  # under `accelerate launch` the main process alone writes
+    if main:
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {}
     if peft_save is None:
-        trainer.save_model(str(ctx.output_dir))  # safetensors
+        trainer.save_model(str(ctx.output_dir))  # safetensors; every rank calls it (ZeRO-3 gathers), main writes
     else:
         model = trainer.accelerator.unwrap_model(trainer.model)
         extra["lora_trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        if peft_save == "adapter":
-            model.save_pretrained(str(ctx.output_dir / "adapter"), safe_serialization=True)
-        model.merge_and_unload().save_pretrained(str(ctx.output_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(ctx.output_dir))
+        if main:
+            if peft_save == "adapter":
+                model.save_pretrained(str(ctx.output_dir / "adapter"), safe_serialization=True)
+            model.merge_and_unload().save_pretrained(str(ctx.output_dir), safe_serialization=True)
     stats = {"steps": out.global_step, "train_loss": round(float(out.training_loss), 4),
              "train_seconds": round(time.perf_counter() - t0, 1), "resumed_from": resume_from, **extra}
-    write_json(ctx.output_dir / "flame_model.json", {"kind": f"flame-bench {kind} model (chat)", **stats})
-    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # checkpoints are not needed once saved
+    if main:
+        tokenizer.save_pretrained(str(ctx.output_dir))
+        write_json(ctx.output_dir / "flame_model.json", {"kind": f"flame-bench {kind} model (chat)", **stats})
+        shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # checkpoints are not needed once saved
     return stats

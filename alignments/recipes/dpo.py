@@ -124,7 +124,8 @@ def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeC
 
 def _recipe(mode: str):
     def run(ctx: StageContext, config: DPORecipeConfig) -> dict[str, Any]:
-        pairs = make_pairs(ctx, config)
+        # sampling, scoring and pair building on the main process alone; every rank trains on the same pairs
+        pairs = PairSet(**ctx.on_main("pairs", lambda: asdict(make_pairs(ctx, config))))
         train = {"if": pairs.if_pairs, "fact": pairs.fact_pairs}.get(mode) or (
             mix_pairs(pairs.if_pairs, pairs.fact_pairs) if mode == "flame" else [])
         if not train:

@@ -176,7 +176,8 @@ def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) 
 
 def _recipe(mode: str):
     def run(ctx: StageContext, config: SFTRecipeConfig) -> dict[str, Any]:
-        examples, stats = build_dataset(ctx, config, mode)
+        # elicitation on the main process alone; every rank trains on the same examples
+        examples, stats = ctx.on_main("examples", lambda: list(build_dataset(ctx, config, mode)))
         return {**stats, **train_sft(ctx, examples, config), "config": asdict(config)}
 
     return run
