@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from flame_bench.io import sha256_json
 
@@ -35,10 +37,23 @@ def open_store(path: Path, table: str, timeout: float = 60.0, threads: bool = Fa
             time.sleep(0.05 + 0.1 * random.random())
 
 
+def insert_many(db: sqlite3.Connection, table: str, items: dict[str, Any]) -> None:
+    """Store JSON `items` in an `open_store` table in one transaction: all of them or none."""
+    rows = [(k, json.dumps(v)) for k, v in items.items()]
+    db.execute("BEGIN IMMEDIATE")  # autocommit connection: the transaction is explicit
+    try:
+        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class GenerationCache:
     def __init__(self, path: Path):
         self.path = path
-        self._db = open_store(path, "generations")
+        self._lock = threading.Lock()  # an endpoint's answers are committed from its worker threads
+        self._db = open_store(path, "generations", threads=True)
         self.hits = self.misses = 0
 
     @staticmethod
@@ -47,17 +62,17 @@ class GenerationCache:
 
     def get_many(self, keys: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for i in range(0, len(keys), 500):
-            chunk = list(keys[i:i + 500])
-            rows = self._db.execute(
-                f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((k, json.loads(v)) for k, v in rows)
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i:i + 500])
+                rows = self._db.execute(
+                    f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((k, json.loads(v)) for k, v in rows)
         return found
 
     def put_many(self, items: dict[str, list[str]]) -> None:
-        with self._db:  # one transaction: all or nothing
-            self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
+        with self._lock:
+            insert_many(self._db, "generations", items)
 
     def generate(self, model_sha: str, config: dict, prompts: Sequence[str],
                  produce: Callable[[list[str], Callable[[list[str], list[list[str]]], None]], list[list[str]]]
@@ -80,4 +95,5 @@ class GenerationCache:
         return [cached[k] for k in keys]
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()

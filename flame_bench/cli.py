@@ -31,11 +31,16 @@ def client_options(
                                                                      "request before it is retried.")] = 60.0,
     retries: Annotated[int, typer.Option(min=0, max=100, help="OpenAI-compatible endpoints: retries of a failed "
                                                              "request (timeouts, 429/5xx, malformed replies).")] = 2,
+    generation: Annotated[str, typer.Option(help="Generation backend for sampling, elicitation and evaluation: hf, "
+                                                 "vllm, or an OpenAI-compatible base URL serving the model "
+                                                 "(http://127.0.0.1:8000/v1).")] = "hf",
 ) -> None:
-    """Options before the command apply to every LLM endpoint the command talks to."""
+    """Options before the command apply to every LLM endpoint and every generation the command makes."""
+    from flame_bench.generation import set_generation_backend
     from flame_bench.llm.client import CLIENT_DEFAULTS
 
     CLIENT_DEFAULTS.update(workers=workers, timeout=timeout, max_retries=retries + 1)  # attempts
+    set_generation_backend(generation)
 
 
 world_app = typer.Typer(help="Build and inspect the embedded fact world.", no_args_is_help=True)

@@ -22,6 +22,7 @@ from flame_bench import distributed
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.evaluate import evaluate
+from flame_bench.generation import using_backend
 from flame_bench.io import atomic_path, read_json, write_json, write_text
 from flame_bench.paths import comparisons_dir, generation_cache_path
 from flame_bench.records import RunRecord, load_run
@@ -118,8 +119,9 @@ def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit
     results = []
     try:
         for spec, source in zip(specs, sources, strict=True):
-            model, stages = run_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], source,
-                                       seed, cache, quiet, where=str(spec.path))
+            with using_backend(spec.generation):
+                model, stages = run_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], source,
+                                           seed, cache, quiet, where=str(spec.path))
             results.append(SystemResult(spec.name, spec.description, model, stages))
     finally:
         cache.close()
@@ -127,9 +129,10 @@ def train_and_evaluate(names: list[str], world_source=None, seed: int = 0, limit
     if not distributed.is_main():  # under `accelerate launch`: the other ranks only train
         return results, eval_source
     reference = str(results[0].model_dir)
-    for r in results:
-        records = evaluate(str(r.model_dir), [t.name for t in tasks], eval_source, reference=reference, limit=limit,
-                           seed=seed, quiet=quiet, model_name=r.name, reference_name=results[0].name)
+    for r, spec in zip(results, specs, strict=True):
+        with using_backend(spec.generation):
+            records = evaluate(str(r.model_dir), [t.name for t in tasks], eval_source, reference=reference, limit=limit,
+                               seed=seed, quiet=quiet, model_name=r.name, reference_name=results[0].name)
         r.runs = {rec.task: rec for rec in records}
     return results, eval_source
 

@@ -14,7 +14,13 @@ from typing import Any
 
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
-from flame_bench.generation import PROMPT_FORMAT_VERSIONS, GenerationConfig, Generator
+from flame_bench.generation import (
+    PROMPT_FORMAT_VERSIONS,
+    GenerationConfig,
+    Generator,
+    backend_identity,
+    current_generation_backend,
+)
 from flame_bench.io import sha256_json
 from flame_bench.models import ModelHandle, model_kind, resolve_model
 from flame_bench.paths import generation_cache_path
@@ -59,13 +65,15 @@ def resolve_reference(ref: str, source, generator_for, runs_dir: Path, name: str
 
 
 def _header(task: Task, model: ModelHandle, source, generation: GenerationConfig, result: TaskResult,
-            reference: Reference | None, seed: int, limit: int | None, t0: float) -> dict[str, Any]:
+            reference: Reference | None, seed: int, limit: int | None, t0: float,
+            backend: dict[str, Any] | None = None) -> dict[str, Any]:
+    gen = None if task.kind == "loglikelihood" else generation.to_dict() | ({"backend": backend} if backend else {})
     spec = {
         "task": {"name": task.name, "version": task.version, "kind": task.kind},
         "model": {"name": model.name, "path": str(model.path), "sha256": model.sha256,
                   "prompt_format": model_kind(model.path)},
         "source": source.fingerprint,
-        "generation": generation.to_dict() if task.kind != "loglikelihood" else None,
+        "generation": gen,  # with the generation backend when not hf (hf records keep their hashes)
         "judge": result.judge,
         "reference": reference.identity | {"name": reference.name} if reference and task.needs_reference else None,
         "seed": seed,
@@ -128,7 +136,8 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
                               generate=lambda instructions: generator_for(model)(instructions))
             items = task.load(ctx)[:limit]
             result = task.score(ctx, task.generate(ctx, items))
-            header = _header(task, model, source, generation, result, ctx.reference, seed, limit, t0)
+            header = _header(task, model, source, generation, result, ctx.reference, seed, limit, t0,
+                             backend_identity(current_generation_backend()))
             record = write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header,
                                result.samples)
             records.append(record)
@@ -169,7 +178,9 @@ def rescore(run_ref: str, source=None, runs_dir: Path | None = None, quiet: bool
                        [s["reference_output"] for s in samples] if task.needs_reference else None)
     t0 = time.perf_counter()
     result = task.score(ctx, gens)
-    generation = GenerationConfig(**h["generation"]) if h.get("generation") else EVAL_GENERATION
-    header = _header(task, model, source, generation, result, reference, h["seed"], h.get("limit"), t0)
+    saved = dict(h.get("generation") or {})
+    backend = saved.pop("backend", None)  # what generated the outputs stays on the record
+    generation = GenerationConfig(**saved) if saved else EVAL_GENERATION
+    header = _header(task, model, source, generation, result, reference, h["seed"], h.get("limit"), t0, backend)
     header["rescored_from"] = run.run_id
     return write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header, result.samples)

@@ -4,14 +4,28 @@
 decoding config: it formats instructions for the model (a plain-text base model sees the "Question: ... Answer:"
 form of the world's pretraining corpus, anything else its chat template), answers from the content-addressed cache
 (`flame_bench.cache`) and generates only what is missing.
+
+Generation backends (`flame-bench --generation SPEC COMMAND`, or a system file's `generation: SPEC`): `hf` (the
+default: `generate` here), `vllm` (vLLM's offline engine on the model's own directory, imported only when used;
+safetensors only, no remote code) and an OpenAI-compatible base URL (`http://host:port/v1`: vLLM's server,
+`flame-bench serve`, ...; the served model name from FLAME_BENCH_LLM_MODEL, else the server's only model). Every
+backend receives the same token ids `generate` would (the prompt is tokenized here), so greedy outputs agree where
+the engines' arithmetic does; sampled outputs differ between engines, so a backend other than `hf` is part of the
+cache key (and, through the samples, of a stage's data). The server must serve the very model being sampled: fine
+for evaluation and a system's first stage; a later stage samples its input model, which only `hf` and `vllm` load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from flame_bench.errors import FlameError, redact_url, unknown_name
 from flame_bench.ui import progress
 
 if TYPE_CHECKING:
@@ -112,22 +126,144 @@ def format_prompts(tokenizer, kind: str, instructions: Sequence[str]) -> list[st
                                           add_generation_prompt=True) for i in instructions]
 
 
+# -- generation backends -----------------------------------------------------------------------------------------
+GENERATION_BACKENDS = ("hf", "vllm", "http(s)://HOST:PORT/v1")
+_backend = ["hf"]  # this process's backend; `--generation` sets it for a command, `using_backend` for a block
+
+
+def check_generation_spec(spec: str) -> str:
+    """`hf`, `vllm` or an OpenAI-compatible base URL; anything else is a one-line error naming near matches."""
+    if spec in ("hf", "vllm") or spec.startswith(("http://", "https://")):
+        return spec
+    raise FlameError(f"{unknown_name('generation backend', spec, ['hf', 'vllm'])}; or an OpenAI-compatible base URL "
+                     "such as http://127.0.0.1:8000/v1")
+
+
+def set_generation_backend(spec: str) -> None:
+    _backend[0] = check_generation_spec(spec)
+
+
+def current_generation_backend() -> str:
+    return _backend[0]
+
+
+@contextmanager
+def using_backend(spec: str | None) -> Iterator[None]:
+    """Generation in this block through `spec` (None: unchanged), e.g. one system's `generation:`."""
+    saved = _backend[0]
+    if spec is not None:
+        set_generation_backend(spec)
+    try:
+        yield
+    finally:
+        _backend[0] = saved
+
+
+def request_seed(seed: int, prompt: str) -> int:
+    """A sampled request's own seed: from the run's seed and the prompt, so batching never changes a sample."""
+    return int(hashlib.sha256(f"{seed}|{prompt}".encode()).hexdigest()[:8], 16)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_dir: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def encode(model_dir: Path, prompts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+    """The token ids `generate` feeds the model for each prompt (without padding)."""
+    return _tokenizer(str(model_dir))(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+
+
+@functools.lru_cache(maxsize=1)  # one engine at a time: a later stage's model replaces the previous one
+def _vllm_engine(model_dir: str) -> Any:
+    try:
+        from vllm import LLM
+    except ImportError:
+        raise FlameError("generation backend vllm needs vLLM: `pip install vllm` on a GPU machine, or use "
+                         "--generation hf") from None
+    return LLM(model=model_dir, tokenizer=model_dir, trust_remote_code=False, load_format="safetensors", seed=0)
+
+
+def vllm_generate(model_dir: Path, prompts: Sequence[str], config: GenerationConfig, add_special_tokens: bool,
+                  on_batch: Callable[[list[str], list[list[str]]], None], chunk: int = 512) -> list[list[str]]:
+    """`num_return_sequences` completions per prompt from vLLM's offline engine (same token ids as `generate`)."""
+    engine = _vllm_engine(str(model_dir))  # first: a missing vLLM is a one-line error
+    from vllm import SamplingParams
+
+    out: list[list[str]] = []
+    for i in range(0, len(prompts), chunk):
+        batch = list(prompts[i:i + chunk])
+        params = [SamplingParams(n=config.num_return_sequences, max_tokens=config.max_new_tokens,
+                                 temperature=config.temperature if config.do_sample else 0.0,
+                                 top_p=config.top_p if config.do_sample else 1.0,
+                                 seed=request_seed(config.seed, p) if config.do_sample else None) for p in batch]
+        ids = encode(model_dir, batch, add_special_tokens)
+        results = engine.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
+        done = [[c.text.strip() for c in r.outputs] for r in results]
+        on_batch(batch, done)  # committed per chunk: the engine returns a chunk at once
+        out += done
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _endpoint(base_url: str) -> Any:
+    """The OpenAI-compatible client for `base_url`, its model named by FLAME_BENCH_LLM_MODEL or the server."""
+    import os
+
+    from flame_bench.llm.client import OpenAIBackend
+
+    model = os.environ.get("FLAME_BENCH_LLM_MODEL") or OpenAIBackend(base_url, "?").served_model()
+    return OpenAIBackend(base_url, model)
+
+
+def openai_generate(base_url: str, model_dir: Path, prompts: Sequence[str], config: GenerationConfig,
+                    add_special_tokens: bool, on_batch: Callable[[list[str], list[list[str]]], None]
+                    ) -> list[list[str]]:
+    """Completions from an OpenAI-compatible server, one request per prompt (token ids, `n` samples, the prompt's
+    own seed), each committed as it returns."""
+    ids = encode(model_dir, prompts, add_special_tokens)
+    seeds = [request_seed(config.seed, p) if config.do_sample else None for p in prompts]
+    return _endpoint(base_url).sample(
+        ids, n=config.num_return_sequences, max_tokens=config.max_new_tokens,
+        temperature=config.temperature if config.do_sample else 0.0, top_p=config.top_p if config.do_sample else 1.0,
+        seeds=seeds, on_result=lambda i, outs: on_batch([prompts[i]], [[o.strip() for o in outs]]))
+
+
+def backend_identity(spec: str) -> dict[str, Any] | None:
+    """What a backend adds to the generation cache key (None for `hf`, so its keys stay what they always were)."""
+    if spec == "hf":
+        return None
+    if spec == "vllm":
+        return {"kind": "vllm"}
+    return {"kind": "openai", "base_url": redact_url(spec), "model": _endpoint(spec).model}
+
+
 class Generator:
-    """Cached, batched generation for one model under one decoding config."""
+    """Cached, batched generation for one model under one decoding config, through the backend current when it is
+    made (`--generation`, a system's `generation:`)."""
 
     def __init__(self, model: ModelHandle, config: GenerationConfig, cache: GenerationCache, quiet: bool = True):
         from flame_bench.models import model_kind
 
         self.model, self.config, self.cache, self.quiet = model, config, cache, quiet
         self.kind = model_kind(model.path)
+        self.backend = current_generation_backend()
 
     def complete(self, prompts: list[str], add_special_tokens: bool | None = None) -> list[list[str]]:
         """All sampled completions of raw `prompts`, from the cache or generated in batches."""
         special = self.kind == "pretrained" if add_special_tokens is None else add_special_tokens
         cfg = {**self.config.to_dict(), "add_special_tokens": special}
         cfg.pop("batch_size")  # batching does not change greedy outputs; keep it out of the key
+        if (identity := backend_identity(self.backend)) is not None:
+            cfg["backend"] = identity
 
         def produce(todo: list[str], on_batch: Callable[[list[str], list[list[str]]], None]) -> list[list[str]]:
+            if self.backend == "vllm":
+                return vllm_generate(self.model.path, todo, self.config, special, on_batch)
+            if self.backend != "hf":
+                return openai_generate(self.backend, self.model.path, todo, self.config, special, on_batch)
             model, tok = self.model.load()
             return generate(model, tok, todo, self.config, quiet=self.quiet,
                             description=f"generating ({self.model.name})", add_special_tokens=special,
@@ -137,7 +273,9 @@ class Generator:
 
     def samples(self, instructions: list[str]) -> list[list[str]]:
         """`num_return_sequences` responses to each instruction, formatted for the model."""
-        tok = self.model.load()[1] if self.kind == "chat" else None
+        tok = None
+        if self.kind == "chat":  # only the hf backend needs the weights here; the others need the chat template
+            tok = self.model.load()[1] if self.backend == "hf" else _tokenizer(str(self.model.path))
         return self.complete(format_prompts(tok, self.kind, instructions))
 
     def __call__(self, instructions: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 from flame_bench import distributed
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError, unknown_name
-from flame_bench.generation import SAMPLING, GenerationConfig, Generator
+from flame_bench.generation import SAMPLING, GenerationConfig, Generator, backend_identity, current_generation_backend
 from flame_bench.io import publish_dir, read_json, sha256_json, write_json
 from flame_bench.models import model_sha256, resolve_model
 from flame_bench.paths import stages_dir
@@ -158,6 +158,8 @@ def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int)
         "source": source.training_fingerprint(), "seed": seed,
         "classifier": f"{classifier.name}@{classifier.version}",
     }
+    if (generation := backend_identity(current_generation_backend())) is not None:  # hf: no key, as before
+        parts["generation"] = generation  # another engine samples other responses, so other training data
     if distributed.world_size() > 1:  # N ranks train on N times the batch: another model (one process: no key)
         parts["processes"] = distributed.world_size()
     if recipe.uses_rewards:

@@ -51,7 +51,7 @@ from flame_bench.registry import REPO_ROOT
 
 SYSTEMS_DIR = REPO_ROOT / "alignments" / "systems"
 TOP_KEYS = {"name": True, "description": True, "base_model": True, "stages": True, "paper_row": False,
-            "data": False, "evaluator": False}
+            "data": False, "evaluator": False, "generation": False}
 STAGE_KEYS = {"recipe": True, "config": False, "trainer": False, "peft": False}
 DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": False, "eval": False,
              "evaluator": False}
@@ -76,6 +76,7 @@ class SystemSpec:
     paper_row: str | None
     path: Path
     data: Any = None  # flame_bench.real.source.RealSpec for real data; None for the fact world
+    generation: str | None = None  # this system's generation backend (hf, vllm, a URL); None: the command's
 
     @property
     def uses_world(self) -> bool:
@@ -198,8 +199,17 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
     elif "evaluator" in nodes:
         raise FlameError(f"{where}:{_line(nodes['evaluator'])}: 'evaluator' needs 'data' (the fact world's evaluators "
                          "are its own programs); add a data: block or drop evaluator:")
+    generation = None
+    if "generation" in nodes:
+        from flame_bench.generation import check_generation_spec
+
+        try:
+            generation = check_generation_spec(str(data["generation"]))
+        except FlameError as e:
+            raise FlameError(f"{where}:{_line(nodes['generation'])}: {e}") from None
     return SystemSpec(name=data["name"], description=str(data["description"]), base_model=base_model,
-                      stages=tuple(stages), paper_row=data.get("paper_row"), path=path, data=source)
+                      stages=tuple(stages), paper_row=data.get("paper_row"), path=path, data=source,
+                      generation=generation)
 
 
 def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: str) -> dict[str, Any]:

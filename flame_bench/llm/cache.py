@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flame_bench.cache import open_store
+from flame_bench.cache import insert_many, open_store
 from flame_bench.io import sha256_json
 from flame_bench.llm import Prompt
 
@@ -45,15 +45,8 @@ class LLMCache:
 
     def put_many(self, items: dict[str, Any]) -> None:
         """Store all `items` in one transaction."""
-        rows = [(k, json.dumps(v)) for k, v in items.items()]
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # autocommit connection: the transaction is explicit
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)", rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            insert_many(self._db, "calls", items)
 
     def __len__(self) -> int:
         with self._lock:

@@ -139,14 +139,16 @@ class OpenAIBackend:
                 pool.shutdown(wait=True, cancel_futures=True)
         return out
 
-    def _body(self, prompt: Prompt, **params: Any) -> tuple[str, dict[str, Any]]:
-        if isinstance(prompt, str):
+    def _body(self, prompt: Prompt | list[int], **params: Any) -> tuple[str, dict[str, Any]]:
+        if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):  # text or token ids
             return "completions", {"model": self.model, "prompt": prompt, **params}
         return "chat/completions", {"model": self.model, "messages": prompt, **params}
 
-    def _run(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None = None,
-             **params: Any) -> list[tuple[str, dict[str, Any]]]:
-        routed = [self._body(p, **params) for p in prompts]
+    def _run(self, prompts: Sequence[Prompt | list[int]],
+             on_reply: Callable[[int, str, dict[str, Any]], None] | None = None,
+             each: Sequence[dict[str, Any]] | None = None, **params: Any) -> list[tuple[str, dict[str, Any]]]:
+        """Every prompt sent with `params` (and its own `each[i]`); replies in prompt order."""
+        routed = [self._body(p, **params, **(each[i] if each else {})) for i, p in enumerate(prompts)]
         out: list[tuple[str, dict[str, Any]]] = [("", {})] * len(routed)
         for route in {r for r, _ in routed}:
             # sent in prompt order: requests that share a prefix (FActScore's passages before each fact) reach the
@@ -174,6 +176,36 @@ class OpenAIBackend:
 
         report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
         return [finish(route, data) for route, data in self._run(prompts, report, **params)]
+
+    def sample(self, prompts: Sequence[list[int]], n: int = 1, max_tokens: int = 128, temperature: float = 0.0,
+               top_p: float = 1.0, seeds: Sequence[int | None] | None = None,
+               on_result: Callable[[int, list[str]], None] | None = None) -> list[list[str]]:
+        """`n` completions of each token-id prompt (one request each, with its own seed): how `--generation URL`
+        generates, from exactly the token ids the local model would see."""
+        each = [{"seed": s} if s is not None else {} for s in (seeds or [None] * len(prompts))]
+
+        def finish(route: str, data: dict[str, Any]) -> list[str]:
+            return [c.get("text") or "" for c in data["choices"]]
+
+        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
+        return [finish(route, data) for route, data in self._run(
+            prompts, report, each, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p)]
+
+    def served_model(self) -> str:
+        """The name of the one model this server serves (GET /models), for when no model name is given."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        try:
+            resp = httpx.get(f"{self.base_url}/models", headers=headers, timeout=self.timeout)
+            names = [m["id"] for m in resp.json()["data"]]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
+            raise FlameError(self._redact(f"LLM endpoint {self.shown_url} did not list its models ({_short(e)}); "
+                                          "set FLAME_BENCH_LLM_MODEL")) from None
+        if len(names) != 1:
+            raise FlameError(f"LLM endpoint {self.shown_url} serves {len(names)} models ({', '.join(names[:5])}); "
+                             "set FLAME_BENCH_LLM_MODEL to the one to use")
+        return names[0]
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str],
                         on_result: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:

@@ -2,8 +2,9 @@
 
 For checking the HTTP path end to end with a real model (the same components through `--llm http://...` must
 agree with `--llm MODEL`), and for sharing one evaluator between processes. Routes: POST /v1/completions and
-/v1/chat/completions (temperature, max_tokens, stop; `logprobs` / `top_logprobs` for the next token), GET
-/v1/models. One request at a time; not a production server.
+/v1/chat/completions (temperature, max_tokens, stop; `logprobs` / `top_logprobs` for the next token; a completions
+prompt may be token ids, with `n`, `top_p` and `seed`, which is how `--generation URL` asks), GET /v1/models. One
+request at a time; not a production server.
 """
 
 from __future__ import annotations
@@ -16,9 +17,36 @@ from typing import Any
 from flame_bench.llm.backends import HFBackend
 
 
+def generate_ids(backend: HFBackend, ids: list[int], max_tokens: int, temperature: float, top_p: float, n: int,
+                 seed: int | None) -> list[str]:
+    """`n` completions of one token-id prompt, decoded as `flame_bench.generation.generate` decodes."""
+    import torch
+
+    model, tok = backend._loaded
+    if temperature > 0:
+        torch.manual_seed(0 if seed is None else seed)
+    kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, do_sample=temperature > 0, num_return_sequences=n,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        x = torch.tensor([ids], device=device)
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kwargs)
+    return tok.batch_decode(out[:, len(ids):], skip_special_tokens=True)
+
+
 def handle(backend: HFBackend, route: str, body: dict[str, Any]) -> dict[str, Any]:
     chat = route.endswith("/chat/completions")
     prompt = body["messages"] if chat else body["prompt"]
+    if not chat and isinstance(prompt, list):  # token ids
+        if not prompt or not all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            raise ValueError("a list prompt must be non-empty token ids")
+        texts = generate_ids(backend, prompt, int(body.get("max_tokens") or 16), float(body.get("temperature") or 0.0),
+                             float(body.get("top_p") or 1.0), int(body.get("n") or 1), body.get("seed"))
+        return {"object": "text_completion", "model": backend.name,
+                "choices": [{"index": j, "text": t, "finish_reason": "stop", "logprobs": None}
+                            for j, t in enumerate(texts)]}
     wants_logprobs = bool(body.get("logprobs"))
     k = int(body.get("top_logprobs") or 0) if chat else int(body.get("logprobs") or 0)
     if wants_logprobs and k > 0:
