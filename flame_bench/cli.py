@@ -189,6 +189,10 @@ def eval_cmd(
              "299 offline].")] = None,
     alpaca_eval: Annotated[Path | None, typer.Option(help="Real path: AlpacaEval-format JSON of instructions and "
                                                           "reference outputs for alpaca_winrate.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Real path: the win-rate judge's protocol on the --llm: "
+                                                   "llm_pairwise (default) or alpaca_eval:<config> (AlpacaEval's "
+                                                   "annotator, e.g. alpaca_eval:weighted_alpaca_eval_gpt4_turbo)."
+                                              )] = None,
     reference: Annotated[str, typer.Option(help="Pairwise reference: 'human', a run, or a model.")] = "human",
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N items of each task.")] = None,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
@@ -217,7 +221,8 @@ def eval_cmd(
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
     real = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
-                                   ("alpaca_eval", alpaca_eval), ("verifier", verifier)) if v is not None}
+                                   ("alpaca_eval", alpaca_eval), ("verifier", verifier), ("judge", judge))
+            if v is not None}
     if world is None and is_world_model(model):
         world = default_world_dir("default", 0)
     if world is not None and real:
@@ -247,9 +252,11 @@ def real_source_from_flags(flags: dict[str, str], quiet: bool):
     """The real path's source from `eval`'s flags: every evaluator role on --llm (one cached backend)."""
     from flame_bench.real.data import make_spec
     from flame_bench.real.source import RealSource, RealSpec
+    from flame_bench.systems import check_pairwise_spec
 
     spec = RealSpec(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
-                    llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {})
+                    llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {},
+                    pairwise=check_pairwise_spec(flags["judge"]) if "judge" in flags else None)
     if "alpaca_eval" in flags:
         path = Path(flags["alpaca_eval"])
         if path.is_dir():
@@ -598,20 +605,37 @@ def data_list() -> None:
 @app.command("export")
 def export_cmd(
     run: Annotated[str, typer.Argument(help="Run id (a folder under results/runs/) or run directory.")],
-    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    out: Annotated[Path, typer.Option(help="Output file (a folder for --format lm-eval).")],
+    format: Annotated[str, typer.Option("--format", help="alpaca_eval (model outputs), annotations (AlpacaEval "
+                                                          "annotations of a win-rate run), lm-eval (results JSON + "
+                                                          "samples), factscore ({topic, output} JSONL) or "
+                                                          "factscore-scored (with each fact's decision).")
+                      ] = "alpaca_eval",
 ) -> None:
-    """Write a run's outputs in AlpacaEval's JSON format (cross-check with `alpaca_eval --model_outputs`)."""
-    from flame_bench.alpaca_format import write_alpaca_eval
+    """Write a run in another tool's format (the run record stays the source of truth)."""
+    from flame_bench.interop import export
     from flame_bench.records import load_run
 
-    record = load_run(run)
-    rows = [{"instruction": s.get("instruction") or s.get("question", ""), "output": s.get("output", "")}
-            for s in record.samples()]
-    if not any(r["output"] for r in rows):
-        raise FlameError(f"run {record.run_id} has no generated outputs (a {record.task} run); export a "
-                         "generative run")
-    n = write_alpaca_eval(out, rows, generator=record.header["model"]["name"])
-    stdout.print(f"{n} outputs -> {out}")
+    stdout.print(export(load_run(run), format, out))
+
+
+@app.command("export-tasks")
+def export_tasks_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the task YAMLs and their data (lm_eval --include_path).")],
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+) -> None:
+    """Our TruthfulQA lm-eval tasks with the world's items, runnable by lm-eval itself."""
+    import importlib
+
+    from flame_bench.registry import load_builtin
+
+    load_builtin()
+    truthfulqa = importlib.import_module("flame_bench_tasks.truthfulqa")
+    source = open_world(world or default_world_dir("default", 0))
+    names = truthfulqa.write_lm_eval_folder(source.eval_set("truthfulqa").items, out)
+    stdout.print(f"{', '.join(names)} -> {out}\nrun: lm_eval --model hf --model_args "
+                 f"pretrained={source.base_model()},dtype=float32 --device cpu --tasks {','.join(names)} "
+                 f"--include_path {out}")
 
 
 @app.command("judge-check")

@@ -58,7 +58,7 @@ DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": Fal
 EVAL_KEYS = {"alpaca_eval": False, "bio_entities": False, "truthfulqa": False}
 EVALUATOR_KEYS = {"llm": False, "judge": False, "classifier": False, "decomposer": False, "verifier": False,
                   "rm_if": False, "rm_fact": False, "rm_if_samples": False, "rm_if_temperature": False,
-                  "rm_if_readout": False, "rm_if_max_tokens": False}
+                  "rm_if_readout": False, "rm_if_max_tokens": False, "pairwise": False}
 
 
 @dataclass(frozen=True)
@@ -299,6 +299,11 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
                 raise FlameError(f"{where}:{line}: rm_if_temperature must be in (0, 2] (RM_IF is sampled), "
                                  f"got {value!r}")
             spec.rm_if_temperature = float(value)
+        elif key == "pairwise":
+            try:
+                spec.pairwise = check_pairwise_spec(value)
+            except FlameError as e:
+                raise FlameError(f"{where}:{line}: {e}") from None
         elif not isinstance(value, str) or not value.strip():
             raise FlameError(f"{where}:{line}: evaluator {key} must name an LLM (a model, a directory or a URL)")
         elif value == "self" and key != "rm_if":
@@ -311,6 +316,19 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
             spec.llm = value
         else:
             spec.roles[key] = value
+
+
+def check_pairwise_spec(value: Any) -> str:
+    """The win-rate judge protocol: `llm_pairwise` or `alpaca_eval:<config>` (the config must exist)."""
+    from flame_bench.llm.alpaca_eval_judge import PREFIX, annotator_config
+
+    if value == "llm_pairwise":
+        return value
+    if isinstance(value, str) and value.startswith(PREFIX):
+        annotator_config(value[len(PREFIX):])
+        return value
+    raise FlameError(f"pairwise judge must be llm_pairwise or alpaca_eval:<config> (e.g. "
+                     f"alpaca_eval:weighted_alpaca_eval_gpt4_turbo), got {value!r}")
 
 
 def system_hash(spec: SystemSpec, extra: dict[str, Any] | None = None) -> str:

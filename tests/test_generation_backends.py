@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import run_cli
+
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
 from flame_bench.generation import GenerationConfig, Generator, encode, request_seed, using_backend

@@ -201,11 +201,18 @@ class HFBackend:
 
     def top_logprobs(self, prompt: Prompt, k: int = 20) -> list[tuple[str, float]]:
         """The k most likely next tokens (decoded text, log-probability): what an OpenAI endpoint returns."""
+        return self.top_logprobs_many([prompt], k)[0]
+
+    def top_logprobs_many(self, prompts: Sequence[Prompt], k: int = 20) -> list[list[tuple[str, float]]]:
+        """`top_logprobs` of every prompt, in batches."""
         import torch
 
         tok = self._loaded[1]
-        values, ids = torch.topk(self.next_token_logprobs([prompt])[0], k)
-        return [(tok.decode([int(i)]), float(v)) for v, i in zip(values, ids, strict=True)]
+        out = []
+        for row in self.next_token_logprobs(prompts):
+            values, ids = torch.topk(row, k)
+            out.append([(tok.decode([int(i)]), float(v)) for v, i in zip(values, ids, strict=True)])
+        return out
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> list[dict[str, float]]:
         """The best next-token log-probability among the first tokens of each choice (with and without a leading

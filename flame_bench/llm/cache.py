@@ -111,3 +111,19 @@ class CachedBackend:
                            lambda ps, **kw: self.backend.choice_logprobs(ps, choices, **kw),
                            encode=lambda d: {c: (v if v != float("-inf") else None) for c, v in d.items()})
         return [{c: (float("-inf") if v is None else v) for c, v in d.items()} for d in out]  # JSON has no -inf
+
+    def top_logprobs_many(self, prompts: Sequence[Prompt], k: int = 20) -> list[list[tuple[str, float]]]:
+        out = self._cached("top_logprobs", {"k": k}, prompts,
+                           lambda ps, **kw: self.backend.top_logprobs_many(ps, k, **kw),
+                           encode=lambda top: [[t, v] for t, v in top])
+        return [[(t, v) for t, v in top] for top in out]
+
+    @property
+    def supports_tools(self) -> bool:
+        return bool(getattr(self.backend, "supports_tools", False))
+
+    def complete_with_tools(self, prompts: Sequence[Prompt], max_tokens: int, tools: list[dict[str, Any]],
+                            tool_choice: Any = None) -> list[str]:
+        params = {"max_tokens": max_tokens, "tools": tools, "tool_choice": tool_choice}
+        return self._cached("complete_with_tools", params, prompts,
+                            lambda ps, **kw: self.backend.complete_with_tools(ps, max_tokens, tools, tool_choice, **kw))

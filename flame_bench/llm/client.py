@@ -191,6 +191,25 @@ class OpenAIBackend:
         return [finish(route, data) for route, data in self._run(
             prompts, report, each, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p)]
 
+    supports_tools = True  # `complete_with_tools`: function calling (AlpacaEval's *_fn annotators)
+
+    def complete_with_tools(self, prompts: Sequence[Prompt], max_tokens: int, tools: list[dict[str, Any]],
+                            tool_choice: Any = None, on_result: Callable[[int, str], None] | None = None) -> list[str]:
+        """Chats sent with `tools` (greedy); each reply is its first tool call's arguments (JSON text), or its text
+        when the model answered without a call."""
+        def finish(route: str, data: dict[str, Any]) -> str:
+            message = data["choices"][0].get("message") or {}
+            calls = message.get("tool_calls") or []
+            if calls and isinstance(calls[0], dict):
+                return str((calls[0].get("function") or {}).get("arguments") or "")
+            return _text(route, data)
+
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "tools": tools}
+        if tool_choice is not None:
+            params["tool_choice"] = tool_choice
+        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
+        return [finish(route, data) for route, data in self._run(prompts, report, **params)]
+
     def served_model(self) -> str:
         """The name of the one model this server serves (GET /models), for when no model name is given."""
         import httpx
@@ -221,10 +240,24 @@ class OpenAIBackend:
         report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
         return [finish(route, data) for route, data in self._run_logprobs(prompts, report)]
 
-    def _run_logprobs(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None
-                      ) -> list[tuple[str, dict[str, Any]]]:
+    def top_logprobs_many(self, prompts: Sequence[Prompt], k: int = 20,
+                          on_result: Callable[[int, list[tuple[str, float]]], None] | None = None
+                          ) -> list[list[tuple[str, float]]]:
+        """The k most likely first tokens of each reply, exactly as the endpoint names them (no stripping)."""
+        def finish(route: str, data: dict[str, Any]) -> list[tuple[str, float]]:
+            top = _top_logprobs(route, data)
+            if top is None:
+                raise FlameError(f"LLM endpoint {self.shown_url} returned no logprobs; this judge needs an endpoint "
+                                 "that returns top_logprobs")
+            return top
+
+        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
+        return [finish(route, data) for route, data in self._run_logprobs(prompts, report, k)]
+
+    def _run_logprobs(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None,
+                      k: int = 20) -> list[tuple[str, dict[str, Any]]]:
         res: dict[int, tuple[str, dict[str, Any]]] = {}
-        for chat, params in ((True, {"logprobs": True, "top_logprobs": 20}), (False, {"logprobs": 20})):
+        for chat, params in ((True, {"logprobs": True, "top_logprobs": k}), (False, {"logprobs": k})):
             ids = [i for i, p in enumerate(prompts) if isinstance(p, str) != chat]
             if not ids:
                 continue

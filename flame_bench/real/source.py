@@ -50,6 +50,7 @@ class RealSpec:
     rm_if_temperature: float = 0.7
     rm_if_readout: bool = False  # small judges: read the score from the next-token log-probabilities (not the paper's)
     rm_if_max_tokens: int = 160  # length of the sampled justification
+    pairwise: str | None = None  # the win-rate judge's protocol: llm_pairwise (default) or alpaca_eval:<config>
 
     def to_dict(self) -> dict[str, Any]:
         def specs(xs: list[DataSpec]) -> list[dict[str, Any]]:
@@ -62,7 +63,8 @@ class RealSpec:
                 "truthfulqa": self.truthfulqa, "llm": redact_url(self.llm) if self.llm else None,
                 "roles": {k: redact_url(v) for k, v in self.roles.items()},
                 "rm_if_samples": self.rm_if_samples, "rm_if_temperature": self.rm_if_temperature,
-                "rm_if_readout": self.rm_if_readout, "rm_if_max_tokens": self.rm_if_max_tokens}
+                "rm_if_readout": self.rm_if_readout, "rm_if_max_tokens": self.rm_if_max_tokens,
+                **({"pairwise": self.pairwise} if self.pairwise else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RealSpec:
@@ -77,7 +79,7 @@ class RealSpec:
                    roles=dict(d.get("roles") or {}), rm_if_samples=int(d.get("rm_if_samples", 3)),
                    rm_if_temperature=float(d.get("rm_if_temperature", 0.7)),
                    rm_if_readout=bool(d.get("rm_if_readout", False)),
-                   rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)))
+                   rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)), pairwise=d.get("pairwise"))
 
 
 class LLMRubricReward:
@@ -163,7 +165,8 @@ class RealSource:
         """What evaluation depends on: the evaluation data, the knowledge source and the evaluators' LLMs."""
         fp = self.fingerprint
         return {k: fp[k] for k in ("alpaca_eval", "bio_entities", "truthfulqa", "knowledge")} | {
-            role: self.llm_spec(role) for role in ("judge", "classifier", "decomposer", "verifier")}
+            role: self.llm_spec(role) for role in ("judge", "classifier", "decomposer", "verifier")} | (
+            {"pairwise": self.real.pairwise} if self.real.pairwise else {})
 
     def training_fingerprint(self) -> dict[str, Any]:
         return {"sft": self._data_identity("sft"), "dpo_prompts": self._data_identity("dpo_prompts"),
@@ -366,6 +369,9 @@ class RealSource:
 
     @cached_property
     def pairwise_judge(self):
+        from flame_bench.llm.alpaca_eval_judge import PREFIX, AlpacaEvalJudge, is_alpaca_eval_spec
         from flame_bench.llm.components import LLMPairwiseJudge
 
+        if is_alpaca_eval_spec(self.real.pairwise):
+            return AlpacaEvalJudge(self.backend("judge"), self.real.pairwise[len(PREFIX):])
         return LLMPairwiseJudge(self.backend("judge"))

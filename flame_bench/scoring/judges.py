@@ -35,16 +35,22 @@ _PREFERRED = re.compile(r"preferred\s*:\s*(?:output\s*)?[\(\[]?\s*(1\.5|1|2|a|b|
 # A bare verdict: "1", "Output (b)", "[[A]]", "tie", "1.5".
 _BARE = re.compile(r"^\W*(?:output\s*)?[\(\[]*\s*(1\.5|1|2|a|b|tie|draw)\s*[\)\]]*\W*$", re.IGNORECASE)
 _VERDICT = {"1": 1.0, "a": 1.0, "2": 2.0, "b": 2.0, "1.5": 1.5, "tie": 1.5, "draw": 1.5}
+# AlpacaEval's continuous preference, closing a reply: "... -> Preference: 1.273418" (in [1, 2])
+_CONTINUOUS = re.compile(r"\bpreference\s*:\s*([0-9]*\.?[0-9]+)\s*$", re.IGNORECASE)
 
 
 def parse_pairwise_reply(raw: str | None) -> float | None:
     """A judge reply -> 1.0 (output_1 preferred), 2.0 (output_2), 1.5 (tie) or None (unparsable).
 
     Accepted: one or more "Preferred: <1|2|a|b|tie>" lines that all agree, or a reply that is nothing but a verdict
-    ("2", "Output (a)", "[[B]]", "tie"). Conflicting verdicts or anything else are unparsable (never guessed).
+    ("2", "Output (a)", "[[B]]", "tie"), or one ending in AlpacaEval's continuous "Preference: <p in [1, 2]>".
+    Conflicting verdicts or anything else are unparsable (never guessed).
     """
     if not raw or not isinstance(raw, str):
         return None
+    if m := _CONTINUOUS.search(raw.strip()):
+        value = float(m.group(1))
+        return value if 1.0 <= value <= 2.0 else None
     found = {_VERDICT[m.group(1).lower()] for m in _PREFERRED.finditer(raw)}
     if found:
         return found.pop() if len(found) == 1 else None

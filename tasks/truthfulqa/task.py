@@ -87,6 +87,30 @@ def config_hash(metric: str, real: bool = False) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def write_items(path: Path, items: Sequence[dict[str, Any]]) -> None:
+    """The items as lm-eval's json builder reads them: header-less JSONL, one doc per line."""
+    path.write_text("".join(json.dumps(it, sort_keys=True) + "\n" for it in items), encoding="utf-8")
+
+
+DATA_PLACEHOLDER = "    validation: null"  # the line of truthfulqa_mc1.yaml that the data path replaces
+
+
+def write_lm_eval_folder(items: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
+    """A folder `lm_eval --include_path` reads: these YAMLs (unchanged but for the data path, made absolute, since
+    lm-eval resolves data_files against the cwd) and the items. Returns the task names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = (out_dir / "truthfulqa_items.jsonl").resolve()
+    write_items(data, items)
+    mc1 = CONFIGS["mc1"].read_text(encoding="utf-8")
+    if DATA_PLACEHOLDER not in mc1:
+        raise RuntimeError(f"{CONFIGS['mc1']} no longer has the line {DATA_PLACEHOLDER.strip()!r} to fill in")
+    line = next(x for x in mc1.splitlines() if x.startswith(DATA_PLACEHOLDER))
+    filled = mc1.replace(line, f"    validation: {json.dumps(str(data))}  # written by `flame-bench export-tasks`")
+    (out_dir / CONFIGS["mc1"].name).write_text(filled, encoding="utf-8")
+    (out_dir / CONFIGS["mc2"].name).write_text(CONFIGS["mc2"].read_text(encoding="utf-8"), encoding="utf-8")
+    return [load_config(m)["task"] for m in ("mc1", "mc2")]
+
+
 @contextmanager
 def _quiet(enabled: bool) -> Iterator[None]:
     """Hold back lm-eval's tqdm bars and INFO logs (stderr) for a run; replay them if the run fails.
@@ -153,8 +177,8 @@ def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str]
     if not items:
         return {m: {"value": None, "task": None, "config_hash": config_hash(m, real), "items": []} for m in metrics}
     with tempfile.TemporaryDirectory(prefix="flame_tqa_") as tmp:
-        data = Path(tmp) / "truthfulqa_items.jsonl"  # header-less: lm-eval's json builder reads every line as a doc
-        data.write_text("".join(json.dumps(it, sort_keys=True) + "\n" for it in items), encoding="utf-8")
+        data = Path(tmp) / "truthfulqa_items.jsonl"
+        write_items(data, items)
         cfgs = {m: load_config(m, data, Path(tmp) / "datasets_cache", real=real) for m in metrics}
         with _quiet(quiet):
             res = lm_eval.simple_evaluate(model=lm, tasks=list(cfgs.values()), log_samples=True, bootstrap_iters=0,
