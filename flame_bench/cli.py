@@ -189,6 +189,12 @@ def eval_cmd(
              "299 offline].")] = None,
     alpaca_eval: Annotated[Path | None, typer.Option(help="Real path: AlpacaEval-format JSON of instructions and "
                                                           "reference outputs for alpaca_winrate.")] = None,
+    entities: Annotated[Path | None, typer.Option(help="Real path: the people factscore_bio asks about: one name per "
+                                                       "line, or FActScore's JSONL (its `topic` field) [default: "
+                                                       "the knowledge source's people].")] = None,
+    factscore_demos: Annotated[Path | None, typer.Option(help="Real path: FActScore's own decomposition "
+                                                              "demonstrations (its demons.json) instead of ours.")
+                               ] = None,
     judge: Annotated[str | None, typer.Option(help="Real path: the win-rate judge's protocol on the --llm: "
                                                    "llm_pairwise (default) or alpaca_eval:<config> (AlpacaEval's "
                                                    "annotator, e.g. alpaca_eval:weighted_alpaca_eval_gpt4_turbo)."
@@ -221,7 +227,8 @@ def eval_cmd(
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
                            top_p=top_p, batch_size=batch_size, seed=seed)
     real = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
-                                   ("alpaca_eval", alpaca_eval), ("verifier", verifier), ("judge", judge))
+                                   ("alpaca_eval", alpaca_eval), ("verifier", verifier), ("judge", judge),
+                                   ("entities", entities), ("factscore_demos", factscore_demos))
             if v is not None}
     if world is None and is_world_model(model):
         world = default_world_dir("default", 0)
@@ -257,6 +264,14 @@ def real_source_from_flags(flags: dict[str, str], quiet: bool):
     spec = RealSpec(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
                     llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {},
                     pairwise=check_pairwise_spec(flags["judge"]) if "judge" in flags else None)
+    if "factscore_demos" in flags:
+        from flame_bench.llm.components import FActScoreDemos
+
+        FActScoreDemos(Path(flags["factscore_demos"]))  # a bad file is refused before any work
+        spec.factscore_demos = str(Path(flags["factscore_demos"]).resolve())
+    if "entities" in flags:
+        spec.bio_entities = [make_spec({"path": str(Path(flags["entities"]).resolve()), "shape": "bio-entities"},
+                                       Path.cwd(), "--entities")]
     if "alpaca_eval" in flags:
         path = Path(flags["alpaca_eval"])
         if path.is_dir():

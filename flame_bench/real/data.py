@@ -226,7 +226,8 @@ def load_items(spec: DataSpec, need_response: bool) -> tuple[list[dict[str, Any]
             shape = detect_shape(row, spec.fields, where)
         item: dict[str, Any]
         if shape == "bio-entities":
-            name = row if isinstance(row, str) else _field(row, spec, "prompt", where, shape)
+            topic = isinstance(row, dict) and "prompt" not in spec.fields and "topic" in row  # FActScore's files
+            name = row if isinstance(row, str) else row["topic"] if topic else _field(row, spec, "prompt", where, shape)
             name = _text(name, where, "an entity name").strip()
             item = {"instruction": BIO_INSTRUCTION.format(name=name), "topics": [name], "name": name}
         elif not isinstance(row, dict):

@@ -51,6 +51,7 @@ class RealSpec:
     rm_if_readout: bool = False  # small judges: read the score from the next-token log-probabilities (not the paper's)
     rm_if_max_tokens: int = 160  # length of the sampled justification
     pairwise: str | None = None  # the win-rate judge's protocol: llm_pairwise (default) or alpaca_eval:<config>
+    factscore_demos: str | None = None  # FActScore's own demons.json for the decomposer (default: our demonstrations)
 
     def to_dict(self) -> dict[str, Any]:
         def specs(xs: list[DataSpec]) -> list[dict[str, Any]]:
@@ -64,7 +65,8 @@ class RealSpec:
                 "roles": {k: redact_url(v) for k, v in self.roles.items()},
                 "rm_if_samples": self.rm_if_samples, "rm_if_temperature": self.rm_if_temperature,
                 "rm_if_readout": self.rm_if_readout, "rm_if_max_tokens": self.rm_if_max_tokens,
-                **({"pairwise": self.pairwise} if self.pairwise else {})}
+                **({"pairwise": self.pairwise} if self.pairwise else {}),
+                **({"factscore_demos": self.factscore_demos} if self.factscore_demos else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RealSpec:
@@ -79,7 +81,8 @@ class RealSpec:
                    roles=dict(d.get("roles") or {}), rm_if_samples=int(d.get("rm_if_samples", 3)),
                    rm_if_temperature=float(d.get("rm_if_temperature", 0.7)),
                    rm_if_readout=bool(d.get("rm_if_readout", False)),
-                   rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)), pairwise=d.get("pairwise"))
+                   rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)), pairwise=d.get("pairwise"),
+                   factscore_demos=d.get("factscore_demos"))
 
 
 class LLMRubricReward:
@@ -359,12 +362,13 @@ class RealSource:
         return FactScoreReward(self.factscorer(RM_FACT_PASSAGES, roles=("rm_fact", "rm_fact")), name="llm_rm_fact")
 
     def factscorer(self, k: int, roles: tuple[str, str] = ("decomposer", "verifier")):
-        from flame_bench.llm.components import LLMDecomposer, LLMVerifier
+        from flame_bench.llm.components import FActScoreDemos, LLMDecomposer, LLMVerifier
         from flame_bench.scoring.factscore import FactScorer
         from flame_bench.scoring.retrieval import BM25Retriever
 
         verifier = nli_verifier(self.llm_spec(roles[1])) or LLMVerifier(self.backend(roles[1]))
-        return FactScorer(source=self.knowledge, decomposer=LLMDecomposer(self.backend(roles[0])),
+        demos = FActScoreDemos(Path(self.real.factscore_demos)) if self.real.factscore_demos else None
+        return FactScorer(source=self.knowledge, decomposer=LLMDecomposer(self.backend(roles[0]), demos=demos),
                           verifier=verifier, retriever=BM25Retriever(k=k), name="factscore_llm")
 
     @cached_property

@@ -10,6 +10,7 @@ large world's 6,283 passages, `flame-bench bench`). Ties are broken by passage o
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -32,9 +33,11 @@ class Passage:
 class KnowledgeSource:
     """Title -> passages, with BM25 indexes built lazily (one per page, one global)."""
 
-    def __init__(self, pages: dict[str, list[str]], name: str = "knowledge"):
+    def __init__(self, pages: dict[str, list[str]] | Mapping[str, list[Passage]], name: str = "knowledge"):
+        """`pages`: title -> passage texts (held in memory), or a read-only mapping title -> `Passage`s that reads
+        pages on demand (`flame_bench.knowledge.DocDBPages`: a DocDB of any size with flat memory)."""
         self.name = name
-        self.pages = {
+        self.pages: Mapping[str, list[Passage]] = pages if not isinstance(pages, dict) else {
             title: [Passage(f"{title}#{i}", title, text) for i, text in enumerate(passages)]
             for title, passages in pages.items()
         }

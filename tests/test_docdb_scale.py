@@ -1,0 +1,74 @@
+"""A FActScore DocDB is read by title, never whole: FActScore's retrieval over a DocDB of 10x (or, slow, 100x) more
+articles uses the same memory. Each size runs in its own process, whose peak RSS (VmHWM) is read from the kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flame_bench.knowledge import write_docdb
+
+PROBE = """
+import json, sys, time
+from flame_bench.knowledge import open_knowledge
+from flame_bench.scoring.retrieval import BM25Retriever
+
+def peak_mb():  # this process's own high-water mark (ru_maxrss would count the parent's at fork)
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+path, n = sys.argv[1], int(sys.argv[2])
+base = peak_mb()
+t0 = time.perf_counter()
+source = open_knowledge(path)
+opened = time.perf_counter() - t0
+retrieve = BM25Retriever(k=5)
+topics = [f"Person {i:07d}" for i in range(0, n, max(1, n // 200))]
+t0 = time.perf_counter()
+found = sum(len(retrieve(source, f"{t} was born in city {i % 97}", [t])) for i, t in enumerate(topics))
+per_topic = (time.perf_counter() - t0) / len(topics)
+print(json.dumps({"articles": n, "topics": len(topics), "passages_found": found, "open_s": opened,
+                  "lookup_ms": 1000 * per_topic, "missing_topic": retrieve(source, "x", ["Nobody"]) == [],
+                  "peak_rss_mb": peak_mb(), "import_rss_mb": base}))
+"""
+
+
+def build(path: Path, n: int) -> None:
+    write_docdb(path, ((f"Person {i:07d}", [f"Person {i:07d} was born in city {i % 97}.",
+                                             f"Person {i:07d} works as a cartographer in town {i % 89}."])
+                       for i in range(n)))
+
+
+def probe(path: Path, n: int) -> dict:
+    done = subprocess.run([sys.executable, "-c", PROBE, str(path), str(n)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_flat(tmp_path: Path, small: int, large: int) -> tuple[dict, dict]:
+    results = []
+    for n in (small, large):
+        build(tmp_path / f"docdb_{n}.db", n)
+        results.append(probe(tmp_path / f"docdb_{n}.db", n))
+    a, b = results
+    for r in results:
+        assert r["passages_found"] == r["topics"]  # each page is one passage (two short sentences)
+        assert r["missing_topic"]
+    # an eager load holds every article as Python strings: ~60 MB more for 90k extra articles, far more at 1M
+    assert b["peak_rss_mb"] - a["peak_rss_mb"] < 15, (a, b)
+    return a, b
+
+
+def test_docdb_memory_is_flat_in_the_number_of_articles(tmp_path):
+    check_flat(tmp_path, 10_000, 100_000)
+
+
+@pytest.mark.slow
+def test_docdb_of_a_million_articles(tmp_path):
+    a, b = check_flat(tmp_path, 10_000, 1_000_000)
+    print(json.dumps({"10k": a, "1M": b}))
