@@ -459,6 +459,9 @@ def compare_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     html: Annotated[bool, typer.Option("--html", help="Also write one self-contained HTML page (table, figure, "
                                                       "every item's evidence) beside the comparison.")] = False,
+    published: Annotated[list[str] | None, typer.Option(help="Also show published numbers, in tables of their own: "
+                                                             "flame-paper (its Tables 2 and 3) or "
+                                                             "alpaca_eval:<annotator>[:N] (repeatable).")] = None,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate, training_table
@@ -468,6 +471,7 @@ def compare_cmd(
 
     if len(systems) < 2:
         raise FlameError("compare needs at least two systems, e.g. `flame-bench compare baseline flame`")
+    shown = [check_published(p) for p in published or []]  # a bad name is refused before any training
     specs = [load_system(n, known_recipes=RECIPES.names()) for n in systems]
     world_source = None
     if any(s.uses_world for s in specs):
@@ -492,6 +496,7 @@ def compare_cmd(
     skipped: list[str] = []
     write_leaderboard(skipped=skipped)
     warn_skipped(skipped)
+    print_published(shown)
 
 
 @app.command("seeds")
@@ -539,6 +544,9 @@ def serve_cmd(
 @app.command("leaderboard")
 def leaderboard_cmd(
     write: Annotated[bool, typer.Option("--write", help="Also write results/leaderboard.md and .json.")] = False,
+    published: Annotated[list[str] | None, typer.Option(help="Also show published numbers, in tables of their own: "
+                                                             "flame-paper or alpaca_eval:<annotator>[:N] "
+                                                             "(repeatable).")] = None,
 ) -> None:
     """All models' latest runs, one column per task (a pure function of results/runs)."""
     from flame_bench.leaderboard import leaderboard_rows, render_table, write_leaderboard
@@ -547,9 +555,26 @@ def leaderboard_cmd(
     skipped: list[str] = []
     tasks, rows = write_leaderboard(skipped=skipped) if write else leaderboard_rows(list_runs(skipped=skipped))
     warn_skipped(skipped)
-    if not rows:
+    shown = [check_published(p) for p in published or []]
+    if not rows and not shown:
         raise FlameError("no run records under results/runs; run `flame-bench eval` or `flame-bench compare` first")
-    stdout.print(render_table(tasks, rows))
+    if rows:
+        stdout.print(render_table(tasks, rows))
+    print_published(shown)
+
+
+def check_published(spec: str) -> str:
+    from flame_bench.published import check_published as check
+
+    return check(spec)
+
+
+def print_published(specs: list[str]) -> None:
+    from flame_bench.published import published_tables
+
+    for spec in specs:
+        for table in published_tables(spec):
+            stdout.print(table)
 
 
 @app.command("gate")

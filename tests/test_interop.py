@@ -187,3 +187,17 @@ def test_factscores_own_demonstrations_build_its_prompt(tmp_path):
     code, _, err = run_cli(["eval", "smollm2", "--task", "factscore_bio", "--factscore-demos",
                             str(tmp_path / "bad.json")])
     assert code == 2 and "expected FActScore's {sentence: [facts]} JSON" in err
+
+
+def test_published_numbers_are_shown_in_tables_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))  # no local runs at all
+    code, out, err = run_cli(["leaderboard", "--published", "flame-paper", "--published",
+                              "alpaca_eval:weighted_alpaca_eval_gpt4_turbo:3"])
+    assert code == 0, err
+    assert out.count("PUBLISHED, not run here") == 3  # Table 2, Table 3, the AlpacaEval leaderboard
+    assert "SFT^flame + DPO^flame (FLAME)" in out and "47.9" in out and "alpaca_eval_gpt4_turbo_fn" in out
+    assert "top 3 of" in out
+    for bad, says in (("flame-papr", "did you mean 'flame-paper'"), ("alpaca_eval:gpt5", "AlpacaEval leaderboard"),
+                      ("alpaca_eval:weighted_alpaca_eval_gpt4_turbo:0", "positive number")):
+        code, _, err = run_cli(["leaderboard", "--published", bad])
+        assert code == 2 and says in err and "Traceback" not in err, err
