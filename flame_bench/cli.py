@@ -132,6 +132,33 @@ def world_probe(
         write_json(json_out, result)
 
 
+@world_app.command("rm-if-noise")
+def world_rm_if_noise(
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+    target: Annotated[float, typer.Option(min=0.5, max=1.0, help="Pairwise accuracy to match [default: Yuan et al. "
+                                                                 "2024's M1 judge against humans].")] = 0.787,
+) -> None:
+    """The RM_IF noise level at which one sampled judgement agrees with the exact rubric as often as a published LLM
+    judge agrees with humans (calibrated on the world's saved win-rate outputs)."""
+    from flame_bench.records import list_runs
+    from flame_bench.world.judge_noise import calibrate
+
+    source = open_world(world or default_world_dir("default", 0))
+    runs = [r for r in list_runs() if r.task == "alpaca_winrate"
+            and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
+    records = {it["id"]: it for it in source.eval_set("alpaca").items}
+    result = calibrate(runs, records, source.world.grammar, target)
+    table = Table(title=f"RM_IF noise: one sampled judgement vs the exact rubric ({result['pairs']} pairs from "
+                        f"{len(runs)} win-rate runs)")
+    table.add_column("noise", justify="right")
+    table.add_column("pairwise accuracy %", justify="right")
+    for p, acc in result["curve"].items():
+        mark = "  <- chosen" if p == result["noise"] else ""
+        table.add_row(f"{p:.2f}", f"{100 * acc:.1f}{mark}")
+    stdout.print(table)
+    stdout.print(f"noise {result['noise']:.2f}: accuracy {100 * result['accuracy']:.1f}% (target {100 * target:.1f}%)")
+
+
 @app.command("pretrain")
 @interruptible
 def pretrain_cmd(
@@ -353,6 +380,8 @@ def rescore_cmd(
                                                  "the run's.")] = None,
     verifier: Annotated[str | None, typer.Option(help="Real data: FActScore's verifier instead of the run's ('nli', "
                                                       "'nli:DIR' or an LLM).")] = None,
+    world_judge: Annotated[str | None, typer.Option(help="Fact world: re-judge win rates with this pairwise judge "
+                                                         "(world_if or world_if_graded).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Score saved runs again from their records, without generating: reproduces the metrics with today's scorer
@@ -373,6 +402,11 @@ def rescore_cmd(
             if verifier is not None:
                 roles["verifier"] = verifier
             source = open_source({**spec, **({"llm": llm} if llm is not None else {}), "roles": roles})
+        if world_judge is not None:
+            spec = dict(load_run(ref).header.get("source_spec") or {})
+            if spec.get("kind") != "fact-world":
+                raise FlameError("--world-judge re-judges fact-world runs; for real data pass --llm")
+            source = open_source({**spec, "judge": world_judge})
         records.append(rescore(ref, source=source, quiet=quiet))
     print_records(records)
 
@@ -462,6 +496,12 @@ def compare_cmd(
     published: Annotated[list[str] | None, typer.Option(help="Also show published numbers, in tables of their own: "
                                                              "flame-paper (its Tables 2 and 3) or "
                                                              "alpaca_eval:<annotator>[:N] (repeatable).")] = None,
+    rm_if_noise: Annotated[float, typer.Option(min=0.0, max=0.49, help="Fact world: RM_IF sampled as an LLM judge, "
+                                                                      "each rubric criterion misread with this "
+                                                                      "probability, 3 samples averaged (0: the exact "
+                                                                      "rubric).")] = 0.0,
+    world_judge: Annotated[str, typer.Option(help="Fact world: the win rate's pairwise judge, world_if or "
+                                                  "world_if_graded (finer scale).")] = "world_if",
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate, training_table
@@ -485,7 +525,9 @@ def compare_cmd(
                 console.print(f"building the {preset} world first: {world_dir}")
                 build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
             distributed.barrier()
-        world_source = open_world(world_dir)
+        from flame_bench.world.source import WorldSource
+
+        world_source = WorldSource.open(world_dir, rm_if_noise, world_judge)
     results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
     if not distributed.is_main():  # under `accelerate launch`: the main process reports and writes
         return

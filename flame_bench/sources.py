@@ -15,7 +15,7 @@ def open_source(spec: dict[str, Any] | None) -> Source:
     if kind == "fact-world":
         from flame_bench.world.source import WorldSource
 
-        return WorldSource.open(spec["path"])  # type: ignore[index]
+        return WorldSource.open(spec["path"], spec.get("rm_if_noise", 0.0), spec.get("judge", "world_if"))  # type: ignore
     if kind == "real":
         from flame_bench.real.source import RealSource, RealSpec
 

@@ -164,3 +164,87 @@ def test_detail_counts_facts_or_sentences(records: list[dict], grammar: Grammar)
 def test_unknown_kind_is_an_error(grammar: Grammar) -> None:
     with pytest.raises(ValueError, match="unknown instruction kind"):
         if_rubric(_skill("haiku", {}), "Hello.", grammar)
+
+
+# -- the sampled RM_IF and the graded pairwise judge ---------------------------------------------------------------
+def _degraded(r: dict) -> list[str]:
+    """Responses of several qualities for one record: the human one, truncated, repeated words, off topic."""
+    human = r["response"]
+    words = human.split()
+    return [human, " ".join(words[: max(1, len(words) // 2)]), " ".join([words[0]] * 8) + ".", "I like turtles."]
+
+
+def test_sampled_rubric_is_exact_at_zero_noise_and_reproducible(records: list[dict], grammar: Grammar) -> None:
+    from flame_bench.world.rubric import sampled_rubric_score
+
+    varied = 0
+    for r in records[:40]:
+        for resp in _degraded(r):
+            exact = _score(r, resp, grammar)
+            assert sampled_rubric_score(r, resp, grammar, 0.0, 7) == exact
+            draws = [sampled_rubric_score(r, resp, grammar, 0.25, k) for k in range(6)]
+            assert draws == [sampled_rubric_score(r, resp, grammar, 0.25, k) for k in range(6)]  # seeded
+            assert all(0 <= d <= 5 for d in draws)
+            varied += len(set(draws)) > 1
+        assert sampled_rubric_score(r, "", grammar, 0.3, 0) == 0
+    assert varied > 40  # a noisy judge does not read every response the same way every time
+
+
+def test_sampled_rm_if_averages_three_judgements(tmp_path, records: list[dict], grammar: Grammar) -> None:
+    from types import SimpleNamespace
+
+    from flame_bench.errors import FlameError
+    from flame_bench.world.source import RubricReward
+
+    world = SimpleNamespace(grammar=grammar)
+    exact, noisy = RubricReward(world), RubricReward(world, noise=0.24)
+    assert exact.identity == {"name": "world_if_rubric", "version": "world-if-rubric-v1"}  # stage keys unchanged
+    assert noisy.identity["noise"] == 0.24 and noisy.identity["samples"] == 3
+    recs = [r for r in records[:30] for _ in range(4)]
+    resps = [x for r in records[:30] for x in _degraded(r)]
+    e, n = exact.score_many(recs, resps), noisy.score_many(recs, resps)
+    assert e == [float(_score(r, x, grammar)) for r, x in zip(recs, resps, strict=True)]
+    assert all(abs(3 * v - round(3 * v)) < 1e-9 for v in n)  # steps of 1/3
+    assert sum(abs(a - b) for a, b in zip(e, n, strict=True)) > 0
+    # averaged judgements keep the order of clearly different responses most of the time
+    assert sum(n[i] > n[i + 3] for i in range(0, len(n), 4)) >= 0.7 * len(n) / 4
+    with pytest.raises(FlameError, match="noise"):
+        RubricReward(world, noise=0.6)
+
+
+def test_graded_judge_ties_less_and_stays_blind(records: list[dict], grammar: Grammar) -> None:
+    from flame_bench.scoring.judges import parse_pairwise_reply
+    from flame_bench.world.judge import WorldIFGradedJudge, WorldIFJudge
+
+    coarse, graded = WorldIFJudge(grammar), WorldIFGradedJudge(grammar)
+    ties = {"coarse": 0, "graded": 0}
+    skills = [r for r in records if r["kind"] in ("sort", "reverse", "join", "count")]
+    for r in skills:  # the small models' failure mode: the right format, one given item over and over
+        items = [str(x) for x in r["spec"]["items"]]
+        a = "The answer is " + ", ".join([items[0]] * len(items)) + "."
+        b = "The answer is " + ", ".join(items[:2] + [items[0]] * (len(items) - 2)) + "."
+        for name, judge in (("coarse", coarse), ("graded", graded)):
+            ties[name] += parse_pairwise_reply(judge.compare(r, a, b)) == 1.5
+        if parse_pairwise_reply(coarse.compare(r, a, b)) == 1.5:
+            assert parse_pairwise_reply(graded.compare(r, a, b)) == 2.0  # b uses more of what was given
+        blinded = {k: v for k, v in r.items() if k != "response"}
+        assert graded.compare(blinded, a, b) == graded.compare(r, a, b)  # never reads the human response
+    assert ties["coarse"] > len(skills) / 2 and ties["graded"] == 0, ties
+    for r in records:  # where the coarse judge decides, the graded one agrees (it only refines ties)
+        worse = " ".join(r["response"].split()[:3])
+        c = parse_pairwise_reply(coarse.compare(r, r["response"], worse))
+        assert c == 1.5 or c == parse_pairwise_reply(graded.compare(r, r["response"], worse))
+
+
+def test_noise_calibration_matches_a_target_accuracy(records: list[dict], grammar: Grammar) -> None:
+    from types import SimpleNamespace
+
+    from flame_bench.world.judge_noise import calibrate
+
+    samples = [{"id": r["id"], "output": x, "reference_output": r["response"]} for r in records for x in _degraded(r)]
+    run = SimpleNamespace(samples=lambda: samples, path="runs/alpaca_winrate__x__0")
+    result = calibrate([run], {r["id"]: r for r in records}, grammar, target=0.8, grid=(0.0, 0.1, 0.2, 0.3, 0.4))
+    curve = result["curve"]
+    assert curve[0.0] == 1.0 and curve[0.4] < curve[0.2] < curve[0.0]
+    assert result["noise"] in (0.1, 0.2, 0.3) and abs(result["accuracy"] - 0.8) <= min(abs(v - 0.8) for v in
+                                                                                        curve.values()) + 1e-12

@@ -13,7 +13,7 @@ from typing import Any
 
 from flame_bench.registry import JUDGES
 from flame_bench.world.grammar import Grammar
-from flame_bench.world.rubric import RUBRIC_VERSION, RubricScore, if_rubric
+from flame_bench.world.rubric import RUBRIC_VERSION, RubricScore, if_rubric, partial_credit
 
 
 def format_reply(score_1: RubricScore, score_2: RubricScore, preferred: float) -> str:
@@ -44,3 +44,28 @@ class WorldIFJudge:
     def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
         s1, s2 = if_rubric(record, output_1, self.grammar), if_rubric(record, output_2, self.grammar)
         return format_reply(s1, s2, rubric_preference(s1, s2))
+
+
+GRADED_VERSION = "world-if-graded-v1"
+
+
+@JUDGES.register("world_if_graded")
+@dataclass
+class WorldIFGradedJudge:
+    """`world_if` on a finer scale (still blind to truth): the rubric's 0..5 first, then partial credit (the share
+    of the instruction's given items the response uses, discounted for repeated words; `rubric.partial_credit`,
+    compared at 0.001), then detail. Two outputs tie only when all three agree."""
+
+    grammar: Grammar = field(repr=False)
+    name: str = "world_if_graded"
+    version: str = GRADED_VERSION
+    prompt_version: str = f"{RUBRIC_VERSION}+partial-credit-v1"
+
+    def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
+        s1, s2 = if_rubric(record, output_1, self.grammar), if_rubric(record, output_2, self.grammar)
+        c1, c2 = round(partial_credit(record, output_1), 3), round(partial_credit(record, output_2), 3)
+        k1, k2 = (s1.score, c1, s1.detail), (s2.score, c2, s2.detail)
+        preferred = 1.0 if k1 > k2 else 2.0 if k2 > k1 else 1.5
+        verdict = {1.0: "1", 2.0: "2", 1.5: "tie"}[preferred]
+        return (f"Output (1): {s1.score} points, coverage {c1:.3f}, detail {s1.detail}. Output (2): {s2.score} "
+                f"points, coverage {c2:.3f}, detail {s2.detail}. Preferred: {verdict}")

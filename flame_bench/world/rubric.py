@@ -45,6 +45,8 @@ except attribute and comparison answers (4: they state no further fact).
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,19 +77,40 @@ class RubricScore:
     detail: int = 0
 
 
-def if_rubric(record: dict[str, Any], response: str, grammar: Grammar) -> RubricScore:
-    """Score `response` to the instruction `record` with the additive rubric (see the module docstring)."""
+def rubric_checks(record: dict[str, Any], response: str, grammar: Grammar) -> tuple[list[_Check], int] | None:
+    """The five criteria as read from `response` (before the rubric's gating) and the detail count; None for an
+    empty response."""
     text = normalize(response or "")
     if not text:
-        return RubricScore(0, ())
+        return None
     kind = record.get("kind")
     if kind in FACT_KINDS:
-        checks, detail = _fact_checks(record, text, grammar)
-    elif kind in SKILL_KINDS:
-        checks, detail = _skill_checks(record, text, grammar)
-    else:
-        raise ValueError(f"if_rubric: unknown instruction kind {kind!r} (known: {FACT_KINDS + SKILL_KINDS})")
-    return _total(checks, detail)
+        return _fact_checks(record, text, grammar)
+    if kind in SKILL_KINDS:
+        return _skill_checks(record, text, grammar)
+    raise ValueError(f"if_rubric: unknown instruction kind {kind!r} (known: {FACT_KINDS + SKILL_KINDS})")
+
+
+def if_rubric(record: dict[str, Any], response: str, grammar: Grammar) -> RubricScore:
+    """Score `response` to the instruction `record` with the additive rubric (see the module docstring)."""
+    read = rubric_checks(record, response, grammar)
+    return RubricScore(0, ()) if read is None else _total(*read)
+
+
+def sampled_rubric_score(record: dict[str, Any], response: str, grammar: Grammar, noise: float, sample: int) -> int:
+    """One simulated LLM judgement over the same rubric: each of the five criteria is read right with probability
+    1 - `noise` and flipped otherwise, independently, seeded by the item, the response and the sample index (so a
+    judgement is reproducible and batching never changes it); the rubric's gating then applies to what was read.
+    `noise` 0 is the exact rubric. An empty response scores 0 whatever the noise."""
+    read = rubric_checks(record, response, grammar)
+    if read is None:
+        return 0
+    checks, detail = read
+    if noise <= 0:
+        return _total(checks, detail).score
+    digest = hashlib.sha256(f"{record.get('id')}\x00{response}\x00{sample}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    return _total([(ok != (rng.random() < noise), why) for ok, why in checks], detail).score
 
 
 # A check is (passed, reason); the reason is only reported for points given.
@@ -284,3 +307,31 @@ def _skill_checks(record: dict[str, Any], text: str, grammar: Grammar) -> tuple[
         expert = (len(sentences) >= 4 and goes and not has_facts,
                   f"expert: a complete story ({len(sentences)} sentences)")
     return [relevant, substantial, answers, clean, expert], len(sentences)
+
+
+# -- partial credit: the finer scale of the graded pairwise judge -----------------------------------------------
+def partial_credit(record: dict[str, Any], response: str) -> float:
+    """How much of the task a response covers, in [0, 1], blind to truth like the rubric: the share of what the
+    instruction gives that the response uses (skills: the given numbers or words, the category's words, the topic,
+    the animal and the place; fact-based: the asked people), times the share of its words that are not repeats
+    (a degenerate "67, 67, 67" covers little). It separates responses the 0..5 rubric scores alike."""
+    text = normalize(response or "")
+    tokens = _tokens(text)
+    if not tokens:
+        return 0.0
+    kind, spec = record.get("kind"), record.get("spec") or {}
+    if kind in FACT_KINDS:
+        wanted = [str(p) for p in record.get("people") or []]
+    elif kind in ("sort", "reverse", "join", "count"):
+        wanted = [str(x) for x in spec.get("items", [])]
+    elif kind == "list":
+        words = set(tokens) & set(CATEGORIES[spec["category"]])
+        return min(1.0, len(words) / max(1, int(spec["n"]))) * len(set(tokens)) / len(tokens)
+    elif kind == "poem":
+        wanted = [spec["topic"]]
+    elif kind == "story":
+        wanted = [spec["animal"], spec["place"]]
+    else:
+        raise ValueError(f"partial_credit: unknown instruction kind {kind!r}")
+    covered = sum(_mentions(text, w) for w in dict.fromkeys(wanted)) / max(1, len(dict.fromkeys(wanted)))
+    return covered * len(set(tokens)) / len(tokens)

@@ -57,20 +57,33 @@ def classifier_accuracy(world: WorldDir, classifier) -> dict[str, dict[str, floa
     return out
 
 
-class RubricReward:
-    """RM_IF: the additive 5-point rubric's total (0..5) for a world instruction record."""
+RM_IF_SAMPLES = 3  # the paper's RM_IF averages three sampled judgements
+WORLD_JUDGES = ("world_if", "world_if_graded")
 
-    def __init__(self, world: WorldDir):
+
+class RubricReward:
+    """RM_IF: the additive 5-point rubric (0..5) for a world instruction record. With `noise` > 0 it is sampled as
+    the paper's LLM judge is: `samples` simulated judgements (`rubric.sampled_rubric_score`, each criterion misread
+    with probability `noise`) averaged, in steps of 1/samples. `noise` 0 is the exact rubric (one reading)."""
+
+    def __init__(self, world: WorldDir, noise: float = 0.0, samples: int = RM_IF_SAMPLES):
         from flame_bench.world.rubric import RUBRIC_VERSION
 
-        self.grammar = world.grammar
-        self.identity = {"name": "world_if_rubric", "version": RUBRIC_VERSION}
+        if not 0 <= noise < 0.5:
+            raise FlameError(f"RM_IF noise must be in [0, 0.5) (a per-criterion misreading rate), got {noise!r}")
+        self.grammar, self.noise, self.samples = world.grammar, noise, samples
+        self.identity: dict[str, Any] = {"name": "world_if_rubric", "version": RUBRIC_VERSION}
+        if noise > 0:  # the exact rubric keeps the identity (and stage keys) it always had
+            self.identity.update(noise=noise, samples=samples, sampler="per-criterion-flip-v1")
         self.stats: dict[str, int] = {}
 
     def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
-        from flame_bench.world.rubric import if_rubric
+        from flame_bench.world.rubric import if_rubric, sampled_rubric_score
 
-        return [float(if_rubric(r, s, self.grammar).score) for r, s in zip(records, responses, strict=True)]
+        if self.noise <= 0:
+            return [float(if_rubric(r, s, self.grammar).score) for r, s in zip(records, responses, strict=True)]
+        return [sum(sampled_rubric_score(r, s, self.grammar, self.noise, k) for k in range(self.samples))
+                / self.samples for r, s in zip(records, responses, strict=True)]
 
 
 class WorldSource:
@@ -79,18 +92,29 @@ class WorldSource:
     groups = TIERS
     pretrained_style = "qa-documents"
 
-    def __init__(self, world: WorldDir):
+    def __init__(self, world: WorldDir, rm_if_noise: float = 0.0, judge: str = "world_if"):
+        """`rm_if_noise`: RM_IF sampled as an LLM judge (`RubricReward`; 0 = the exact rubric); `judge`: the win
+        rate's pairwise judge, `world_if` or `world_if_graded` (both blind to truth)."""
+        if judge not in WORLD_JUDGES:
+            from flame_bench.errors import unknown_name
+
+            raise unknown_name("world judge", judge, WORLD_JUDGES)
         self.world = world
-        self.name = world.path.name
+        self.rm_if_noise, self.judge_name = rm_if_noise, judge
+        # another evaluator is another comparison: its files never replace the default one's
+        self.name = world.path.name + (f"__rmif{rm_if_noise:g}" if rm_if_noise else "") + (
+            f"__{judge}" if judge != "world_if" else "")
         self._eval_sets: dict[str, EvalSet] = {}
 
     @classmethod
-    def open(cls, path: str | Path) -> WorldSource:
-        return cls(WorldDir.open(path))
+    def open(cls, path: str | Path, rm_if_noise: float = 0.0, judge: str = "world_if") -> WorldSource:
+        return cls(WorldDir.open(path), rm_if_noise, judge)
 
     @property
     def spec(self) -> dict[str, Any]:
-        return {"kind": "fact-world", "path": str(self.world.path)}
+        extra = {"rm_if_noise": self.rm_if_noise} if self.rm_if_noise else {}
+        return {"kind": "fact-world", "path": str(self.world.path), **extra,
+                **({"judge": self.judge_name} if self.judge_name != "world_if" else {})}
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -164,7 +188,7 @@ class WorldSource:
 
     @cached_property
     def _rm_if(self) -> RubricReward:
-        return RubricReward(self.world)
+        return RubricReward(self.world, self.rm_if_noise)
 
     @cached_property
     def rm_fact(self):
@@ -179,9 +203,10 @@ class WorldSource:
 
     @cached_property
     def pairwise_judge(self):
-        from flame_bench.world.judge import WorldIFJudge
+        from flame_bench.world.judge import WorldIFGradedJudge, WorldIFJudge
 
-        return WorldIFJudge(self.world.grammar)
+        judge = WorldIFGradedJudge if self.judge_name == "world_if_graded" else WorldIFJudge
+        return judge(self.world.grammar)
 
     # -- models ----------------------------------------------------------------------------------------------
     def check_model(self, model_dir: Path) -> None:
