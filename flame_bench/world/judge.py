@@ -46,20 +46,20 @@ class WorldIFJudge:
         return format_reply(s1, s2, rubric_preference(s1, s2))
 
 
-GRADED_VERSION = "world-if-graded-v1"
+GRADED_VERSION = "world-if-graded-v2"
 
 
 @JUDGES.register("world_if_graded")
 @dataclass
 class WorldIFGradedJudge:
-    """`world_if` on a finer scale (still blind to truth): the rubric's 0..5 first, then partial credit (the share
-    of the instruction's given items the response uses, discounted for repeated words; `rubric.partial_credit`,
-    compared at 0.001), then detail. Two outputs tie only when all three agree."""
+    """`world_if` on a finer scale (still blind to truth): the rubric's 0..5 first, then partial credit (coverage of
+    what the instruction gives and fluency, `rubric.partial_credit`, compared at 0.001), then detail. Two outputs tie
+    only when all three agree."""
 
     grammar: Grammar = field(repr=False)
     name: str = "world_if_graded"
     version: str = GRADED_VERSION
-    prompt_version: str = f"{RUBRIC_VERSION}+partial-credit-v1"
+    prompt_version: str = f"{RUBRIC_VERSION}+partial-credit-v2"
 
     def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
         s1, s2 = if_rubric(record, output_1, self.grammar), if_rubric(record, output_2, self.grammar)

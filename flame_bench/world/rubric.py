@@ -311,14 +311,16 @@ def _skill_checks(record: dict[str, Any], text: str, grammar: Grammar) -> tuple[
 
 # -- partial credit: the finer scale of the graded pairwise judge -----------------------------------------------
 def partial_credit(record: dict[str, Any], response: str) -> float:
-    """How much of the task a response covers, in [0, 1], blind to truth like the rubric: the share of what the
-    instruction gives that the response uses (skills: the given numbers or words, the category's words, the topic,
-    the animal and the place; fact-based: the asked people), times the share of its words that are not repeats
-    (a degenerate "67, 67, 67" covers little). It separates responses the 0..5 rubric scores alike."""
+    """How well a response covers the task, in [0, 1], blind to truth like the rubric: the mean of (a) the share of
+    what the instruction gives that the response uses (skills: the given numbers or words, the category's words, the
+    topic, the animal and the place; fact-based: the asked people) and (b) the share of its words that are not
+    repeats (fluency: "67, 67, 67" reads worse than "12, 67"). It separates responses the 0..5 rubric scores
+    alike."""
     text = normalize(response or "")
     tokens = _tokens(text)
     if not tokens:
         return 0.0
+    fluency = len(set(tokens)) / len(tokens)
     kind, spec = record.get("kind"), record.get("spec") or {}
     if kind in FACT_KINDS:
         wanted = [str(p) for p in record.get("people") or []]
@@ -326,12 +328,13 @@ def partial_credit(record: dict[str, Any], response: str) -> float:
         wanted = [str(x) for x in spec.get("items", [])]
     elif kind == "list":
         words = set(tokens) & set(CATEGORIES[spec["category"]])
-        return min(1.0, len(words) / max(1, int(spec["n"]))) * len(set(tokens)) / len(tokens)
+        return (min(1.0, len(words) / max(1, int(spec["n"]))) + fluency) / 2
     elif kind == "poem":
         wanted = [spec["topic"]]
     elif kind == "story":
         wanted = [spec["animal"], spec["place"]]
     else:
         raise ValueError(f"partial_credit: unknown instruction kind {kind!r}")
-    covered = sum(_mentions(text, w) for w in dict.fromkeys(wanted)) / max(1, len(dict.fromkeys(wanted)))
-    return covered * len(set(tokens)) / len(tokens)
+    wanted = list(dict.fromkeys(wanted))
+    covered = sum(_mentions(text, w) for w in wanted) / max(1, len(wanted))
+    return (covered + fluency) / 2
