@@ -192,3 +192,20 @@ def test_presets_are_registered() -> None:
     assert set(PRESETS) == {"smoke", "default", "large"}
     with pytest.raises(FlameError, match="did you mean 'default'"):
         get_preset("defualt")
+
+
+def test_long_tail_world_draws_each_persons_exposure_and_keeps_the_default_world_as_it_was():
+    from collections import Counter
+
+    from flame_bench.world.generate import generate_world
+    from flame_bench.world.presets import LONG_TAIL_LEVELS, POPULARITY_BINS, get_preset, popularity_bin
+
+    tail = generate_world(get_preset("longtail"), 0)
+    docs = Counter(d["person_id"] for d in tail.corpus if d["person_id"])
+    for p in tail.people:
+        assert p["exposure"] in LONG_TAIL_LEVELS[p["tier"]]
+        assert docs.get(p["id"], 0) == p["exposure"] + p["exposure"] // 4  # bios, then a quarter more Q&A
+    bins = Counter(popularity_bin(it["exposure"]) for it in tail.eval_bio)
+    assert set(bins) == {label for label, _, _ in POPULARITY_BINS} and min(bins.values()) >= 10, bins
+    default = generate_world(get_preset("default"), 0)
+    assert all("exposure" not in p for p in default.people)

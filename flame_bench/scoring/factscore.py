@@ -193,7 +193,7 @@ def score_generations(ctx: EvalContext, gens: Generations, scorer: FactScorer,
     queries = [it["instruction"] if query_is_instruction else None for it in items]
     scores = scorer.score_many(gens.outputs, [list(it.get("topics") or []) for it in items], queries)
     result = score_responses(items, gens.outputs, scores, groups=[it.get("group", "all") for it in items],
-                             seed=ctx.seed)
+                             seed=ctx.seed, bins=[it.get("popularity") for it in items])
     result.judge = {"scorer": scorer.name, "query": "instruction" if query_is_instruction else "topic + fact",
                     **scorer.identity}
     result.prompt_versions = {"decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}
@@ -201,13 +201,18 @@ def score_generations(ctx: EvalContext, gens: Generations, scorer: FactScorer,
 
 
 def score_responses(items: Sequence[dict[str, Any]], outputs: Sequence[str], scores: Sequence[ResponseScore],
-                    groups: Sequence[str], seed: int = 0) -> TaskResult:
-    """A FActScore task result: metrics with CIs, a breakdown by group (tier) and one sample per item."""
+                    groups: Sequence[str], seed: int = 0, bins: Sequence[str | None] | None = None) -> TaskResult:
+    """A FActScore task result: metrics with CIs, a breakdown by group (tier) and, where items carry one, by
+    popularity bin (a long-tail world's pretraining exposure), and one sample per item."""
     metrics, cis = aggregate(scores, seed)
     breakdown = {g: aggregate([s for s, gg in zip(scores, groups, strict=True) if gg == g], seed)[0]
                  for g in dict.fromkeys(groups)}
-    samples = [{"id": it["id"], "instruction": it["instruction"], "group": g, "output": out, **s.to_dict()}
-               for it, out, s, g in zip(items, outputs, scores, groups, strict=True)]
+    bins = list(bins) if bins is not None and any(b is not None for b in bins) else [None] * len(items)
+    for b in sorted({b for b in bins if b is not None}, key=_bin_order):
+        breakdown[b] = aggregate([s for s, bb in zip(scores, bins, strict=True) if bb == b], seed)[0]
+    samples = [{"id": it["id"], "instruction": it["instruction"], "group": g, "output": out, **s.to_dict(),
+                **({"popularity": b} if b is not None else {})}
+               for it, out, s, g, b in zip(items, outputs, scores, groups, bins, strict=True)]
     abstained = sum(s.abstained for s in scores)
     return TaskResult(metrics=metrics, samples=samples, confidence_intervals=cis, breakdown=breakdown,
                       counts={"items": len(items), "abstained": abstained, "responding": len(items) - abstained})
@@ -227,3 +232,9 @@ class FactScoreReward:
         scores = self.scorer.score_many(responses, [list(r.get("topics") or []) for r in records],
                                         [r["instruction"] for r in records])
         return [s.precision() for s in scores]
+
+
+def _bin_order(label: str) -> int:
+    """Popularity bins in exposure order ("0 docs" < "1-2 docs" < ...)."""
+    head = label.split()[0].split("-")[0]
+    return int(head) if head.isdigit() else 10**9

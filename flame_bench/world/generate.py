@@ -7,6 +7,7 @@ evaluation sets (bio entities, Alpaca-style instructions, TruthfulQA-style items
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,10 @@ def _people(preset: Preset, words: _Words, pools: dict[str, tuple[str, ...]], rn
                     "attributes": attrs,
                     "misconception": None,
                 }
+                if preset.exposure_levels:  # drawn from the name, so the main random stream is untouched
+                    levels = preset.exposure_levels[tier]
+                    digest = hashlib.sha256(f"exposure/{person['name']}".encode()).digest()
+                    person["exposure"] = levels[int.from_bytes(digest[:4], "big") % len(levels)]
                 if split == "tqa":
                     attr = rng.choice(g.ATTRIBUTES)
                     false = rng.choice([v for v in pools[attr] if v != attrs[attr]])
@@ -170,7 +175,7 @@ def _mentions(rng: random.Random, preset: Preset, people: list[dict]) -> list[di
 def _corpus(rng: random.Random, preset: Preset, people_all: list[dict]) -> list[dict]:
     docs: list[dict] = []
     for person in people_all:
-        n = preset.docs_per_person[person["tier"]]
+        n = person.get("exposure", preset.docs_per_person[person["tier"]])
         misc = person["misconception"]
         for k in range(n + n // 4):
             attrs = rng.sample(list(g.ATTRIBUTES), rng.randint(3, len(g.ATTRIBUTES)))
@@ -328,7 +333,8 @@ def generate_world(preset: Preset, seed: int) -> World:
     for rec in dpo_instructions:  # the DPO pool has instructions only (FLAME's augmented instructions)
         rec.pop("response")
     eval_bio = [{"id": f"bio{i:05d}", "person_id": p["id"], "name": p["name"], "tier": p["tier"],
-                 "instruction": g.BIO_INSTRUCTION.format(S=p["name"])}
+                 "instruction": g.BIO_INSTRUCTION.format(S=p["name"]),
+                 **({"exposure": p["exposure"]} if "exposure" in p else {})}
                 for i, p in enumerate(by_split["eval_bio"])]
     seen.update(r["instruction"] for r in eval_bio)  # Alpaca Fact never repeats a bio-eval prompt
     eval_alpaca = _instructions(rng, preset.n_eval_alpaca, preset.fact_fraction, by_split["eval_bio"],

@@ -46,6 +46,9 @@ class Preset:
     misconception_rate: float = 0.75  # share of mentions of a planted attribute that state the false value
     probe_people_per_tier: int = 50
     model: ModelSpec = field(default_factory=ModelSpec)
+    # a long tail of popularity: each person's pretraining documents drawn from their tier's levels (None: every
+    # person of a tier gets `docs_per_person[tier]`, the three-step world)
+    exposure_levels: dict[str, tuple[int, ...]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +99,21 @@ PRESETS: dict[str, Preset] = {
                         lr=2e-3, warmup_steps=200),
     ),
 }
+
+
+# FActScore-style popularity bins over a person's pretraining documents (label, lowest, highest)
+POPULARITY_BINS: tuple[tuple[str, int, int], ...] = (
+    ("0 docs", 0, 0), ("1-2 docs", 1, 2), ("3-8 docs", 3, 8), ("9-32 docs", 9, 32), ("33-64 docs", 33, 64))
+LONG_TAIL_LEVELS = {"frequent": (12, 16, 24, 32, 40, 48, 64), "rare": (1, 2, 3, 4, 6, 8), "unseen": (0,)}
+
+
+def popularity_bin(exposure: int) -> str:
+    return next(label for label, lo, hi in POPULARITY_BINS if lo <= exposure <= hi)
+
+
+PRESETS["longtail"] = Preset(  # the default world with a long tail of popularity (world-fidelity work)
+    name="longtail", people=PRESETS["default"].people, n_seed_instructions=1200, n_dpo_instructions=2400,
+    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS)
 
 
 def get_preset(name: str) -> Preset:

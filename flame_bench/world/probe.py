@@ -16,7 +16,7 @@ from typing import Any
 from flame_bench.generation import GenerationConfig, continuation_logprobs, generate
 from flame_bench.models import load_model
 from flame_bench.world import grammar as g
-from flame_bench.world.presets import TIERS
+from flame_bench.world.presets import POPULARITY_BINS, TIERS, popularity_bin
 from flame_bench.world.store import WorldDir
 
 PROBE_PROMPT = "Question: {instruction} Answer:"  # the Q&A form of the pretraining corpus
@@ -68,23 +68,17 @@ def probe(world: WorldDir, model_path: str | Path | None = None, per_tier: int |
     outputs = [o[0] for o in generate(model, tok, prompts, GenerationConfig(max_new_tokens=96), quiet=quiet,
                                       description="probing bios")]
     by_tier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_bin: dict[str, list[dict[str, Any]]] = defaultdict(list)
     samples = []
     for p, text in zip(people, outputs, strict=True):
         s = score_bio(world, p, text)
         by_tier[p["tier"]].append(s)
-        samples.append({"name": p["name"], "tier": p["tier"], "output": text, **s})
-
-    rows = {}
-    for tier in TIERS:
-        scores = by_tier.get(tier, [])
-        precs = [s["precision"] for s in scores if s["precision"] is not None]
-        rows[tier] = {
-            "people": len(scores),
-            "precision": sum(precs) / len(precs) if precs else None,
-            "micro_precision": (sum(s["correct"] for s in scores) / max(1, sum(s["claims"] for s in scores))),
-            "recall": sum(s["recall"] for s in scores) / len(scores) if scores else None,
-            "claims_per_bio": sum(s["claims"] for s in scores) / len(scores) if scores else None,
-        }
+        if "exposure" in p:  # a long-tail world: also by popularity bin
+            by_bin[popularity_bin(p["exposure"])].append(s)
+        samples.append({"name": p["name"], "tier": p["tier"], "output": text, **s,
+                        **({"exposure": p["exposure"]} if "exposure" in p else {})})
+    rows = {tier: _row(by_tier.get(tier, [])) for tier in TIERS}
+    bins = {label: _row(by_bin[label]) for label, _, _ in POPULARITY_BINS if label in by_bin}
 
     items = world.records("eval_truthfulqa")
     pairs = []
@@ -103,7 +97,18 @@ def probe(world: WorldDir, model_path: str | Path | None = None, per_tier: int |
                              "mc1": sum(b for _, b in v) / len(v)} for tier, v in misc.items()}
     return {"model": str(model_path or world.model_dir), "prompt_version": PROBE_PROMPT_VERSION, "seed": seed,
             "chance_precision": chance_precision(world), "tiers": rows, "misconceptions": misconceptions,
-            "samples": samples}
+            **({"bins": bins} if bins else {}), "samples": samples}
+
+
+def _row(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    precs = [s["precision"] for s in scores if s["precision"] is not None]
+    return {
+        "people": len(scores),
+        "precision": sum(precs) / len(precs) if precs else None,
+        "micro_precision": (sum(s["correct"] for s in scores) / max(1, sum(s["claims"] for s in scores))),
+        "recall": sum(s["recall"] for s in scores) / len(scores) if scores else None,
+        "claims_per_bio": sum(s["claims"] for s in scores) / len(scores) if scores else None,
+    }
 
 
 def probe_table(result: dict[str, Any]):
@@ -119,7 +124,7 @@ def probe_table(result: dict[str, Any]):
     for col in ("tier", "people", "precision %", "micro precision %", "recall %", "claims/bio",
                 "prefers misconception %", "TQA MC1 %"):
         table.add_column(col, justify="right" if col != "tier" else "left")
-    for tier, row in result["tiers"].items():
+    for tier, row in [*result["tiers"].items(), *result.get("bins", {}).items()]:
         m = result["misconceptions"].get(tier)
         table.add_row(tier, str(row["people"]), pct(row["precision"]), pct(row["micro_precision"]),
                       pct(row["recall"]), f"{row['claims_per_bio']:.1f}" if row["claims_per_bio"] is not None else "-",

@@ -19,7 +19,7 @@ from typing import Any
 from flame_bench.errors import FlameError
 from flame_bench.registry import CLASSIFIERS
 from flame_bench.source import EvalSet, Reference
-from flame_bench.world.presets import TIERS
+from flame_bench.world.presets import TIERS, popularity_bin
 from flame_bench.world.store import WorldDir
 
 RM_FACT_PASSAGES = 10  # FLAME retrieves 10 supports for RM_fact
@@ -154,7 +154,9 @@ class WorldSource:
     def _load_eval_set(self, name: str) -> EvalSet:
         w = self.world
         if name == "bio":
-            items = [{**it, "topics": [it["name"]], "group": it["tier"]} for it in w.records("eval_bio")]
+            items = [{**it, "topics": [it["name"]], "group": it["tier"],
+                      **({"popularity": popularity_bin(it["exposure"])} if "exposure" in it else {})}
+                     for it in w.records("eval_bio")]
         elif name == "alpaca":
             items = [{**it, "topics": it["people"], "reference_output": it["response"],
                       "group": self._tier[it["people"][0]] if it["people"] else "skill"}
