@@ -701,6 +701,29 @@ def export_cmd(
     stdout.print(export(load_run(run), format, out))
 
 
+@app.command("import")
+@interruptible
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="Outputs written elsewhere: FActScore's {topic, output} JSONL.")],
+    name: Annotated[str, typer.Option(help="The name the run is recorded under (the system that wrote them).")],
+    format: Annotated[str, typer.Option("--format", help="factscore (FActScore's input JSONL).")] = "factscore",
+    knowledge: Annotated[str | None, typer.Option(help="Knowledge source (wiki-leads, a DocDB, a JSONL).")] = None,
+    llm: Annotated[str | None, typer.Option(help="Evaluator LLM for the decomposer and verifier.")] = None,
+    verifier: Annotated[str | None, typer.Option(help="FActScore's verifier: 'nli', 'nli:DIR' or an LLM.")] = None,
+    factscore_demos: Annotated[Path | None, typer.Option(help="FActScore's own demons.json for the decomposer.")
+                               ] = None,
+) -> None:
+    """Score outputs from another tool as a factscore_bio run (nothing is generated)."""
+    from flame_bench.evaluate import import_outputs
+
+    flags = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("verifier", verifier),
+                                    ("factscore_demos", factscore_demos)) if v is not None}
+    if "knowledge" not in flags:
+        raise FlameError("import needs --knowledge (wiki-leads, a FActScore DocDB or a {title, text} JSONL)")
+    record = import_outputs(path, format, real_source_from_flags(flags, quiet=True), name)
+    print_records([record])
+
+
 @app.command("export-tasks")
 def export_tasks_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the task YAMLs and their data (lm_eval --include_path).")],

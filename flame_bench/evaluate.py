@@ -184,3 +184,42 @@ def rescore(run_ref: str, source=None, runs_dir: Path | None = None, quiet: bool
     header = _header(task, model, source, generation, result, reference, h["seed"], h.get("limit"), t0, backend)
     header["rescored_from"] = run.run_id
     return write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header, result.samples)
+
+
+IMPORT_FORMATS = ("factscore",)
+
+
+def import_outputs(path: Path, fmt: str, source, name: str, seed: int = 0, runs_dir: Path | None = None
+                   ) -> RunRecord:
+    """Score outputs written elsewhere as a run of `name`: FActScore's `{topic, output}` JSONL (its input format)
+    becomes a factscore_bio run over `source`'s knowledge and evaluators. The record names the file (and its
+    sha256) instead of a model; nothing is generated."""
+    from flame_bench.errors import unknown_name
+    from flame_bench.io import iter_json_lines, sha256_file
+    from flame_bench.scoring.factscore import FACTSCORE_K, score_generations
+
+    if fmt not in IMPORT_FORMATS:
+        raise unknown_name("import format", fmt, IMPORT_FORMATS)
+    if not path.is_file():
+        raise FlameError(f"{path} does not exist; pass FActScore's {{topic, output}} JSONL")
+    items, outputs = [], []
+    for lineno, row in iter_json_lines(path, 'each line must be {"topic": ..., "output": ...}'):
+        if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("output"), str):
+            raise FlameError(f"{path}:{lineno}: needs a string 'topic' and a string 'output' (FActScore's format)")
+        items.append({"id": f"imported{len(items):05d}", "instruction": f"Tell me a bio of {row['topic']}.",
+                      "topics": [row["topic"]], "name": row["topic"], "group": "all"})
+        outputs.append(row["output"])
+    if not items:
+        raise FlameError(f"{path} has no lines; nothing to score")
+    task = TASKS.get("factscore_bio")
+    model = ModelHandle(name=name, path=path.resolve(), sha256=sha256_file(path))
+    ctx = EvalContext(source=source, model=model, seed=seed)
+    t0 = time.perf_counter()
+    result = score_generations(ctx, Generations(items, outputs), source.factscorer(FACTSCORE_K))
+    result.prompt_versions["instruction"] = "imported"
+    header = _header(task, model, source, EVAL_GENERATION, result, None, seed, None, t0)
+    header["model"]["prompt_format"] = "imported"
+    header["prompt_versions"]["prompt_format"] = f"imported:{fmt}"
+    header["imported_from"] = {"path": str(path.resolve()), "format": fmt, "sha256": model.sha256}
+    return write_run(runs_dir or default_runs_dir(), run_dir_name(task.name, name, header["config_hash"]), header,
+                     result.samples)

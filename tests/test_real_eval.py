@@ -98,3 +98,26 @@ def test_alpaca_fact_on_real_data(plain_model: Path, tmp_path: Path):
     header = json.loads((run_dir / "run.json").read_text())
     assert header["judge"]["query"] == "instruction" and header["judge"]["classifier"].startswith("llm_fact_based")
     assert header["counts"]["items"] == header["counts"]["classified_fact_based"] <= 3
+
+
+def test_import_scores_factscore_format_outputs_and_export_writes_them_back(plain_model: Path, tmp_path: Path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps({"title": t, "text": f"{t} was born in 1900. {t} was a writer."}) + "\n"
+                          for t in ("Ann Lee", "Bo Park")))
+    lines = [{"topic": "Ann Lee", "output": "Ann Lee was born in 1900. Ann Lee was a writer."},
+             {"topic": "Bo Park", "output": "I'm sorry, I do not know Bo Park."}]
+    (tmp_path / "outputs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code, _, err = run_cli(["import", str(tmp_path / "outputs.jsonl"), "--name", "other-tool", "--knowledge",
+                            str(kb), "--llm", str(plain_model)])
+    assert code == 0, err
+    run_dir = next((tmp_path / "results" / "runs").glob("factscore_bio__other-tool__*"))
+    header = json.loads((run_dir / "run.json").read_text())
+    assert header["imported_from"]["format"] == "factscore" and header["model"]["prompt_format"] == "imported"
+    assert header["counts"]["items"] == 2 and header["counts"]["abstained"] == 1
+    code, _, err = run_cli(["export", str(run_dir), "--format", "factscore", "--out", str(tmp_path / "back.jsonl")])
+    assert code == 0, err
+    assert [json.loads(x) for x in (tmp_path / "back.jsonl").read_text().splitlines()] == lines  # round trip
+    (tmp_path / "bad.jsonl").write_text('{"topic": "Ann Lee"}\n')
+    code, _, err = run_cli(["import", str(tmp_path / "bad.jsonl"), "--name", "x", "--knowledge", str(kb),
+                            "--llm", str(plain_model)])
+    assert code == 2 and "bad.jsonl:1" in err and "output" in err

@@ -22,6 +22,7 @@ from flame_bench.scoring.sentences import SpacySentenceSplitter
 from flame_bench.task_api import EvalContext, Generations, MetricInfo, TaskResult
 
 # FActScore's generic abstention rule plus the world's own abstention sentences.
+FACTSCORE_K = 5  # passages retrieved per atomic fact (FActScore's k)
 _ABSTAIN_PREFIXES = ("i'm sorry", "i am sorry", "i do not know", "i don't know", "i have no information")
 
 

@@ -9,11 +9,10 @@ Retrieval: FActScore's, BM25 over the person's own page with topic + fact as que
 from __future__ import annotations
 
 from flame_bench.registry import TASKS
-from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_generations
+from flame_bench.scoring.factscore import FACTSCORE_K, FACTSCORE_METRICS, score_generations
 from flame_bench.task_api import Column, EvalContext, Generations, Task, TaskResult
 
 PROMPT_VERSION = "bio-instruction-v1"  # "Tell me a bio of {name}." (the paper's prompt)
-PASSAGES = 5  # FActScore's k
 
 
 def load(ctx: EvalContext) -> list[dict]:
@@ -22,7 +21,7 @@ def load(ctx: EvalContext) -> list[dict]:
 
 def score(ctx: EvalContext, gens: Generations) -> TaskResult:
     data = ctx.source.eval_set("bio")
-    result = score_generations(ctx, gens, ctx.source.factscorer(PASSAGES))
+    result = score_generations(ctx, gens, ctx.source.factscorer(FACTSCORE_K))
     result.counts.update(data.counts)  # e.g. entities missing from the knowledge source (never scored)
     result.extra.update(data.extra)
     result.prompt_versions["instruction"] = PROMPT_VERSION
