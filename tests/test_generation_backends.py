@@ -153,3 +153,19 @@ def test_bad_generation_specs_are_one_line(smoke_world, tmp_path):
                                       "generation": "vlm", "stages": [{"recipe": "sft"}]}, sort_keys=False))
     code, _, err = run_cli(["compare", str(system), "baseline", "--world", str(smoke_world)])
     assert code == 2 and f"{system}:4:" in err and "did you mean 'vllm'" in err
+
+
+def test_a_backend_other_than_hf_enters_the_stage_key(smoke_world, served_base):
+    from flame_bench.registry import RECIPES
+    from flame_bench.stages import make_config, stage_key
+    from flame_bench.world.source import WorldSource
+
+    world = WorldSource.open(smoke_world)
+    recipe = RECIPES.get("flame_sft")
+    config = make_config(recipe, {}, "test")
+    key_hf, parts_hf = stage_key(recipe, config, world.base_model(), world, 0)
+    assert "generation" not in parts_hf  # stage keys of hf runs are what they always were
+    with using_backend(served_base):
+        key_served, parts_served = stage_key(recipe, config, world.base_model(), world, 0)
+    assert parts_served["generation"] == {"kind": "openai", "base_url": served_base, "model": "base"}
+    assert key_served != key_hf
