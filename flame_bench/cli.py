@@ -450,10 +450,11 @@ def _model_and_run(spec: str, bios: int) -> tuple[str, str, str, int]:
 @verifier_app.command("train")
 @interruptible
 def verifier_train_cmd(
-    train_size: Annotated[int, typer.Option(min=1, help="VitaminC training examples (a seeded sample).")] = 16000,
+    train_size: Annotated[int | None, typer.Option(min=1, help="VitaminC training examples (a seeded sample) "
+                                                          "[default: the whole train split, 44,208].")] = None,
     max_length: Annotated[int, typer.Option(min=16, max=512, help="Evidence + claim tokens (evidence truncated).")]
-    = 128,
-    epochs: Annotated[float, typer.Option(min=0.01, max=20.0, help="Passes over the training sample.")] = 1.0,
+    = 96,
+    epochs: Annotated[float, typer.Option(min=0.01, max=20.0, help="Passes over the training sample.")] = 1.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 32,
     learning_rate: Annotated[float, typer.Option(min=1e-7, max=0.1, help="AdamW peak learning rate.")] = 5e-5,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling and initialisation seed.")] = 0,
