@@ -62,6 +62,7 @@ def server() -> Iterator[tuple[str, Script]]:
             with script.lock:
                 script.requests.append((self.path, body, dict(self.headers)))
                 script.in_flight += 1
+                self.counted = True  # until the reply starts: the client may send its next request right after
                 script.max_in_flight = max(script.max_in_flight, script.in_flight)
                 script.lock.notify_all()
                 script.lock.wait_for(lambda: len(script.requests) >= script.overlap, timeout=1.0)
@@ -86,10 +87,16 @@ def server() -> Iterator[tuple[str, Script]]:
                 else:
                     self._send(200, json.dumps(reply_for(self.path, body)).encode())
             finally:
-                with script.lock:
+                self._done()
+
+        def _done(self) -> None:
+            with script.lock:
+                if self.counted:
                     script.in_flight -= 1
+                    self.counted = False
 
         def _send(self, code: int, payload: bytes) -> None:
+            self._done()  # no longer in flight once the reply is on its way
             try:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
