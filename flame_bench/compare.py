@@ -298,9 +298,9 @@ def comparison_name(names: list[str], source_name: str, seed: int, limit: int | 
 def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], source,
                     seed: int, limit: int | None = None, html: bool = False) -> Path:
     out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed, limit)
-    write_text(out.with_suffix(".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
+    write_text(_beside(out, ".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
     factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
-    write_json(out.with_suffix(".json"), {
+    write_json(_beside(out, ".json"), {
         "systems": [{"name": r.name, "description": r.description, "model_dir": str(r.model_dir),
                      "stages": r.stages, "runs": {t: str(rec.path) for t, rec in r.runs.items()},
                      "metrics": {c.label: r.metric(t.name, c.metric) for t, c in _columns_of(results)},
@@ -310,15 +310,20 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         "source": source.spec, "seed": seed, "limit": limit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
-    figure(results, out.with_suffix(".png"))
+    figure(results, _beside(out, ".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")
     if html:  # one self-contained page beside the comparison
         from flame_bench.html_report import comparison_html
 
         knowledge = _knowledge_or_none(source)
-        write_text(out.with_suffix(".html"), comparison_html(results, dl, out.name, knowledge))
-        console.print(f"HTML report: {out.with_suffix('.html')}")
+        write_text(_beside(out, ".html"), comparison_html(results, dl, out.name, knowledge))
+        console.print(f"HTML report: {_beside(out, '.html')}")
     return out
+
+
+def _beside(out: Path, ext: str) -> Path:
+    """`out` + `ext` (never `with_suffix`: a name like "...rmif0.24__seed0" would lose its ".24__seed0")."""
+    return out.with_name(out.name + ext)
 
 
 def _knowledge_or_none(source) -> Any:

@@ -93,3 +93,13 @@ def test_seeds_pool_every_seed_item_pair(tmp_path: Path, monkeypatch: pytest.Mon
     assert flame["std"] == pytest.approx(statistics.stdev([0.75, 0.6]))
     pooled = summary["pooled_deltas"]["flame"]["Bio FS"]
     assert pooled["value"] == pytest.approx((0.5 + 0.0 + 0.0 + 0.6) / 4) and pooled["n"] == 4
+
+
+def test_comparisons_of_evaluator_variants_never_share_files(tmp_path):
+    """Names with dots (a noise level, a world folder "w.v2") keep every character: ".md" is appended, never swapped
+    for a "suffix" (an RM_IF noise of 0.24 once overwrote the 0.12 comparison)."""
+    from flame_bench.compare import _beside, comparison_name
+
+    names = {comparison_name(["a", "b"], src, 0) for src in ("w__rmif0p24", "w__rmif0p12", "w.v2", "w.v3")}
+    files = {_beside(tmp_path / n, ".json").name for n in names}
+    assert len(files) == 4 and all(f.endswith("__seed0.json") for f in files)

@@ -102,7 +102,7 @@ class WorldSource:
         self.world = world
         self.rm_if_noise, self.judge_name = rm_if_noise, judge
         # another evaluator is another comparison: its files never replace the default one's
-        self.name = world.path.name + (f"__rmif{rm_if_noise:g}" if rm_if_noise else "") + (
+        self.name = world.path.name + (f"__rmif{rm_if_noise:g}".replace(".", "p") if rm_if_noise else "") + (
             f"__{judge}" if judge != "world_if" else "")
         self._eval_sets: dict[str, EvalSet] = {}
 
