@@ -505,7 +505,15 @@ def compare_cmd(
                                                   "world_if_graded (finer scale).")] = "world_if",
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
-    from flame_bench.compare import comparison_table, deltas, save_comparison, train_and_evaluate, training_table
+    from flame_bench.compare import (
+        bin_deltas,
+        bin_table,
+        comparison_table,
+        deltas,
+        save_comparison,
+        train_and_evaluate,
+        training_table,
+    )
     from flame_bench.leaderboard import write_leaderboard
     from flame_bench.registry import RECIPES
     from flame_bench.systems import load_system
@@ -535,6 +543,8 @@ def compare_cmd(
     dl = deltas(results, seed)
     stdout.print(training_table(results))
     stdout.print(comparison_table(results, dl))
+    if bins := bin_deltas(results, seed):  # a long-tail world: the same FActScore, bin by bin
+        stdout.print(bin_table(bins, results))
     save_comparison(results, dl, source, seed, limit, html=html)
     skipped: list[str] = []
     write_leaderboard(skipped=skipped)

@@ -158,6 +158,47 @@ def deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str, De
     return out
 
 
+BIN_TASK = "factscore_bio"  # the task whose items carry a popularity bin in a long-tail world
+
+
+def bin_deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Bio FActScore per popularity bin (a long-tail world's items carry one) and each system's paired delta against
+    the first, bin by bin: {bin: {system: {"value", "delta"}}}; empty when the items carry no bin."""
+    if not all(BIN_TASK in r.runs for r in results):
+        return {}
+    bins_of = {s["id"]: s.get("popularity") for s in results[0].samples(BIN_TASK)}
+    labels = [b for b in dict.fromkeys(bins_of.values()) if b is not None]
+    base = results[0].item_scores(BIN_TASK, "factscore")
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(labels, key=lambda x: int(x.split()[0].split("-")[0]) if x[0].isdigit() else 10**9):
+        ids = {k for k, b in bins_of.items() if b == label}
+        out[label] = {}
+        for r in results:
+            scores = {k: v for k, v in r.item_scores(BIN_TASK, "factscore").items() if k in ids}
+            present = [v for v in scores.values() if v is not None]
+            d = None if r is results[0] else paired_bootstrap({k: base[k] for k in ids}, scores, seed)
+            out[label][r.name] = {"value": sum(present) / len(present) if present else None, "n": len(ids),
+                                  "delta": d.__dict__ if d else None}
+    return out
+
+
+def bin_table(bins: dict[str, dict[str, Any]], results: list[SystemResult]) -> Table:
+    table = Table(title="Bio FActScore by popularity bin (pretraining documents per person)",
+                  caption="paired delta vs the first system [95% bootstrap CI], * = CI excludes 0")
+    table.add_column("bin")
+    table.add_column("people", justify="right")
+    for r in results:
+        table.add_column(r.name, justify="right")
+    for label, row in bins.items():
+        cells = []
+        for r in results:
+            cell = row[r.name]
+            d = cell["delta"]
+            cells.append(_fmt(cell["value"], True) + (f"\n{_fmt_delta(Delta(**d), True)}" if d else ""))
+        table.add_row(label, str(next(iter(row.values()))["n"]), *cells)
+    return table
+
+
 def _fmt(v: float | None, percent: bool) -> str:
     return "-" if v is None else (f"{100 * v:.1f}" if percent else f"{v:.2f}")
 
@@ -307,6 +348,7 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
                      **({"bio_length": r.output_length(factual)} if factual else {})} for r in results],
         "deltas": {s: {c: (d.__dict__ if d else None) for c, d in cols.items()} for s, cols in dl.items()},
         "training": [dict(zip(("system", *PAIR_COLUMNS), row, strict=True)) for row in training_rows(results)],
+        **({"by_popularity_bin": bins} if (bins := bin_deltas(results, seed)) else {}),
         "source": source.spec, "seed": seed, "limit": limit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })

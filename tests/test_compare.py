@@ -103,3 +103,29 @@ def test_comparisons_of_evaluator_variants_never_share_files(tmp_path):
     names = {comparison_name(["a", "b"], src, 0) for src in ("w__rmif0p24", "w__rmif0p12", "w.v2", "w.v3")}
     files = {_beside(tmp_path / n, ".json").name for n in names}
     assert len(files) == 4 and all(f.endswith("__seed0.json") for f in files)
+
+
+def test_bin_deltas_pair_items_within_each_popularity_bin():
+    from types import SimpleNamespace
+
+    from flame_bench.compare import SystemResult, bin_deltas
+
+    def system(name, scores):
+        r = SystemResult(name, "", None, [])
+        r.runs = {"factscore_bio": SimpleNamespace()}
+        r._samples["factscore_bio"] = [{"id": f"b{i}", "popularity": "0 docs" if i < 4 else "3-8 docs",
+                                        "factscore": v} for i, v in enumerate(scores)]
+        return r
+
+    base = system("baseline", [0.0, 0.0, 0.5, None, 0.5, 0.5, 1.0, 1.0])
+    other = system("flame", [0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5, 0.5])
+    bins = bin_deltas([base, other])
+    assert list(bins) == ["0 docs", "3-8 docs"]  # in exposure order
+    zero, mid = bins["0 docs"], bins["3-8 docs"]
+    assert zero["baseline"]["value"] == 1 / 6 and zero["flame"]["delta"]["n"] == 3  # None is not paired
+    assert abs(zero["flame"]["delta"]["value"] - 1 / 3) < 1e-12 and mid["flame"]["delta"]["value"] == -0.25
+    assert zero["baseline"]["delta"] is None
+    no_bins = system("x", [0.1] * 8)
+    for s in no_bins._samples["factscore_bio"]:
+        s.pop("popularity")
+    assert bin_deltas([no_bins, no_bins]) == {}
