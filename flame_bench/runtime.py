@@ -19,8 +19,13 @@ def torch_setup(seed: int | None = None):  # -> torch.device
 
 
 def quiet_transformers() -> None:
+    import warnings
+
     import transformers
 
+    # trl 1.16 still reads transformers 5's deprecated `is_gradient_checkpointing` on every trainer it builds: a
+    # FutureWarning per stage that says nothing to a flame-bench user
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
     try:
