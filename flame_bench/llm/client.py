@@ -29,6 +29,10 @@ from flame_bench.llm import Prompt
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
+Finish = Callable[[str, dict[str, Any]], Any]  # (route, reply) -> the answer a method returns
+OnResult = Callable[[int, Any], None]  # (prompt index, answer), as each answer arrives
+
+
 class _Retryable(Exception):
     """A failure worth another attempt; its message names the cause."""
 
@@ -117,17 +121,18 @@ class OpenAIBackend:
         message = redact_url(message.replace(self.base_url, self.shown_url))
         return message.replace(self._key, "***") if self._key else message
 
-    def _map(self, route: str, bodies: list[dict[str, Any]],
-             on_reply: Callable[[int, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-        """Every body posted (a bounded pool of workers); `on_reply(i, reply)` as each one returns, in any order."""
+    def _map(self, route: str, bodies: list[dict[str, Any]], finish: Finish,
+             on_result: OnResult | None = None) -> list[Any]:
+        """Every body posted (a bounded pool of workers), each reply turned into its answer by `finish` once, in
+        its worker; `on_result(i, answer)` as each one arrives, in any order."""
         import httpx
 
-        out: list[dict[str, Any]] = [{}] * len(bodies)
+        out: list[Any] = [None] * len(bodies)
 
         def post(i: int) -> None:
-            out[i] = self._post(client, route, bodies[i])
-            if on_reply is not None:
-                on_reply(i, out[i])
+            out[i] = finish(route, self._post(client, route, bodies[i]))
+            if on_result is not None:
+                on_result(i, out[i])
 
         with httpx.Client() as client:
             pool = ThreadPoolExecutor(max_workers=max(1, self.workers))
@@ -144,19 +149,19 @@ class OpenAIBackend:
             return "completions", {"model": self.model, "prompt": prompt, **params}
         return "chat/completions", {"model": self.model, "messages": prompt, **params}
 
-    def _run(self, prompts: Sequence[Prompt | list[int]],
-             on_reply: Callable[[int, str, dict[str, Any]], None] | None = None,
-             each: Sequence[dict[str, Any]] | None = None, **params: Any) -> list[tuple[str, dict[str, Any]]]:
-        """Every prompt sent with `params` (and its own `each[i]`); replies in prompt order."""
+    def _run(self, prompts: Sequence[Prompt | list[int]], finish: Finish, on_result: OnResult | None = None,
+             each: Sequence[dict[str, Any]] | None = None, **params: Any) -> list[Any]:
+        """Every prompt sent with `params` (and its own `each[i]`); answers (`finish` of each reply) in prompt
+        order, each also reported to `on_result` under its prompt's index as it arrives."""
         routed = [self._body(p, **params, **(each[i] if each else {})) for i, p in enumerate(prompts)]
-        out: list[tuple[str, dict[str, Any]]] = [("", {})] * len(routed)
+        out: list[Any] = [None] * len(routed)
         for route in {r for r, _ in routed}:
             # sent in prompt order: requests that share a prefix (FActScore's passages before each fact) reach the
             # server together, while its prefix cache (vLLM's automatic prefix caching) still holds that prefix
             idx = sorted((i for i, (r, _) in enumerate(routed) if r == route), key=lambda i: _prompt_key(routed[i][1]))
-            report = None if on_reply is None else (lambda j, data, idx=idx, route=route: on_reply(idx[j], route, data))
-            for i, data in zip(idx, self._map(route, [routed[i][1] for i in idx], report), strict=True):
-                out[i] = (route, data)
+            report = None if on_result is None else (lambda j, answer, idx=idx: on_result(idx[j], answer))
+            for i, answer in zip(idx, self._map(route, [routed[i][1] for i in idx], finish, report), strict=True):
+                out[i] = answer
         return out
 
     # -- LLMBackend --------------------------------------------------------------------------------------------
@@ -170,12 +175,7 @@ class OpenAIBackend:
             params["seed"] = seed
         if stop:
             params["stop"] = list(stop)[:4]  # OpenAI accepts at most 4; all are applied again below
-
-        def finish(route: str, data: dict[str, Any]) -> str:
-            return cut_at_stop(_text(route, data), stop)
-
-        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
-        return [finish(route, data) for route, data in self._run(prompts, report, **params)]
+        return self._run(prompts, lambda route, data: cut_at_stop(_text(route, data), stop), on_result, **params)
 
     def sample(self, prompts: Sequence[list[int]], n: int = 1, max_tokens: int = 128, temperature: float = 0.0,
                top_p: float = 1.0, seeds: Sequence[int | None] | None = None,
@@ -183,13 +183,8 @@ class OpenAIBackend:
         """`n` completions of each token-id prompt (one request each, with its own seed): how `--generation URL`
         generates, from exactly the token ids the local model would see."""
         each = [{"seed": s} if s is not None else {} for s in (seeds or [None] * len(prompts))]
-
-        def finish(route: str, data: dict[str, Any]) -> list[str]:
-            return [c.get("text") or "" for c in data["choices"]]
-
-        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
-        return [finish(route, data) for route, data in self._run(
-            prompts, report, each, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p)]
+        return self._run(prompts, lambda route, data: [c.get("text") or "" for c in data["choices"]], on_result,
+                         each, n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
 
     supports_tools = True  # `complete_with_tools`: function calling (AlpacaEval's *_fn annotators)
 
@@ -207,8 +202,7 @@ class OpenAIBackend:
         params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "tools": tools}
         if tool_choice is not None:
             params["tool_choice"] = tool_choice
-        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
-        return [finish(route, data) for route, data in self._run(prompts, report, **params)]
+        return self._run(prompts, finish, on_result, **params)
 
     def served_model(self) -> str:
         """The name of the one model this server serves (GET /models), for when no model name is given."""
@@ -237,8 +231,7 @@ class OpenAIBackend:
             return {c: max((lp for tok, lp in top if tok.strip() and c.startswith(tok.strip())), default=-math.inf)
                     for c in choices}
 
-        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
-        return [finish(route, data) for route, data in self._run_logprobs(prompts, report)]
+        return self._run_logprobs(prompts, finish, on_result)
 
     def top_logprobs_many(self, prompts: Sequence[Prompt], k: int = 20,
                           on_result: Callable[[int, list[tuple[str, float]]], None] | None = None
@@ -251,20 +244,20 @@ class OpenAIBackend:
                                  "that returns top_logprobs")
             return top
 
-        report = None if on_result is None else (lambda i, route, data: on_result(i, finish(route, data)))
-        return [finish(route, data) for route, data in self._run_logprobs(prompts, report, k)]
+        return self._run_logprobs(prompts, finish, on_result, k)
 
-    def _run_logprobs(self, prompts: Sequence[Prompt], on_reply: Callable[[int, str, dict[str, Any]], None] | None,
-                      k: int = 20) -> list[tuple[str, dict[str, Any]]]:
-        res: dict[int, tuple[str, dict[str, Any]]] = {}
+    def _run_logprobs(self, prompts: Sequence[Prompt], finish: Finish, on_result: OnResult | None,
+                      k: int = 20) -> list[Any]:
+        """`_run` for one-token replies with the top `k` log-probabilities (chats and raw text ask differently)."""
+        res: dict[int, Any] = {}
         for chat, params in ((True, {"logprobs": True, "top_logprobs": k}), (False, {"logprobs": k})):
             ids = [i for i, p in enumerate(prompts) if isinstance(p, str) != chat]
             if not ids:
                 continue
-            report = None if on_reply is None else (lambda j, route, data, ids=ids: on_reply(ids[j], route, data))
-            for i, r in zip(ids, self._run([prompts[i] for i in ids], report, max_tokens=1, temperature=0.0,
-                                           **params), strict=True):
-                res[i] = r
+            report = None if on_result is None else (lambda j, answer, ids=ids: on_result(ids[j], answer))
+            for i, answer in zip(ids, self._run([prompts[i] for i in ids], finish, report, max_tokens=1,
+                                                temperature=0.0, **params), strict=True):
+                res[i] = answer
         return [res[i] for i in range(len(prompts))]
 
 
