@@ -27,6 +27,7 @@ from flame_bench.io import atomic_path, read_json, write_json, write_text
 from flame_bench.paths import comparisons_dir, generation_cache_path
 from flame_bench.records import RunRecord, load_run
 from flame_bench.registry import TASKS
+from flame_bench.scoring.factscore import popularity_order
 from flame_bench.stages import check_stages, run_stages
 from flame_bench.stats import Delta, paired_bootstrap
 from flame_bench.task_api import Column, Task
@@ -168,13 +169,14 @@ def bin_deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str
         return {}
     bins_of = {s["id"]: s.get("popularity") for s in results[0].samples(BIN_TASK)}
     labels = [b for b in dict.fromkeys(bins_of.values()) if b is not None]
-    base = results[0].item_scores(BIN_TASK, "factscore")
+    per_system = [r.item_scores(BIN_TASK, "factscore") for r in results]
+    base = per_system[0]
     out: dict[str, dict[str, Any]] = {}
-    for label in sorted(labels, key=lambda x: int(x.split()[0].split("-")[0]) if x[0].isdigit() else 10**9):
+    for label in sorted(labels, key=popularity_order):
         ids = {k for k, b in bins_of.items() if b == label}
         out[label] = {}
-        for r in results:
-            scores = {k: v for k, v in r.item_scores(BIN_TASK, "factscore").items() if k in ids}
+        for r, all_scores in zip(results, per_system, strict=True):
+            scores = {k: v for k, v in all_scores.items() if k in ids}
             present = [v for v in scores.values() if v is not None]
             d = None if r is results[0] else paired_bootstrap({k: base[k] for k in ids}, scores, seed)
             out[label][r.name] = {"value": sum(present) / len(present) if present else None, "n": len(ids),

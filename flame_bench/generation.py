@@ -127,15 +127,15 @@ def format_prompts(tokenizer, kind: str, instructions: Sequence[str]) -> list[st
 
 
 # -- generation backends -----------------------------------------------------------------------------------------
-GENERATION_BACKENDS = ("hf", "vllm", "http(s)://HOST:PORT/v1")
+LOCAL_BACKENDS = ("hf", "vllm")  # besides these: an OpenAI-compatible base URL
 _backend = ["hf"]  # this process's backend; `--generation` sets it for a command, `using_backend` for a block
 
 
 def check_generation_spec(spec: str) -> str:
     """`hf`, `vllm` or an OpenAI-compatible base URL; anything else is a one-line error naming near matches."""
-    if spec in ("hf", "vllm") or spec.startswith(("http://", "https://")):
+    if spec in LOCAL_BACKENDS or spec.startswith(("http://", "https://")):
         return spec
-    raise FlameError(f"{unknown_name('generation backend', spec, ['hf', 'vllm'])}; or an OpenAI-compatible base URL "
+    raise FlameError(f"{unknown_name('generation backend', spec, LOCAL_BACKENDS)}; or an OpenAI-compatible base URL "
                      "such as http://127.0.0.1:8000/v1")
 
 

@@ -209,7 +209,7 @@ def score_responses(items: Sequence[dict[str, Any]], outputs: Sequence[str], sco
     breakdown = {g: aggregate([s for s, gg in zip(scores, groups, strict=True) if gg == g], seed)[0]
                  for g in dict.fromkeys(groups)}
     bins = list(bins) if bins is not None and any(b is not None for b in bins) else [None] * len(items)
-    for b in sorted({b for b in bins if b is not None}, key=_bin_order):
+    for b in sorted({b for b in bins if b is not None}, key=popularity_order):
         breakdown[b] = aggregate([s for s, bb in zip(scores, bins, strict=True) if bb == b], seed)[0]
     samples = [{"id": it["id"], "instruction": it["instruction"], "group": g, "output": out, **s.to_dict(),
                 **({"popularity": b} if b is not None else {})}
@@ -235,7 +235,7 @@ class FactScoreReward:
         return [s.precision() for s in scores]
 
 
-def _bin_order(label: str) -> int:
+def popularity_order(label: str) -> int:
     """Popularity bins in exposure order ("0 docs" < "1-2 docs" < ...)."""
     head = label.split()[0].split("-")[0]
     return int(head) if head.isdigit() else 10**9
