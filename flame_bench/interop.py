@@ -134,13 +134,17 @@ def export(record: RunRecord, fmt: str, out: Path) -> str:
         return f"{len(rows)} annotations -> {out}"
     if fmt in ("factscore", "factscore-scored"):
         lines = factscore_lines(record, scored=fmt == "factscore-scored")
-        write_text(out, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+        _write_lines(out, lines)
         return f"{len(lines)} FActScore lines -> {out}"
     results, samples = lm_eval_results(record)
     task = next(iter(results["results"]))
     stamp = (record.header.get("created") or "run").replace(":", "-")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / f"results_{stamp}.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    write_text(out / f"samples_{task}_{stamp}.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n"
-                                                              for x in samples))
+    _write_lines(out / f"samples_{task}_{stamp}.jsonl", samples)
     return f"lm-eval results and {len(samples)} samples -> {out}"
+
+
+def _write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Header-less JSONL, as the other tools read it (flame-bench's own files start with a schema line)."""
+    write_text(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
