@@ -15,17 +15,22 @@ from flame_bench.registry import JUDGES
 from flame_bench.world.grammar import Grammar
 from flame_bench.world.rubric import RUBRIC_VERSION, RubricScore, if_rubric, partial_credit
 
+VERDICT = {1.0: "1", 2.0: "2", 1.5: "tie"}  # a preference as the reply states it
 
-def format_reply(score_1: RubricScore, score_2: RubricScore, preferred: float) -> str:
-    verdict = {1.0: "1", 2.0: "2", 1.5: "tie"}[preferred]
+
+def preferred(key_1: tuple, key_2: tuple) -> float:
+    """1.0 when the first output's key is higher, 2.0 when the second's is, 1.5 (a tie) when they are equal."""
+    return 1.0 if key_1 > key_2 else 2.0 if key_2 > key_1 else 1.5
+
+
+def format_reply(score_1: RubricScore, score_2: RubricScore, preference: float) -> str:
     return (f"Output (1): {score_1.score} points, detail {score_1.detail}. "
-            f"Output (2): {score_2.score} points, detail {score_2.detail}. Preferred: {verdict}")
+            f"Output (2): {score_2.score} points, detail {score_2.detail}. Preferred: {VERDICT[preference]}")
 
 
 def rubric_preference(score_1: RubricScore, score_2: RubricScore) -> float:
     """Higher rubric score wins; equal scores go to more detail; equal detail is a tie."""
-    key_1, key_2 = (score_1.score, score_1.detail), (score_2.score, score_2.detail)
-    return 1.0 if key_1 > key_2 else 2.0 if key_2 > key_1 else 1.5
+    return preferred((score_1.score, score_1.detail), (score_2.score, score_2.detail))
 
 
 @JUDGES.register("world_if")
@@ -64,8 +69,6 @@ class WorldIFGradedJudge:
     def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
         s1, s2 = if_rubric(record, output_1, self.grammar), if_rubric(record, output_2, self.grammar)
         c1, c2 = round(partial_credit(record, output_1), 3), round(partial_credit(record, output_2), 3)
-        k1, k2 = (s1.score, c1, s1.detail), (s2.score, c2, s2.detail)
-        preferred = 1.0 if k1 > k2 else 2.0 if k2 > k1 else 1.5
-        verdict = {1.0: "1", 2.0: "2", 1.5: "tie"}[preferred]
+        verdict = VERDICT[preferred((s1.score, c1, s1.detail), (s2.score, c2, s2.detail))]
         return (f"Output (1): {s1.score} points, coverage {c1:.3f}, detail {s1.detail}. Output (2): {s2.score} "
                 f"points, coverage {c2:.3f}, detail {s2.detail}. Preferred: {verdict}")
