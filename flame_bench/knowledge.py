@@ -106,10 +106,9 @@ class DocDBPages(Mapping):
                 "SELECT 1 FROM documents WHERE title = ?", (title,)).fetchone() is not None
 
     def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            titles = self._db.execute("SELECT title FROM documents ORDER BY rowid")
-        for (title,) in titles:
-            yield title
+        with self._lock:  # read whole under the lock: the connection is shared by threads
+            titles = [title for (title,) in self._db.execute("SELECT title FROM documents ORDER BY rowid")]
+        yield from titles
 
     def __len__(self) -> int:
         with self._lock:
