@@ -44,14 +44,13 @@ def scored_pairs(runs: Sequence[Any], records: dict[str, dict], grammar) -> list
 def pairwise_accuracy(pairs: Sequence[tuple[dict, str, str]], grammar, noise: float, samples: int = 20) -> float:
     """Expected share of pairs one sampled judgement orders as the exact rubric does (ties count 1/2), averaged
     over `samples` independent judgements of each pair."""
-    from flame_bench.world.rubric import sampled_rubric_score
+    from flame_bench.world.rubric import sampled_rubric_scores
 
     total = 0.0
     for record, better, worse in pairs:
-        for k in range(samples):
-            hi = sampled_rubric_score(record, better, grammar, noise, k)
-            lo = sampled_rubric_score(record, worse, grammar, noise, k)
-            total += 1.0 if hi > lo else 0.5 if hi == lo else 0.0
+        his = sampled_rubric_scores(record, better, grammar, noise, range(samples))
+        los = sampled_rubric_scores(record, worse, grammar, noise, range(samples))
+        total += sum(1.0 if hi > lo else 0.5 if hi == lo else 0.0 for hi, lo in zip(his, los, strict=True))
     return total / (len(pairs) * samples)
 
 

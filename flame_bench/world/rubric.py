@@ -102,15 +102,24 @@ def sampled_rubric_score(record: dict[str, Any], response: str, grammar: Grammar
     1 - `noise` and flipped otherwise, independently, seeded by the item, the response and the sample index (so a
     judgement is reproducible and batching never changes it); the rubric's gating then applies to what was read.
     `noise` 0 is the exact rubric. An empty response scores 0 whatever the noise."""
+    return sampled_rubric_scores(record, response, grammar, noise, (sample,))[0]
+
+
+def sampled_rubric_scores(record: dict[str, Any], response: str, grammar: Grammar, noise: float,
+                          samples: Sequence[int]) -> list[int]:
+    """`sampled_rubric_score` for each of `samples`, the response read once."""
     read = rubric_checks(record, response, grammar)
     if read is None:
-        return 0
+        return [0] * len(samples)
     checks, detail = read
     if noise <= 0:
-        return _total(checks, detail).score
-    digest = hashlib.sha256(f"{record.get('id')}\x00{response}\x00{sample}".encode()).digest()
-    rng = random.Random(int.from_bytes(digest[:8], "big"))
-    return _total([(ok != (rng.random() < noise), why) for ok, why in checks], detail).score
+        return [_total(checks, detail).score] * len(samples)
+    out = []
+    for sample in samples:
+        digest = hashlib.sha256(f"{record.get('id')}\x00{response}\x00{sample}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        out.append(_total([(ok != (rng.random() < noise), why) for ok, why in checks], detail).score)
+    return out
 
 
 # A check is (passed, reason); the reason is only reported for points given.

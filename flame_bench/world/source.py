@@ -78,12 +78,12 @@ class RubricReward:
         self.stats: dict[str, int] = {}
 
     def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
-        from flame_bench.world.rubric import if_rubric, sampled_rubric_score
+        from flame_bench.world.rubric import if_rubric, sampled_rubric_scores
 
         if self.noise <= 0:
             return [float(if_rubric(r, s, self.grammar).score) for r, s in zip(records, responses, strict=True)]
-        return [sum(sampled_rubric_score(r, s, self.grammar, self.noise, k) for k in range(self.samples))
-                / self.samples for r, s in zip(records, responses, strict=True)]
+        return [sum(sampled_rubric_scores(r, s, self.grammar, self.noise, range(self.samples))) / self.samples
+                for r, s in zip(records, responses, strict=True)]
 
 
 class WorldSource:
