@@ -137,19 +137,21 @@ def world_rm_if_noise(
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
     target: Annotated[float, typer.Option(min=0.5, max=1.0, help="Pairwise accuracy to match [default: Yuan et al. "
                                                                  "2024's M1 judge against humans].")] = 0.787,
+    run: Annotated[list[str] | None, typer.Option(help="Calibrate on these win-rate runs (repeatable) [default: "
+                                                       "every saved win-rate run on this world].")] = None,
 ) -> None:
     """The RM_IF noise level at which one sampled judgement agrees with the exact rubric as often as a published LLM
     judge agrees with humans (calibrated on the world's saved win-rate outputs)."""
-    from flame_bench.records import list_runs
+    from flame_bench.records import list_runs, load_run
     from flame_bench.world.judge_noise import calibrate
 
     source = open_world(world or default_world_dir("default", 0))
-    runs = [r for r in list_runs() if r.task == "alpaca_winrate"
+    runs = [r for r in ([load_run(x) for x in run] if run else list_runs()) if r.task == "alpaca_winrate"
             and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
     records = {it["id"]: it for it in source.eval_set("alpaca").items}
     result = calibrate(runs, records, source.world.grammar, target)
     table = Table(title=f"RM_IF noise: one sampled judgement vs the exact rubric ({result['pairs']} pairs from "
-                        f"{len(runs)} win-rate runs)")
+                        f"{len(runs)} win-rate runs: {', '.join(result['runs'])})")
     table.add_column("noise", justify="right")
     table.add_column("pairwise accuracy %", justify="right")
     for p, acc in result["curve"].items():
