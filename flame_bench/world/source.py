@@ -205,10 +205,9 @@ class WorldSource:
 
     @cached_property
     def pairwise_judge(self):
-        from flame_bench.world.judge import WorldIFGradedJudge, WorldIFJudge
+        from flame_bench.registry import JUDGES
 
-        judge = WorldIFGradedJudge if self.judge_name == "world_if_graded" else WorldIFJudge
-        return judge(self.world.grammar)
+        return JUDGES.get(self.judge_name)(self.world.grammar)  # a world judge (WORLD_JUDGES), by its registered name
 
     # -- models ----------------------------------------------------------------------------------------------
     def check_model(self, model_dir: Path) -> None:
