@@ -164,6 +164,15 @@ def request_seed(seed: int, prompt: str) -> int:
     return int(hashlib.sha256(f"{seed}|{prompt}".encode()).hexdigest()[:8], 16)
 
 
+def engine_decoding(config: GenerationConfig, prompts: Sequence[str]) -> tuple[dict[str, float], list[int | None]]:
+    """How an engine other than `hf` is asked to decode: (temperature and top_p, each prompt's own seed); greedy is
+    temperature 0 with no seeds."""
+    if not config.do_sample:
+        return {"temperature": 0.0, "top_p": 1.0}, [None] * len(prompts)
+    return ({"temperature": config.temperature, "top_p": config.top_p},
+            [request_seed(config.seed, p) for p in prompts])
+
+
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model_dir: str) -> Any:
     from transformers import AutoTokenizer
@@ -195,10 +204,9 @@ def vllm_generate(model_dir: Path, prompts: Sequence[str], config: GenerationCon
     out: list[list[str]] = []
     for i in range(0, len(prompts), chunk):
         batch = list(prompts[i:i + chunk])
-        params = [SamplingParams(n=config.num_return_sequences, max_tokens=config.max_new_tokens,
-                                 temperature=config.temperature if config.do_sample else 0.0,
-                                 top_p=config.top_p if config.do_sample else 1.0,
-                                 seed=request_seed(config.seed, p) if config.do_sample else None) for p in batch]
+        decoding, seeds = engine_decoding(config, batch)
+        params = [SamplingParams(n=config.num_return_sequences, max_tokens=config.max_new_tokens, **decoding, seed=s)
+                  for s in seeds]
         ids = encode(model_dir, batch, add_special_tokens)
         results = engine.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
         done = [[c.text.strip() for c in r.outputs] for r in results]
@@ -224,11 +232,10 @@ def openai_generate(base_url: str, model_dir: Path, prompts: Sequence[str], conf
     """Completions from an OpenAI-compatible server, one request per prompt (token ids, `n` samples, the prompt's
     own seed), each committed as it returns."""
     ids = encode(model_dir, prompts, add_special_tokens)
-    seeds = [request_seed(config.seed, p) if config.do_sample else None for p in prompts]
+    decoding, seeds = engine_decoding(config, prompts)
     return _endpoint(base_url).sample(
-        ids, n=config.num_return_sequences, max_tokens=config.max_new_tokens,
-        temperature=config.temperature if config.do_sample else 0.0, top_p=config.top_p if config.do_sample else 1.0,
-        seeds=seeds, on_result=lambda i, outs: on_batch([prompts[i]], [[o.strip() for o in outs]]))
+        ids, n=config.num_return_sequences, max_tokens=config.max_new_tokens, **decoding, seeds=seeds,
+        on_result=lambda i, outs: on_batch([prompts[i]], [[o.strip() for o in outs]]))
 
 
 def backend_identity(spec: str) -> dict[str, Any] | None:
