@@ -64,6 +64,13 @@ def test_two_processes_train_once_with_the_pairs_of_one(smoke_world, tmp_path):
         stage_dir = tmp_path / "two" / "systems" / "stages" / name
         assert not list(stage_dir.glob("*.shared.json"))  # what the other rank read is not part of the stage
         assert (stage_dir / "model" / "model.safetensors").is_file()
+    # training on two ranks moved the weights: the SFT stage's model is not the base model it started from
+    from safetensors.torch import load_file
+
+    base = load_file(str(smoke_world / "model" / "model.safetensors"))
+    sft_dir = next(tmp_path / "two" / "systems" / "stages" / n for n in two if n.startswith("sft-"))
+    trained = load_file(str(sft_dir / "model" / "model.safetensors"))
+    assert any(not (trained[k] == base[k]).all() for k in base if k in trained)
     by_recipe = {n.split("-")[0]: r["stats"] for n, r in one.items()}
     dpo = next(r["stats"] for n, r in two.items() if n.startswith("flame_dpo-"))
     assert dpo["pairs_digest"] == by_recipe["flame_dpo"]["pairs_digest"]  # sampled and scored once, as one process
