@@ -221,17 +221,31 @@ def run_bench(world, quick: bool = False, training: bool = False, truthfulqa: st
     }
 
 
-def _plain_sft_steps(model, batches, lr: float) -> list[float]:
-    """Plain PyTorch SFT: forward, masked next-token loss, backward, AdamW; returns each step's seconds."""
+def _plain_optimizer(model, lr: float):
+    """The optimizer trl's configs train with (transformers' defaults: fused AdamW, no weight decay)."""
     import torch
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, fused=True)
+
+
+PLAIN_MAX_GRAD_NORM = 1.0  # transformers' default max_grad_norm, which trl's configs keep
+
+
+def _plain_update(model, opt, loss) -> None:
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), PLAIN_MAX_GRAD_NORM)
+    opt.step()
+
+
+def _plain_sft_steps(model, batches, lr: float) -> list[float]:
+    """Plain PyTorch SFT: forward, masked next-token loss, backward, clipping, AdamW; each step's seconds."""
+    opt = _plain_optimizer(model, lr)
     clock = [time.perf_counter()]
     for ids, labels, mask in batches:
-        out = model(input_ids=ids, attention_mask=mask, labels=labels)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        _plain_update(model, opt, model(input_ids=ids, attention_mask=mask, labels=labels).loss)
         clock.append(time.perf_counter())
     return [b - a for a, b in pairwise(clock)]
 
@@ -246,19 +260,17 @@ def _seq_logp(model, ids, labels, mask):
 
 
 def _plain_dpo_steps(model, ref, batches, lr: float, beta: float = 0.1) -> list[float]:
-    """Plain PyTorch DPO (sigmoid loss): policy on chosen + rejected, frozen reference; each step's seconds."""
+    """Plain PyTorch DPO (sigmoid loss): policy on chosen + rejected, frozen reference, clipping, AdamW; each step's
+    seconds."""
     import torch
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    opt = _plain_optimizer(model, lr)
     clock = [time.perf_counter()]
     for chosen, rejected in batches:
         with torch.no_grad():
             ref_c, ref_r = _seq_logp(ref, *chosen), _seq_logp(ref, *rejected)
         pol_c, pol_r = _seq_logp(model, *chosen), _seq_logp(model, *rejected)
-        loss = -torch.nn.functional.logsigmoid(beta * ((pol_c - ref_c) - (pol_r - ref_r))).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _plain_update(model, opt, -torch.nn.functional.logsigmoid(beta * ((pol_c - ref_c) - (pol_r - ref_r))).mean())
         clock.append(time.perf_counter())
     return [b - a for a, b in pairwise(clock)]
 
@@ -291,6 +303,32 @@ def _rates(name: str, tokens: int, plain: list[float], trl: tuple[float, list[fl
             f"{name}_trl_over_plain": sum(plain) / trl[0],
             f"{name}_trl_over_plain_steady": median(plain[1:]) / median(trl[1][1:]),
             f"{name}_trl_setup_seconds": trl[0] - sum(trl[1])}
+
+
+def _lm_head_cost(patched_model, batches, repeats: int = 3) -> dict[str, float]:
+    """What trl's LM head costs: forward + backward of the same batches through the model trl patched, with its
+    fused log-prob head (`fused_lm_head=True`, as every trl step calls it) and with the model's own head (logits and
+    cross-entropy); median seconds of `repeats` passes each. On CPU trl's head scores every position with plain
+    torch tiles (its Triton kernel needs a GPU), and no trl 1.16 config field turns it or its extra outputs off."""
+    from statistics import median
+
+    def one_pass(fused: bool) -> float:
+        t0 = time.perf_counter()
+        for ids, labels, mask in batches:
+            out = patched_model(input_ids=ids, attention_mask=mask, labels=labels,
+                                **({"fused_lm_head": True} if fused else {}))
+            out.loss.backward()
+            patched_model.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    patched_model.train()
+    one_pass(False)  # warm-up, not counted
+    own, fused = [], []
+    for _ in range(repeats):  # interleaved, so neither head gets the warmer machine
+        own.append(one_pass(False))
+        fused.append(one_pass(True))
+    own_s, fused_s = median(own), median(fused)
+    return {"lm_head_fused_seconds": fused_s, "lm_head_own_seconds": own_s, "lm_head_fused_over_own": fused_s / own_s}
 
 
 def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, Any]:
@@ -337,9 +375,10 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
         model = AutoModelForCausalLM.from_pretrained(world.model_dir, use_safetensors=True)
         args = trl_config(SFTConfig, Path(tmp) / "sft", 0, learning_rate=3e-4, max_steps=len(sft_batches),
                           per_device_train_batch_size=batch_size, max_length=192, save_strategy="no",
-                          logging_steps=1000, lr_scheduler_type="constant")
+                          logging_steps=1000, lr_scheduler_type="constant", train_sampling_strategy="sequential")
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok)
         out |= _rates("sft", tokens, sft_plain, _trl_steps(trainer))
+        out |= _lm_head_cost(trainer.model, sft_batches)
 
         # DPO: chosen = the human response, rejected = another instruction's response
         pairs = [(r["instruction"], r["response"], recs[(i + 1) % len(recs)]["response"]) for i, r in enumerate(recs)]
@@ -358,7 +397,7 @@ def bench_training(world, steps: int = 20, batch_size: int = 16) -> dict[str, An
                                  "rejected": [{"role": "assistant", "content": r}]} for p, c, r in pairs])
         args = trl_config(DPOConfig, Path(tmp) / "dpo", 0, learning_rate=5e-5, max_steps=len(dpo_batches),
                           per_device_train_batch_size=batch_size, max_length=256, save_strategy="no",
-                          logging_steps=1000, lr_scheduler_type="constant")
+                          logging_steps=1000, lr_scheduler_type="constant", train_sampling_strategy="sequential")
         trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), args=args, train_dataset=ds,
                              processing_class=tok)
         out |= _rates("dpo", dpo_tokens, dpo_plain, _trl_steps(trainer))
@@ -392,6 +431,11 @@ def bench_table(result: dict[str, Any], out: Any):
                           f"= {tr[f'{stage}_trl_over_plain']:.2f}x")
             table.add_row(f"  {stage.upper()} steady state (median step after the first); trl setup seconds",
                           f"{tr[f'{stage}_trl_over_plain_steady']:.2f}x; {tr[f'{stage}_trl_setup_seconds']:.2f} s")
+        if "lm_head_fused_over_own" in tr:
+            table.add_row("  forward + backward of the SFT batches, seconds: with trl's fused LM head (CPU path) / "
+                          "with the model's own head",
+                          f"{tr['lm_head_fused_seconds']:.2f} / {tr['lm_head_own_seconds']:.2f} = "
+                          f"{tr['lm_head_fused_over_own']:.2f}x the time")
     if "verification" in result:
         v = result["verification"]
         table.add_row(f"FActScore verification ({v['facts']} facts of {v['bios']} bios): facts / s, every prompt in "

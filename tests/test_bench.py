@@ -60,3 +60,15 @@ def test_verification_bench_gives_the_same_verdicts_both_ways(smoke_world: Path,
 FS = {"facts_per_second": 1.0, "sentence_split_share": 0.5}
 GEN = {"batched_per_second": 2.0, "single_per_second": 1.0, "speedup": 2.0}
 BM = {"passages": 10, "rank_bm25_ms_per_query": 1.0}
+
+
+def test_training_bench_runs_trl_and_plain_loops_on_the_same_batches(smoke_world: Path) -> None:
+    from flame_bench.bench import bench_training
+
+    tr = bench_training(WorldDir.open(smoke_world), steps=3, batch_size=4)
+    assert tr["steps"] == 3
+    for stage in ("sft", "dpo"):
+        assert tr[f"{stage}_trl_over_plain"] > 0 and tr[f"{stage}_trl_over_plain_steady"] > 0
+    assert tr["lm_head_fused_seconds"] > 0 and tr["lm_head_own_seconds"] > 0
+    rows = bench_table({"factscore": FS, "generation": GEN, "bm25": BM, "training": tr}, "o").row_count
+    assert rows == 6 + 5  # two rows per stage and the LM head's
