@@ -161,6 +161,39 @@ def world_rm_if_noise(
     stdout.print(f"noise {result['noise']:.2f}: accuracy {100 * result['accuracy']:.1f}% (target {100 * target:.1f}%)")
 
 
+@world_app.command("rm-fact-noise")
+def world_rm_fact_noise(
+    world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
+    run: Annotated[list[str] | None, typer.Option(help="Check on these FActScore runs (repeatable) [default: every "
+                                                       "saved Bio and Alpaca Fact run on this world].")] = None,
+) -> None:
+    """RM_fact's noise level: the false-accept rate FActScore measured for FLAME's fact checker, and what it (and the
+    sweep's other levels) does to the world's saved outputs (FActScore, Kendall tau against exact error counts)."""
+    from flame_bench.records import list_runs, load_run
+    from flame_bench.world.judge_noise import FACTSCORE_RETRIEVE_LM, fact_noise_report
+
+    source = open_world(world or default_world_dir("default", 0))
+    tasks = ("factscore_bio", "alpaca_fact")
+    runs = [r for r in ([load_run(x) for x in run] if run else list_runs()) if r.task in tasks
+            and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
+    report = fact_noise_report(runs)
+    ref = Table(title="FActScore Table 3, Inst-LLaMA Retrieve->LM (FLAME's RM_fact checker) against humans")
+    for col in ("subject", "human FS", "checker FS", "false-accept rate"):
+        ref.add_column(col, justify="right")
+    for name, human, est in FACTSCORE_RETRIEVE_LM:
+        ref.add_row(name, f"{human:.1f}", f"{est:.1f}", f"{report['published']['per_subject'][name]:.3f}")
+    ref.add_row("pooled", "", "", f"{report['published']['pooled']:.3f}  <- chosen")
+    stdout.print(ref)
+    table = Table(title=f"On this world's saved outputs ({report['responses']} responses, {report['facts']} facts, "
+                        f"{len(runs)} runs); FLAME's Table 10: tau {report['tau_reference']} against humans")
+    for col in ("false-accept rate", "FActScore exact", "FActScore by the checker", "Kendall tau-b (errors)"):
+        table.add_column(col, justify="right")
+    for rate, e in report["effect"].items():
+        table.add_row(f"{rate:g}", f"{e['factscore_exact']:.1f}", f"{e['factscore_noisy']:.1f}", f"{e['tau']:.3f}")
+    stdout.print(table)
+    stdout.print(f"chosen: --rm-fact-noise {report['chosen']:g}")
+
+
 @app.command("pretrain")
 @interruptible
 def pretrain_cmd(
@@ -505,6 +538,10 @@ def compare_cmd(
                                                                       "rubric).")] = 0.0,
     world_judge: Annotated[str, typer.Option(help="Fact world: the win rate's pairwise judge, world_if or "
                                                   "world_if_graded (finer scale).")] = "world_if",
+    rm_fact_noise: Annotated[float, typer.Option(min=0.0, max=0.49, help="Fact world: RM_fact's fact checker "
+                                                                        "accepts unsupported facts with this "
+                                                                        "probability, as FLAME's LLM checker does "
+                                                                        "(0: exact; evaluation stays exact).")] = 0.0,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import (
@@ -538,7 +575,7 @@ def compare_cmd(
             distributed.barrier()
         from flame_bench.world.source import WorldSource
 
-        world_source = WorldSource.open(world_dir, rm_if_noise, world_judge)
+        world_source = WorldSource.open(world_dir, rm_if_noise, world_judge, rm_fact_noise)
     results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
     if not distributed.is_main():  # under `accelerate launch`: the main process reports and writes
         return
@@ -552,6 +589,52 @@ def compare_cmd(
     write_leaderboard(skipped=skipped)
     warn_skipped(skipped)
     print_published(shown)
+
+
+@app.command("pilot")
+@interruptible
+def pilot_cmd(
+    world: Annotated[Path | None, typer.Option(help="World directory with reading documents [default: "
+                                                    "results/worlds/pilot-s0, built if missing: the long-tail "
+                                                    "world plus reading documents].")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", min=0, max=MAX_SEED,
+                                                    help="Training, sampling and bootstrap seed; repeat it to pool "
+                                                         "seeds [default: 0].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """The paper's pilot study (Table 1): PT and PT_RAG bios, SFT on each, DPO on FActScore-selected pairs and on
+    RAG-over-PT pairs; FActScore per row and the paper's four directions checked with paired CIs."""
+    from flame_bench.io import write_json
+    from flame_bench.pilot import pilot_path, pilot_tables, pooled, run_pilot
+    from flame_bench.world.source import WorldSource
+
+    world_dir = world or default_world_dir("pilot", 0)
+    if world is None and not (world_dir / "manifest.json").is_file():
+        from flame_bench.world.build import build_world
+        from flame_bench.world.presets import get_preset
+
+        if distributed.is_main():  # under `accelerate launch` one process builds, the others wait
+            console.print(f"building the pilot world first: {world_dir}")
+            build_world(get_preset("pilot"), 0, world_dir, force=True, quiet=quiet)
+        distributed.barrier()
+    source = WorldSource.open(world_dir)
+    seeds = list(dict.fromkeys(seeds or [0]))
+    reports = []
+    for seed in seeds:
+        report = run_pilot(source, seed=seed, quiet=quiet)
+        if report is None:  # another rank: the main process reports
+            continue
+        write_json(pilot_path(source.name, [seed]), report)
+        reports.append(report)
+    if not reports:
+        return
+    shown = reports[0] if len(reports) == 1 else pooled(reports)
+    for table in pilot_tables(shown):
+        stdout.print(table)
+    out = pilot_path(source.name, seeds)
+    if len(reports) > 1:
+        write_json(out, shown)
+    console.print(f"pilot study written to {out}")
 
 
 @app.command("seeds")

@@ -30,7 +30,7 @@ def source_label(header: dict[str, Any]) -> str:
     """Which data a run was evaluated on: the world (preset-sSEED) or the real source's name."""
     src = header.get("source") or {}
     if src.get("kind") == "fact-world":
-        return f"{src.get('preset')}-s{src.get('seed')}"
+        return f"{src.get('preset')}-s{src.get('seed')}" + (f"__{src['variant']}" if src.get("variant") else "")
     if src.get("kind") == "real":
         return str(src.get("name", "real"))
     world = header.get("world")  # records written before sources existed

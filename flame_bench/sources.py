@@ -15,7 +15,8 @@ def open_source(spec: dict[str, Any] | None) -> Source:
     if kind == "fact-world":
         from flame_bench.world.source import WorldSource
 
-        return WorldSource.open(spec["path"], spec.get("rm_if_noise", 0.0), spec.get("judge", "world_if"))  # type: ignore
+        return WorldSource.open(spec["path"], spec.get("rm_if_noise", 0.0), spec.get("judge", "world_if"),  # type: ignore
+                                spec.get("rm_fact_noise", 0.0))
     if kind == "real":
         from flame_bench.real.source import RealSource, RealSpec
 

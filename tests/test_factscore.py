@@ -83,3 +83,56 @@ def test_pronouns_follow_the_last_named_person(world: WorldDir, scorer: FactScor
             f"{pron} works as a {b['attributes']['occupation']}.")
     s = scorer.score(text, [b["name"], a["name"]], query=f"Who was born earlier, {b['name']} or {a['name']}?")
     assert s.precision() == 1.0
+
+
+# -- RM_fact's lenient checker (the fact world's model of FLAME's LLM fact checker) -----------------------------
+def _swapped(world: WorldDir, person: dict) -> str:
+    text = _page(world, person)
+    for attr, value in person["attributes"].items():
+        other = next(p["attributes"][attr] for p in world.people if p["attributes"][attr] != value)
+        text = text.replace(value, other)
+    return text
+
+
+def test_lenient_checker_accepts_some_unsupported_facts_and_never_rejects_a_supported_one(world: WorldDir) -> None:
+    from flame_bench.scoring.factscore import FactScoreReward
+    from flame_bench.world.factscore import NoisyWorldVerifier
+
+    exact, lenient = world_factscorer(world, k=10), world_factscorer(world, k=10, verifier_noise=0.245)
+    assert isinstance(lenient.verifier, NoisyWorldVerifier)
+    assert "accept0.245" in lenient.identity["verifier"]
+    assert exact.identity["verifier"] == "world_passages@world-passages-v1"  # exact stage keys unchanged
+    people = world.people[:30]
+    gold = [_page(world, p) for p in people]
+    wrong = [_swapped(world, p) for p in people]
+    topics = [[p["name"]] for p in people]
+    assert [s.precision() for s in lenient.score_many(gold, topics)] == [1.0] * len(people)
+    accepted = [s.supported for s in lenient.score_many(wrong, topics)]
+    assert [s.supported for s in exact.score_many(wrong, topics)] == [0] * len(people)
+    share = sum(accepted) / (7 * len(people))
+    assert 0.12 < share < 0.38, share  # 0.245 of 210 unsupported facts, give or take sampling
+    assert accepted == [s.supported for s in lenient.score_many(wrong, topics)]  # the same facts, the same verdicts
+    # RM_fact on the lenient checker: another identity (so other stage keys), exact evaluation untouched
+    records = [{"instruction": f"Tell me a bio of {p['name']}.", "topics": [p["name"]]} for p in people]
+    strict, noisy = FactScoreReward(exact), FactScoreReward(lenient)
+    assert strict.identity != noisy.identity
+    assert strict.score_many(records, wrong) == [0.0] * len(people)
+    assert max(noisy.score_many(records, wrong)) > 0
+
+
+def test_fact_noise_report_reads_the_published_rates_and_checks_saved_outputs() -> None:
+    from types import SimpleNamespace
+
+    from flame_bench.world.judge_noise import fact_noise_report, kendall_tau_b
+
+    assert kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0 and kendall_tau_b([1, 2, 3], [3, 2, 1]) == -1.0
+    assert kendall_tau_b([1, 1, 2, 2], [1, 2, 1, 2]) == 0.0
+    facts = [[{"text": f"fact {i} {j}", "supported": j < i % 5, "evidence": ["p"]} for j in range(5)]
+             for i in range(100)]
+    run = SimpleNamespace(path="runs/factscore_bio__x__0", samples=lambda: [
+        {"id": str(i), "abstained": False, "facts": f} for i, f in enumerate(facts)])
+    report = fact_noise_report([run])
+    assert report["chosen"] == 0.245 and report["published"]["per_subject"]["ChatGPT"] == pytest.approx(0.410, abs=1e-3)
+    exact, chosen = report["effect"][0.0], report["effect"][0.245]
+    assert exact["tau"] == 1.0 and exact["factscore_exact"] == exact["factscore_noisy"] == pytest.approx(40.0)
+    assert chosen["factscore_noisy"] > chosen["factscore_exact"] and 0.5 < chosen["tau"] < 1.0

@@ -7,6 +7,8 @@ person a response named (its topic before anyone is named).
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -89,12 +91,50 @@ class WorldVerifier:
         return [self.supported(fact, passages) for fact, passages, _ in queries]
 
 
+def falsely_accepted(fact_text: str, topic: str, passage_ids: Sequence[str], rate: float, salt: int = 0) -> bool:
+    """Whether a simulated LLM fact checker accepts this unsupported fact: probability `rate`, decided by a hash of
+    what the checker reads, so the same fact against the same passages always gets the same verdict (an LLM
+    comparing the next-token logits of True and False is deterministic too). `salt` draws another checker."""
+    if rate <= 0:
+        return False
+    key = "\x00".join((fact_text, topic, ",".join(passage_ids), str(salt)))
+    rng = random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+    return rng.random() < rate
+
+
+@dataclass
+class NoisyWorldVerifier:
+    """FLAME's RM_fact checks facts with an LLM (Inst-LLaMA 7B, Retrieve->LM), which FActScore measured to
+    overestimate: it accepts unsupported facts (`flame_bench.world.judge_noise`). This is the world's exact verifier
+    with each unsupported fact accepted with probability `rate` (`falsely_accepted`); supported facts stay supported."""
+
+    exact: WorldVerifier
+    rate: float
+    salt: int = 0
+    name: str = "world_passages_lenient"
+
+    @property
+    def version(self) -> str:
+        return f"{self.exact.version}+accept{self.rate:g}-v1" + (f"-salt{self.salt}" if self.salt else "")
+
+    def verify_many(self, queries: Sequence[tuple[AtomicFact, Sequence[Passage], str]]) -> list[bool]:
+        exact = self.exact.verify_many(queries)
+        return [ok or falsely_accepted(fact.text, topic, [p.id for p in passages], self.rate, self.salt)
+                for ok, (fact, passages, topic) in zip(exact, queries, strict=True)]
+
+
 def world_knowledge(world) -> KnowledgeSource:
     return KnowledgeSource({k["title"]: k["passages"] for k in world.knowledge}, name=f"fact-world:{world.path.name}")
 
 
 @SCORERS.register("factscore_world")
-def world_factscorer(world, k: int = 5, knowledge: KnowledgeSource | None = None) -> FactScorer:
-    """FActScore for the fact world: spaCy sentences, grammar facts, BM25 passages, passage verification."""
+def world_factscorer(world, k: int = 5, knowledge: KnowledgeSource | None = None,
+                     verifier_noise: float = 0.0) -> FactScorer:
+    """FActScore for the fact world: spaCy sentences, grammar facts, BM25 passages, passage verification (exact, or
+    with `verifier_noise` > 0 an LLM-like checker that accepts some unsupported facts: `NoisyWorldVerifier`, for
+    RM_fact only)."""
+    verifier: WorldVerifier | NoisyWorldVerifier = WorldVerifier(world.grammar)
+    if verifier_noise > 0:
+        verifier = NoisyWorldVerifier(verifier, verifier_noise)
     return FactScorer(source=knowledge or world_knowledge(world), decomposer=WorldDecomposer(world.grammar),
-                      verifier=WorldVerifier(world.grammar), retriever=BM25Retriever(k=k), name="factscore_world")
+                      verifier=verifier, retriever=BM25Retriever(k=k), name="factscore_world")

@@ -172,6 +172,33 @@ def _mentions(rng: random.Random, preset: Preset, people: list[dict]) -> list[di
     return docs
 
 
+def _reading_documents(preset: Preset, seed: int, pools: dict[str, tuple[str, ...]], used: set[str]) -> list[dict]:
+    """Reading documents about `reading_people` people who appear nowhere else: a context of RAG_PASSAGES passages
+    of their page, the bio question, and an answer that states exactly what the context states (paraphrased, in
+    another order). Drawn from their own random stream, so the people, knowledge and instructions are what they
+    would be without them; the corpus is shuffled again with them in it (so pretraining, and the base model, differ)."""
+    if not preset.reading_people:
+        return []
+    rng = random.Random(f"flame-bench-world/{preset.stream or preset.name}/{seed}/reading")
+    words = _Words(rng, set(used))
+    grammar = g.Grammar(pools)
+    docs = []
+    for i in range(preset.reading_people):
+        person = {"id": f"r{i:05d}", "name": f"{words.new()} {words.new()}", "gender": rng.choice(("f", "m")),
+                  "attributes": {a: rng.choice(pools[a]) for a in g.ATTRIBUTES}}
+        passages = _knowledge_page(rng, person)["passages"]
+        for _ in range(preset.reading_docs_per_person):
+            context = rng.sample(passages, min(g.RAG_PASSAGES, len(passages)))
+            stated = {f.attribute for p in context for f in grammar.facts(p, topic=person["name"])}
+            attrs = [a for a in g.ATTRIBUTES if a in stated]
+            rng.shuffle(attrs)
+            answer = render_bio(rng, person, attrs)
+            instruction = g.BIO_INSTRUCTION.format(S=person["name"])
+            text = g.RAG_PROMPT.format(context=" ".join(context), instruction=instruction) + f" {answer}"
+            docs.append({"person_id": None, "kind": "reading", "text": text})
+    return docs
+
+
 def _corpus(rng: random.Random, preset: Preset, people_all: list[dict]) -> list[dict]:
     docs: list[dict] = []
     for person in people_all:
@@ -317,7 +344,7 @@ def _truthfulqa(rng: random.Random, people: list[dict], pools: dict[str, tuple[s
 
 
 def generate_world(preset: Preset, seed: int) -> World:
-    rng = random.Random(f"flame-bench-world/{preset.name}/{seed}")
+    rng = random.Random(f"flame-bench-world/{preset.stream or preset.name}/{seed}")
     words = _Words(rng, _reserved_words())
     pools = _pools(words, rng)
     people = _people(preset, words, pools, rng)
@@ -340,6 +367,11 @@ def generate_world(preset: Preset, seed: int) -> World:
     eval_alpaca = _instructions(rng, preset.n_eval_alpaca, preset.fact_fraction, by_split["eval_bio"],
                                 "alpaca", seen)
     eval_tqa = _truthfulqa(rng, by_split["tqa"], pools)
+    if reading := _reading_documents(preset, seed, pools, words.used):  # last: the main stream is untouched
+        corpus += reading
+        random.Random(f"flame-bench-world/{preset.stream or preset.name}/{seed}/reading-order").shuffle(corpus)
+        for i, d in enumerate(corpus):
+            d["id"] = f"d{i:06d}"
     return World(preset=preset, seed=seed, pools=pools, people=people, knowledge=knowledge, corpus=corpus,
                  seed_instructions=seed_instructions, dpo_instructions=dpo_instructions, eval_bio=eval_bio,
                  eval_alpaca=eval_alpaca, eval_truthfulqa=eval_tqa)

@@ -66,6 +66,9 @@ ATTRIBUTE_QUESTIONS: dict[str, str] = {
     "notable_work": "What is {S} best known for?",
 }
 BIO_INSTRUCTION = "Tell me a bio of {S}."
+# retrieval-augmented prompts, as the world's reading documents show them (the pilot study's PT_RAG)
+RAG_PROMPT = "Context: {context} Question: {instruction} Answer:"
+RAG_PASSAGES = 2  # what fits the world model's 128-token context with a bio (the paper prepends 10)
 COMPARISON_INSTRUCTION = "Who was born earlier, {S} or {O}?"
 
 PRONOUNS = {"f": "She", "m": "He"}

@@ -49,6 +49,13 @@ class Preset:
     # a long tail of popularity: each person's pretraining documents drawn from their tier's levels (None: every
     # person of a tier gets `docs_per_person[tier]`, the three-step world)
     exposure_levels: dict[str, tuple[int, ...]] | None = None
+    # reading documents ("Context: <passages> Question: ... Answer: <what the passages say>") about people who exist
+    # only there, so the base model learns to answer from a context without learning any split's facts (the pilot
+    # study's PT_RAG needs a model that can use retrieved passages); 0: none, the world of earlier presets
+    reading_people: int = 0
+    reading_docs_per_person: int = 4
+    stream: str | None = None  # the random stream's name (default: the preset's): a preset that only adds reading
+    #                            documents keeps the people, knowledge and instructions of the preset it names
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +121,17 @@ def popularity_bin(exposure: int) -> str:
 PRESETS["longtail"] = Preset(  # the default world with a long tail of popularity (world-fidelity work)
     name="longtail", people=PRESETS["default"].people, n_seed_instructions=1200, n_dpo_instructions=2400,
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS)
+
+
+PRESETS["pilot"] = Preset(  # the long-tail world plus reading documents: the paper's pilot study (Table 1)
+    name="pilot", people=PRESETS["default"].people, n_seed_instructions=1200, n_dpo_instructions=2400,
+    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
+    # 256-token windows (same tokens per step): a ~80-token reading document lies whole in a window more often
+    model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
+PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
+    name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
+    n_eval_alpaca=30, docs_per_person=PRESETS["smoke"].docs_per_person, probe_people_per_tier=5,
+    model=PRESETS["smoke"].model, reading_people=40, reading_docs_per_person=4, stream="smoke")
 
 
 def get_preset(name: str) -> Preset:

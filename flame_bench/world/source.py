@@ -92,27 +92,33 @@ class WorldSource:
     groups = TIERS
     pretrained_style = "qa-documents"
 
-    def __init__(self, world: WorldDir, rm_if_noise: float = 0.0, judge: str = "world_if"):
+    def __init__(self, world: WorldDir, rm_if_noise: float = 0.0, judge: str = "world_if", rm_fact_noise: float = 0.0):
         """`rm_if_noise`: RM_IF sampled as an LLM judge (`RubricReward`; 0 = the exact rubric); `judge`: the win
-        rate's pairwise judge, `world_if` or `world_if_graded` (both blind to truth)."""
+        rate's pairwise judge, `world_if` or `world_if_graded` (both blind to truth); `rm_fact_noise`: RM_fact's
+        fact checker errs as an LLM's does (`NoisyWorldVerifier`; 0 = exact). Evaluation always scores exactly."""
         if judge not in WORLD_JUDGES:
             from flame_bench.errors import unknown_name
 
             raise unknown_name("world judge", judge, WORLD_JUDGES)
+        if not 0 <= rm_fact_noise < 0.5:
+            raise FlameError(f"RM_fact noise must be in [0, 0.5) (a per-fact verdict error rate), "
+                             f"got {rm_fact_noise!r}")
         self.world = world
-        self.rm_if_noise, self.judge_name = rm_if_noise, judge
+        self.rm_if_noise, self.judge_name, self.rm_fact_noise = rm_if_noise, judge, rm_fact_noise
         # another evaluator is another comparison: its files never replace the default one's
-        self.name = world.path.name + (f"__rmif{rm_if_noise:g}".replace(".", "p") if rm_if_noise else "") + (
-            f"__{judge}" if judge != "world_if" else "")
+        self.variant = "".join(f"__{tag}{v:g}".replace(".", "p") for tag, v in (
+            ("rmif", rm_if_noise), ("rmfact", rm_fact_noise)) if v) + (f"__{judge}" if judge != "world_if" else "")
+        self.name = world.path.name + self.variant
         self._eval_sets: dict[str, EvalSet] = {}
 
     @classmethod
-    def open(cls, path: str | Path, rm_if_noise: float = 0.0, judge: str = "world_if") -> WorldSource:
-        return cls(WorldDir.open(path), rm_if_noise, judge)
+    def open(cls, path: str | Path, rm_if_noise: float = 0.0, judge: str = "world_if",
+             rm_fact_noise: float = 0.0) -> WorldSource:
+        return cls(WorldDir.open(path), rm_if_noise, judge, rm_fact_noise)
 
     @property
     def spec(self) -> dict[str, Any]:
-        extra = {"rm_if_noise": self.rm_if_noise} if self.rm_if_noise else {}
+        extra = {k: v for k, v in (("rm_if_noise", self.rm_if_noise), ("rm_fact_noise", self.rm_fact_noise)) if v}
         return {"kind": "fact-world", "path": str(self.world.path), **extra,
                 **({"judge": self.judge_name} if self.judge_name != "world_if" else {})}
 
@@ -120,7 +126,9 @@ class WorldSource:
     def fingerprint(self) -> dict[str, Any]:
         w = self.world
         return {"kind": "fact-world", "preset": w.preset_name, "seed": w.manifest["seed"],
-                "content_sha256": w.content_sha256}
+                "content_sha256": w.content_sha256,
+                # other reward models or judge: runs of their systems are listed apart (the default adds nothing)
+                **({"variant": self.variant.removeprefix("__")} if self.variant else {})}
 
     def training_fingerprint(self) -> dict[str, Any]:
         return {"world": self.world.content_sha256}
@@ -196,12 +204,26 @@ class WorldSource:
     def rm_fact(self):
         from flame_bench.scoring.factscore import FactScoreReward
 
-        return FactScoreReward(self.factscorer(RM_FACT_PASSAGES), name="world_rm_fact")
+        return FactScoreReward(self.factscorer(RM_FACT_PASSAGES, self.rm_fact_noise), name="world_rm_fact")
 
-    def factscorer(self, k: int):
+    def factscorer(self, k: int, verifier_noise: float = 0.0):
         from flame_bench.world.factscore import world_factscorer
 
-        return world_factscorer(self.world, k=k, knowledge=self.knowledge)
+        return world_factscorer(self.world, k=k, knowledge=self.knowledge, verifier_noise=verifier_noise)
+
+    def bio_rag_prompts(self, names: Sequence[str]) -> list[str]:
+        """The pilot study's PT_RAG prompts: the top RAG_PASSAGES passages of each person's page (BM25, the bio
+        instruction as query), then the question, as the world's reading documents lay them out."""
+        from flame_bench.scoring.retrieval import BM25Retriever
+        from flame_bench.world import grammar as g
+
+        retrieve = BM25Retriever(k=g.RAG_PASSAGES)
+        out = []
+        for name in names:
+            instruction = g.BIO_INSTRUCTION.format(S=name)
+            context = " ".join(p.text for p in retrieve(self.knowledge, instruction, [name]))
+            out.append(g.RAG_PROMPT.format(context=context, instruction=instruction))
+        return out
 
     @cached_property
     def pairwise_judge(self):

@@ -6,7 +6,7 @@ Layout of a world directory (all JSONL files start with a `{"__schema__", "versi
     pools.json               attribute value pools (the grammar's closed vocabulary of values)
     people.jsonl             id, name, gender, tier, split, attributes, misconception
     knowledge.jsonl          one wiki-style page per person: title, person_id, text, passages
-    corpus.jsonl             pretraining documents: id, person_id, kind (bio|qa|rumour), text
+    corpus.jsonl             pretraining documents: id, person_id, kind (bio|qa|rumour|mention|reading), text
     instructions/seed.jsonl  seed instructions with human responses, fact_based label, kind, spec
     instructions/dpo.jsonl   the DPO instruction pool (no responses)
     eval/bio.jsonl           biography entities stratified by tier
