@@ -646,8 +646,9 @@ def seeds_cmd(
     = "default-s0",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary here.")] = None,
 ) -> None:
-    """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system pooled over
-    every (seed, item) pair with a paired bootstrap (nothing is retrained or regenerated)."""
+    """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system over items, each
+    item's difference averaged over the seeds, with a paired bootstrap over items (nothing is retrained or
+    regenerated)."""
     from flame_bench.compare import across_seeds, seeds_table
     from flame_bench.io import write_json
 

@@ -29,7 +29,7 @@ from flame_bench.records import RunRecord, load_run
 from flame_bench.registry import TASKS
 from flame_bench.scoring.factscore import popularity_order
 from flame_bench.stages import check_stages, run_stages
-from flame_bench.stats import Delta, paired_bootstrap
+from flame_bench.stats import Delta, paired_bootstrap, paired_bootstrap_over_seeds
 from flame_bench.task_api import Column, Task
 from flame_bench.ui import console
 
@@ -383,8 +383,9 @@ def _item_scores(saved_system: dict[str, Any], task: str, key: str) -> dict[str,
 
 
 def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[str, Any]:
-    """Mean and spread over seeds of saved comparisons, plus deltas vs the first system pooled over every
-    (seed, item) pair with one paired bootstrap. Reads the saved comparisons and the run records only."""
+    """Mean and spread over seeds of saved comparisons, plus deltas vs the first system over items, each item's
+    difference averaged over the seeds first (`paired_bootstrap_over_seeds`: items are the unit resampled). Reads
+    the saved comparisons and the run records only."""
     from statistics import mean, stdev
 
     per_seed: dict[int, dict[str, Any]] = {}
@@ -414,16 +415,15 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
         for task, col in cols:
             if col.item_key is None:
                 continue
-            a: dict[str, float | None] = {}
-            b: dict[str, float | None] = {}
+            a: list[dict[str, float | None]] = []
+            b: list[dict[str, float | None]] = []
             for s in seeds:
                 base = _item_scores(per_seed[s][names[0]], task.name, col.item_key)
                 if col.reference_item_score is not None:
                     base = {k: col.reference_item_score for k in base}
-                other = _item_scores(per_seed[s][name], task.name, col.item_key)
-                a.update({f"{s}:{k}": v for k, v in base.items()})
-                b.update({f"{s}:{k}": v for k, v in other.items()})
-            d = paired_bootstrap(a, b, seed=0)
+                a.append(base)
+                b.append(_item_scores(per_seed[s][name], task.name, col.item_key))
+            d = paired_bootstrap_over_seeds(a, b, seed=0)
             summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
     return summary
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from flame_bench.stats import Delta, paired_bootstrap
+from flame_bench.stats import Delta, paired_bootstrap, paired_bootstrap_over_seeds
 
 BIO_TASK = "factscore_bio"
 
@@ -131,8 +131,9 @@ def run_pilot(world_source, seed: int = 0, quiet: bool = False) -> dict[str, Any
 
 
 def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several seeds' reports as one: each row's mean and std over seeds, and each finding's paired delta pooled
-    over (seed, person) pairs (as `flame-bench seeds` pools comparisons)."""
+    """Several seeds' reports as one: each row's mean and std over seeds, and each finding's paired delta over
+    people, each person's FActScore averaged over the seeds first (a bootstrap over people, not over (seed, person)
+    pairs)."""
     from dataclasses import asdict
     from statistics import mean, pstdev
 
@@ -145,9 +146,10 @@ def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
                      "factscore_std": pstdev([x["factscore"] for x in per_seed]), "items": row["items"]})
     findings = []
     for text, row, against, sign in FINDINGS:
-        a = {f"{r['seed']}/{k}": v for r in reports for k, v in r["item_factscore"][against].items()}
-        b = {f"{r['seed']}/{k}": v for r in reports for k, v in r["item_factscore"][row].items()}
-        d = paired_bootstrap(a, b, reports[0]["seed"])
+        # people are the unit resampled, each averaged over the seeds: a greedy row (PT, PT_RAG) is the same in every
+        # seed, and counting its items once per seed would narrow the interval without new evidence
+        d = paired_bootstrap_over_seeds([r["item_factscore"][against] for r in reports],
+                                        [r["item_factscore"][row] for r in reports], reports[0]["seed"])
         findings.append({"finding": text, "row": row, "against": against, "paper_sign": sign,
                          "delta": asdict(d) if d else None, "verdict": verdict(d, sign)})
     return {"rows": rows, "findings": findings, "seeds": [r["seed"] for r in reports],
@@ -176,7 +178,7 @@ def pilot_tables(report: dict[str, Any]) -> tuple[Table, Table]:
         rows.add_row(r["row"], r["model"], r["positives"], r["negatives"], fs,
                      f"{r['correct']:.2f} / {r['erroneous']:.2f}", f"{100 * r['respond_ratio']:.0f}%",
                      f"{r['paper']['factscore']:.1f}", f"{r['paper']['correct']:.1f} / {r['paper']['erroneous']:.1f}")
-    pairs = "(seed, person) pairs" if seeds else "evaluation people"
+    pairs = "people, each averaged over seeds" if seeds else "evaluation people"
     checks = Table(title=f"The paper's findings, re-checked (paired FS delta over {pairs}, 95% bootstrap CI)",
                    caption="paired over the people both rows answered (an abstention has no FActScore), so a delta "
                            "can differ from the difference of the table's FS")

@@ -22,13 +22,18 @@ def _hermetic_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["HF_DATASETS_CACHE"] = str(home / "datasets")
 
 
-@pytest.fixture(scope="session")
-def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete smoke world (data + pretrained base model), built through the CLI once per session."""
-    out = tmp_path_factory.mktemp("worlds") / "smoke"
-    code, _, err = run_cli(["world", "build", "--preset", "smoke", "--out", str(out), "--quiet"])
+def build_world(tmp_path_factory: pytest.TempPathFactory, preset: str) -> Path:
+    """A complete world of `preset` (data + pretrained base model), built through the CLI."""
+    out = tmp_path_factory.mktemp("worlds") / preset
+    code, _, err = run_cli(["world", "build", "--preset", preset, "--out", str(out), "--quiet"])
     assert code == 0, err
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke world, built once per session."""
+    return build_world(tmp_path_factory, "smoke")
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:

@@ -74,7 +74,7 @@ def test_table_11_rows_come_from_the_stage_records(tmp_path: Path) -> None:
                                             ["flame", "70", "30", "40", "7", "80"]]
 
 
-def test_seeds_pool_every_seed_item_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seeds_pool_items_each_averaged_over_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
     runs = tmp_path / "results" / "runs"
     per_seed = {0: ({"a": 0.5, "b": 0.5}, {"a": 1.0, "b": 0.5}), 1: ({"a": 0.2, "b": 0.4}, {"a": 0.2, "b": 1.0})}
@@ -92,7 +92,18 @@ def test_seeds_pool_every_seed_item_pair(tmp_path: Path, monkeypatch: pytest.Mon
     assert flame["values"] == [0.75, 0.6] and flame["mean"] == pytest.approx(0.675)
     assert flame["std"] == pytest.approx(statistics.stdev([0.75, 0.6]))
     pooled = summary["pooled_deltas"]["flame"]["Bio FS"]
-    assert pooled["value"] == pytest.approx((0.5 + 0.0 + 0.0 + 0.6) / 4) and pooled["n"] == 4
+    # item a: +0.5 and 0.0 over the seeds, item b: 0.0 and +0.6; two items, each once
+    assert pooled["value"] == pytest.approx(((0.5 + 0.0) / 2 + (0.0 + 0.6) / 2) / 2) and pooled["n"] == 2
+
+
+def test_repeating_a_seed_adds_no_precision() -> None:
+    from flame_bench.stats import paired_bootstrap_over_seeds
+
+    a = {str(i): float(i % 3) for i in range(40)}
+    b = {str(i): float(i % 3) + (1.0 if i % 2 else -0.5) for i in range(40)}
+    once = paired_bootstrap_over_seeds([a], [b], seed=1)
+    assert once == paired_bootstrap(a, b, seed=1)
+    assert paired_bootstrap_over_seeds([a] * 3, [b] * 3, seed=1) == once  # greedy rows: the same in every seed
 
 
 def test_comparisons_of_evaluator_variants_never_share_files(tmp_path):

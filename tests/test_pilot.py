@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import run_cli
+from conftest import build_world, run_cli
 
 
 def _reading_preset():
@@ -70,10 +69,7 @@ def test_pilot_configs_are_checked() -> None:
 
 @pytest.fixture(scope="module")
 def pilot_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("worlds") / "smoke-pilot"
-    code, _, err = run_cli(["world", "build", "--preset", "smoke-pilot", "--out", str(out), "--quiet"])
-    assert code == 0, err
-    return out
+    return build_world(tmp_path_factory, "smoke-pilot")
 
 
 def test_pilot_refuses_a_world_without_reading_documents(smoke_world: Path, tmp_path: Path,
@@ -113,7 +109,7 @@ def test_pilot_command_trains_four_systems_and_checks_the_papers_directions(pilo
     assert stages["pilot_dpo:rag_vs_pt"]["stats"]["train_pairs"] > 0
 
 
-def test_pilot_seeds_pool_over_seed_and_person_pairs() -> None:
+def test_pilot_seeds_pool_people_averaged_over_seeds() -> None:
     from flame_bench.pilot import ROWS, pilot_tables, pooled
 
     def report(seed: int, shift: float) -> dict:
@@ -126,10 +122,10 @@ def test_pilot_seeds_pool_over_seed_and_person_pairs() -> None:
 
     both = pooled([report(0, 2.0), report(1, 4.0)])
     rag = next(f for f in both["findings"] if f["row"] == "(2)")
-    assert rag["delta"]["n"] == 40 and rag["delta"]["value"] == 3.0 and rag["verdict"] == "agrees*"
+    assert rag["delta"]["n"] == 20 and rag["delta"]["value"] == 3.0 and rag["verdict"] == "agrees*"  # people, once
     row2 = next(r for r in both["rows"] if r["row"] == "(2)")
     assert row2["factscore"] == 62.5 and row2["factscore_std"] == 1.0
     flat = next(f for f in both["findings"] if f["row"] == "(4)")
     assert flat["delta"]["value"] == 0.0 and flat["verdict"] == "opposite sign, CI spans 0"
     table, checks = pilot_tables(both)
-    assert "mean over seeds 0, 1" in str(table.title) and "(seed, person) pairs" in str(checks.title)
+    assert "mean over seeds 0, 1" in str(table.title) and "people, each averaged over seeds" in str(checks.title)
