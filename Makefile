@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test install lint bench clean browser seeds
+.PHONY: demo test install lint bench clean browser seeds pilot
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ SEED_SYSTEMS := baseline flame flame_composite
 seeds: $(STAMP)
 	for s in 0 1 2; do $(BIN)/flame-bench compare $(SEED_SYSTEMS) --seed $$s --quiet || exit 1; done
 	$(BIN)/flame-bench seeds $(SEED_SYSTEMS) --seed 0 --seed 1 --seed 2
+
+# The pilot study (the paper's Table 1) over three seeds, from a clone (~20 min here, the pilot world built first).
+pilot: $(STAMP)
+	$(BIN)/flame-bench pilot --seed 0 --seed 1 --seed 2 --quiet
 
 # Headless Chromium for tests/test_html_report.py (Debian's package; CI runs this as root). Never fails: without
 # apt-get or root the browser test skips, naming the install command.
