@@ -174,8 +174,21 @@ def world_rm_fact_noise(
 
     source = open_world(world or default_world_dir("default", 0))
     tasks = ("factscore_bio", "alpaca_fact")
-    runs = [r for r in ([load_run(x) for x in run] if run else list_runs()) if r.task in tasks
-            and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
+
+    def usable(r) -> bool:
+        return r.task in tasks and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256
+
+    if run:
+        named = [load_run(x) for x in run]
+        if bad := [str(Path(r.path).name) for r in named if not usable(r)]:
+            raise FlameError(f"not a Bio or Alpaca Fact run on {source.world.path}: {', '.join(bad)}; name runs of "
+                             "this world's factscore_bio or alpaca_fact task")
+        runs = named
+    else:  # one run per (task, model): a model evaluated again (another seed's comparison) adds no new outputs
+        latest: dict[tuple[str, str], object] = {}
+        for r in sorted((r for r in list_runs() if usable(r)), key=lambda r: str(r.header.get("created", ""))):
+            latest[(r.task, str((r.header.get("model") or {}).get("sha256")))] = r
+        runs = list(latest.values())
     report = fact_noise_report(runs)
     ref = Table(title="FActScore Table 3, Inst-LLaMA Retrieve->LM (FLAME's RM_fact checker) against humans")
     for col in ("subject", "human FS", "checker FS", "false-accept rate"):
@@ -618,14 +631,14 @@ def pilot_cmd(
             build_world(get_preset("pilot"), 0, world_dir, force=True, quiet=quiet)
         distributed.barrier()
     source = WorldSource.open(world_dir)
-    seeds = list(dict.fromkeys(seeds or [0]))
+    seeds = sorted(set(seeds or [0]))
     reports = []
     for seed in seeds:
         report = run_pilot(source, seed=seed, quiet=quiet)
-        if report is None:  # another rank: the main process reports
-            continue
-        write_json(pilot_path(source.name, [seed]), report)
-        reports.append(report)
+        if report is not None:  # None on the other ranks: the main process evaluates and reports
+            write_json(pilot_path(source.name, [seed]), report)
+            reports.append(report)
+        distributed.barrier()  # every rank starts the next seed together
     if not reports:
         return
     shown = reports[0] if len(reports) == 1 else pooled(reports)

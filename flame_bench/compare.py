@@ -392,7 +392,10 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
     for seed in seeds:
         found = sorted(comparisons_dir().glob(f"*__{source_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
         for path in reversed(found):  # the most recent comparison that has every system
-            systems = {s["name"]: s for s in read_json(path)["systems"]}
+            data = read_json(path)
+            if "systems" not in data:  # another report under the same name pattern (e.g. the pilot study's)
+                continue
+            systems = {s["name"]: s for s in data["systems"]}
             if all(n in systems for n in names):
                 per_seed[seed] = systems
                 break

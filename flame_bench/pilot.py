@@ -54,7 +54,8 @@ def _summary(metrics: dict[str, Any], breakdown: dict[str, Any]) -> dict[str, An
 
     bins = {k: 100 * v["factscore"] for k, v in breakdown.items()
             if k.endswith(" docs") and v.get("factscore") is not None}
-    return {"factscore": 100 * (metrics.get("factscore") or 0.0), "correct": metrics.get("correct_per_response"),
+    fs = metrics.get("factscore")  # None when every answer abstained: shown as "-", never as 0
+    return {"factscore": 100 * fs if fs is not None else None, "correct": metrics.get("correct_per_response"),
             "erroneous": metrics.get("erroneous_per_response"), "respond_ratio": metrics.get("respond_ratio"),
             "by_popularity_bin": dict(sorted(bins.items(), key=lambda kv: popularity_order(kv[0])))}
 
@@ -135,15 +136,20 @@ def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
     people, each person's FActScore averaged over the seeds first (a bootstrap over people, not over (seed, person)
     pairs)."""
     from dataclasses import asdict
-    from statistics import mean, pstdev
+    from statistics import mean, stdev
+
+    def over_seeds(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return mean(known) if known else None
 
     rows = []
     for i, row in enumerate(reports[0]["rows"]):
         per_seed = [r["rows"][i] for r in reports]
+        scored = [x["factscore"] for x in per_seed if x["factscore"] is not None]
         rows.append({**{k: row[k] for k in ("row", "model", "positives", "negatives", "system", "paper")},
-                     **{k: mean(x[k] for x in per_seed) for k in ("factscore", "correct", "erroneous",
-                                                                     "respond_ratio")},
-                     "factscore_std": pstdev([x["factscore"] for x in per_seed]), "items": row["items"]})
+                     **{k: over_seeds([x[k] for x in per_seed]) for k in ("factscore", "correct", "erroneous",
+                                                                           "respond_ratio")},
+                     "factscore_std": stdev(scored) if len(scored) > 1 else None, "items": row["items"]})
     findings = []
     for text, row, against, sign in FINDINGS:
         # people are the unit resampled, each averaged over the seeds: a greedy row (PT, PT_RAG) is the same in every
@@ -174,9 +180,11 @@ def pilot_tables(report: dict[str, Any]) -> tuple[Table, Table]:
     for col in ("row", "model", "Pos.", "Neg.", "FS", "#Corr / #Err", "respond", "paper FS", "paper #Corr / #Err"):
         rows.add_column(col, justify="right" if col not in ("model", "Pos.", "Neg.") else "left")
     for r in report["rows"]:
-        fs = f"{r['factscore']:.1f}" + (f" ± {r['factscore_std']:.1f}" if "factscore_std" in r else "")
+        fs = _fmt(r["factscore"], ".1f") + (f" ± {r['factscore_std']:.1f}" if r.get("factscore_std") is not None
+                                             else "")
         rows.add_row(r["row"], r["model"], r["positives"], r["negatives"], fs,
-                     f"{r['correct']:.2f} / {r['erroneous']:.2f}", f"{100 * r['respond_ratio']:.0f}%",
+                     f"{_fmt(r['correct'], '.2f')} / {_fmt(r['erroneous'], '.2f')}",
+                     _fmt(100 * r["respond_ratio"] if r["respond_ratio"] is not None else None, ".0f") + "%",
                      f"{r['paper']['factscore']:.1f}", f"{r['paper']['correct']:.1f} / {r['paper']['erroneous']:.1f}")
     pairs = "people, each averaged over seeds" if seeds else "evaluation people"
     checks = Table(title=f"The paper's findings, re-checked (paired FS delta over {pairs}, 95% bootstrap CI)",
@@ -190,6 +198,10 @@ def pilot_tables(report: dict[str, Any]) -> tuple[Table, Table]:
                        f"{d['value']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]" if d else "-",
                        "up" if f["paper_sign"] > 0 else "down", f["verdict"])
     return rows, checks
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def pilot_path(source_name: str, seeds: list[int]) -> Path:

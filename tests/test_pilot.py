@@ -124,8 +124,21 @@ def test_pilot_seeds_pool_people_averaged_over_seeds() -> None:
     rag = next(f for f in both["findings"] if f["row"] == "(2)")
     assert rag["delta"]["n"] == 20 and rag["delta"]["value"] == 3.0 and rag["verdict"] == "agrees*"  # people, once
     row2 = next(r for r in both["rows"] if r["row"] == "(2)")
-    assert row2["factscore"] == 62.5 and row2["factscore_std"] == 1.0
+    assert row2["factscore"] == 62.5 and row2["factscore_std"] == pytest.approx(2 ** 0.5)  # sample std, as seeds
     flat = next(f for f in both["findings"] if f["row"] == "(4)")
     assert flat["delta"]["value"] == 0.0 and flat["verdict"] == "opposite sign, CI spans 0"
     table, checks = pilot_tables(both)
     assert "mean over seeds 0, 1" in str(table.title) and "people, each averaged over seeds" in str(checks.title)
+    # a row where every answer abstained has no FActScore: "-" in the table, never a 0 in a mean
+    silent = report(2, 0.0)
+    silent["rows"][5].update(factscore=None, correct=None, erroneous=None, respond_ratio=0.0)
+    three = pooled([report(0, 2.0), report(1, 4.0), silent])
+    assert next(r for r in three["rows"] if r["row"] == "(6)")["factscore"] == 59.5  # the two seeds that scored
+    lone = pooled([silent])
+    assert next(r for r in lone["rows"] if r["row"] == "(6)")["factscore"] is None
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(pilot_tables(lone)[0])
+    line = next(x for x in console.export_text().splitlines() if "(6)" in x)
+    assert "- / -" in line and "0.0" not in line.split("│")[5]  # FS and #Corr / #Err shown as unknown
