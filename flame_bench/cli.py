@@ -324,6 +324,22 @@ def check_lm_backend(name: str) -> None:
         raise unknown_name("--lm-backend", name, LM_BACKENDS)
 
 
+def built_default_world(preset: str, quiet: bool) -> Path:
+    """results/worlds/PRESET-s0, built first if missing (under `accelerate launch` one process builds, the others
+    wait); an unknown preset is refused before anything is built."""
+    from flame_bench.world.build import build_world
+    from flame_bench.world.presets import get_preset
+
+    world_dir = default_world_dir(preset, 0)
+    if not (world_dir / "manifest.json").is_file():
+        spec = get_preset(preset)
+        if distributed.is_main():
+            console.print(f"building the {preset} world first: {world_dir}")
+            build_world(spec, 0, world_dir, force=True, quiet=quiet)
+        distributed.barrier()
+    return world_dir
+
+
 def open_world(path: Path):
     from flame_bench.world.source import WorldSource
 
@@ -576,19 +592,10 @@ def compare_cmd(
     specs = [load_system(n, known_recipes=RECIPES.names()) for n in systems]
     world_source = None
     if any(s.uses_world for s in specs):
-        from flame_bench.world.build import build_world
-        from flame_bench.world.presets import get_preset
-
-        world_dir = world or default_world_dir(preset, 0)
-        if world is None and not (world_dir / "manifest.json").is_file():
-            get_preset(preset)  # an unknown preset is refused before anything is built
-            if distributed.is_main():  # under `accelerate launch` one process builds, the others wait
-                console.print(f"building the {preset} world first: {world_dir}")
-                build_world(get_preset(preset), 0, world_dir, force=True, quiet=quiet)
-            distributed.barrier()
         from flame_bench.world.source import WorldSource
 
-        world_source = WorldSource.open(world_dir, rm_if_noise, world_judge, rm_fact_noise)
+        world_source = WorldSource.open(world or built_default_world(preset, quiet), rm_if_noise, world_judge,
+                                        rm_fact_noise)
     results, source = train_and_evaluate(systems, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
     if not distributed.is_main():  # under `accelerate launch`: the main process reports and writes
         return
@@ -621,16 +628,7 @@ def pilot_cmd(
     from flame_bench.pilot import pilot_path, pilot_tables, pooled, run_pilot
     from flame_bench.world.source import WorldSource
 
-    world_dir = world or default_world_dir("pilot", 0)
-    if world is None and not (world_dir / "manifest.json").is_file():
-        from flame_bench.world.build import build_world
-        from flame_bench.world.presets import get_preset
-
-        if distributed.is_main():  # under `accelerate launch` one process builds, the others wait
-            console.print(f"building the pilot world first: {world_dir}")
-            build_world(get_preset("pilot"), 0, world_dir, force=True, quiet=quiet)
-        distributed.barrier()
-    source = WorldSource.open(world_dir)
+    source = WorldSource.open(world or built_default_world("pilot", quiet))
     seeds = sorted(set(seeds or [0]))
     reports = []
     for seed in seeds:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from flame_bench.stats import Delta, paired_bootstrap, paired_bootstrap_over_seeds
+from flame_bench.stats import Delta, paired_bootstrap_over_seeds
 
 BIO_TASK = "factscore_bio"
 
@@ -68,7 +68,7 @@ def pt_rag_result(source, seed: int, quiet: bool):
     from flame_bench.generation import Generator
     from flame_bench.models import resolve_model
     from flame_bench.paths import generation_cache_path
-    from flame_bench.scoring.factscore import FACTSCORE_K, score_responses
+    from flame_bench.scoring.factscore import FACTSCORE_K, score_outputs
 
     items = source.eval_set("bio").items
     prompts = source.bio_rag_prompts([it["topics"][0] for it in items])
@@ -78,9 +78,7 @@ def pt_rag_result(source, seed: int, quiet: bool):
         outputs = [o[0].strip() for o in gen.complete(prompts, add_special_tokens=True)]
     finally:
         cache.close()
-    scores = source.factscorer(FACTSCORE_K).score_many(outputs, [list(it["topics"]) for it in items])
-    result = score_responses(items, outputs, scores, groups=[it.get("group", "all") for it in items], seed=seed,
-                             bins=[it.get("popularity") for it in items])
+    result = score_outputs(items, outputs, source.factscorer(FACTSCORE_K), seed)
     result.samples = [{**s, "prompt": p} for s, p in zip(result.samples, prompts, strict=True)]
     return result
 
@@ -88,17 +86,11 @@ def pt_rag_result(source, seed: int, quiet: bool):
 def run_pilot(world_source, seed: int = 0, quiet: bool = False) -> dict[str, Any] | None:
     """Train rows 3-6, evaluate all six rows on the world's evaluation bios, and compare them pairwise (None on the
     other ranks under `accelerate launch`: the main process evaluates and reports)."""
-    from dataclasses import asdict
-
     from flame_bench import distributed
     from flame_bench.compare import train_and_evaluate
     from flame_bench.evaluate import evaluate
-    from flame_bench.registry import load_builtin
 
-    load_builtin()
-    from flame_bench_recipes.pilot import training_people
-
-    training_people(world_source)  # a world without reading documents is refused before anything trains
+    world_source.reading_training_people()  # a world without reading documents is refused before anything trains
     systems = [r.system for r in ROWS if r.system]
     results, source = train_and_evaluate(systems, world_source, seed=seed, quiet=quiet, task_names=[BIO_TASK])
     if not distributed.is_main():
@@ -117,16 +109,11 @@ def run_pilot(world_source, seed: int = 0, quiet: bool = False) -> dict[str, Any
         runs[row.key], stages[row.key], models[row.key] = str(rec.path), r.stages, str(r.model_dir)
     fs = {k: {s["id"]: (100 * s["factscore"] if s.get("factscore") is not None else None) for s in samples}
           for k, (samples, _, _) in rows.items()}
-    findings = []
-    for text, row, against, sign in FINDINGS:
-        d = paired_bootstrap(fs[against], fs[row], seed)
-        findings.append({"finding": text, "row": row, "against": against, "paper_sign": sign,
-                         "delta": asdict(d) if d else None, "verdict": verdict(d, sign)})
     return {"rows": [{"row": r.key, "model": r.model, "positives": r.positives, "negatives": r.negatives,
                       "system": r.system, "items": len(rows[r.key][0]),
                       "paper": dict(zip(("factscore", "correct", "erroneous"), r.paper, strict=True)),
                       **_summary(rows[r.key][1], rows[r.key][2])} for r in ROWS],
-            "findings": findings, "runs": runs, "models": models, "stages": stages, "source": source.spec,
+            "findings": findings([fs], seed), "runs": runs, "models": models, "stages": stages, "source": source.spec,
             "seed": seed, "item_factscore": fs, "pt_rag_samples": rows["(2)"][0],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -135,7 +122,6 @@ def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Several seeds' reports as one: each row's mean and std over seeds, and each finding's paired delta over
     people, each person's FActScore averaged over the seeds first (a bootstrap over people, not over (seed, person)
     pairs)."""
-    from dataclasses import asdict
     from statistics import mean, stdev
 
     def over_seeds(values: list[float | None]) -> float | None:
@@ -150,17 +136,24 @@ def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
                      **{k: over_seeds([x[k] for x in per_seed]) for k in ("factscore", "correct", "erroneous",
                                                                            "respond_ratio")},
                      "factscore_std": stdev(scored) if len(scored) > 1 else None, "items": row["items"]})
-    findings = []
-    for text, row, against, sign in FINDINGS:
-        # people are the unit resampled, each averaged over the seeds: a greedy row (PT, PT_RAG) is the same in every
-        # seed, and counting its items once per seed would narrow the interval without new evidence
-        d = paired_bootstrap_over_seeds([r["item_factscore"][against] for r in reports],
-                                        [r["item_factscore"][row] for r in reports], reports[0]["seed"])
-        findings.append({"finding": text, "row": row, "against": against, "paper_sign": sign,
-                         "delta": asdict(d) if d else None, "verdict": verdict(d, sign)})
-    return {"rows": rows, "findings": findings, "seeds": [r["seed"] for r in reports],
+    return {"rows": rows, "findings": findings([r["item_factscore"] for r in reports], reports[0]["seed"]),
+            "seeds": [r["seed"] for r in reports],
             "source": reports[0]["source"], "per_seed": [{f["row"]: f["delta"] for f in r["findings"]}
                                                          for r in reports]}
+
+
+def findings(per_seed_fs: list[dict[str, dict[str, float | None]]], seed: int) -> list[dict[str, Any]]:
+    """The paper's four directions, each a paired delta over people (row -> person -> FS, one mapping per seed). People
+    are the unit resampled, each averaged over the seeds: a greedy row (PT, PT_RAG) is the same in every seed, and
+    counting its people once per seed would narrow the interval without new evidence."""
+    from dataclasses import asdict
+
+    out = []
+    for text, row, against, sign in FINDINGS:
+        d = paired_bootstrap_over_seeds([fs[against] for fs in per_seed_fs], [fs[row] for fs in per_seed_fs], seed)
+        out.append({"finding": text, "row": row, "against": against, "paper_sign": sign,
+                    "delta": asdict(d) if d else None, "verdict": verdict(d, sign)})
+    return out
 
 
 def verdict(d: Delta | None, sign: int) -> str:

@@ -81,14 +81,10 @@ class PilotDPOConfig:
 def training_people(source) -> list[str]:
     """The pilot's training entities: the fact world's seed-split people. The world must have reading documents
     (the `pilot` preset): a base model that never saw a context cannot be prompted with one."""
-    world = getattr(source, "world", None)
-    if world is None:
+    if not hasattr(source, "reading_training_people"):
         raise FlameError("the pilot study's recipes run on a fact world (they need its training people and its "
                          "exact FActScore); use `flame-bench pilot`")
-    if not world.manifest["preset"].get("reading_people"):
-        raise FlameError(f"world {world.path} has no reading documents, so its base model cannot use retrieved "
-                         "passages (PT_RAG); build one with `flame-bench world build --preset pilot`")
-    return [p["name"] for p in world.people if p["split"] == "seed"]
+    return source.reading_training_people()
 
 
 def _instruction(name: str) -> str:

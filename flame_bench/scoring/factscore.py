@@ -185,16 +185,22 @@ FACTSCORE_METRICS = (
 
 def score_generations(ctx: EvalContext, gens: Generations, scorer: FactScorer,
                       query_is_instruction: bool = False) -> TaskResult:
-    """The body of every FActScore task: score each item's output about its `topics`, grouped by its `group`.
+    """The body of every FActScore task: `score_outputs` of the task's generations."""
+    return score_outputs(gens.items, gens.outputs, scorer, ctx.seed, query_is_instruction)
+
+
+def score_outputs(items: Sequence[dict[str, Any]], outputs: Sequence[str], scorer: FactScorer, seed: int = 0,
+                  query_is_instruction: bool = False) -> TaskResult:
+    """Score each item's output about its `topics`, grouped by its `group` (and popularity bin, where items carry
+    one), with the scorer's identity as the judge.
 
     `query_is_instruction`: retrieve once per response with the instruction as query (FLAME's RM_fact and Alpaca
     Fact); otherwise FActScore's per-fact query (topic + fact).
     """
-    items = gens.items
     queries = [it["instruction"] if query_is_instruction else None for it in items]
-    scores = scorer.score_many(gens.outputs, [list(it.get("topics") or []) for it in items], queries)
-    result = score_responses(items, gens.outputs, scores, groups=[it.get("group", "all") for it in items],
-                             seed=ctx.seed, bins=[it.get("popularity") for it in items])
+    scores = scorer.score_many(outputs, [list(it.get("topics") or []) for it in items], queries)
+    result = score_responses(items, outputs, scores, groups=[it.get("group", "all") for it in items],
+                             seed=seed, bins=[it.get("popularity") for it in items])
     result.judge = {"scorer": scorer.name, "query": "instruction" if query_is_instruction else "topic + fact",
                     **scorer.identity}
     result.prompt_versions = {"decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}

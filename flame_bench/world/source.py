@@ -211,6 +211,14 @@ class WorldSource:
 
         return world_factscorer(self.world, k=k, knowledge=self.knowledge, verifier_noise=verifier_noise)
 
+    def reading_training_people(self) -> list[str]:
+        """The pilot study's training entities (the seed-split people), from a world whose base model learned to
+        read a context (reading documents, the `pilot` preset); any other world is refused."""
+        if not self.world.manifest["preset"].get("reading_people"):
+            raise FlameError(f"world {self.world.path} has no reading documents, so its base model cannot use "
+                             "retrieved passages (PT_RAG); build one with `flame-bench world build --preset pilot`")
+        return [p["name"] for p in self.world.people if p["split"] == "seed"]
+
     def bio_rag_prompts(self, names: Sequence[str]) -> list[str]:
         """The pilot study's PT_RAG prompts: the top RAG_PASSAGES passages of each person's page (BM25, the bio
         instruction as query), then the question, as the world's reading documents lay them out."""
