@@ -14,6 +14,7 @@ from flame_bench import distributed
 from flame_bench.cli_models import models_app
 from flame_bench.errors import FlameError, Interrupted, interruptible, redact_url
 from flame_bench.ui import console
+from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
 
 app = typer.Typer(
     help="flame-bench: does this alignment recipe make my model more factual, and what does it cost in helpfulness?",
@@ -145,7 +146,7 @@ def world_rm_if_noise(
     from flame_bench.records import list_runs, load_run
     from flame_bench.world.judge_noise import calibrate
 
-    source = open_world(world or default_world_dir("default", 0))
+    source = open_world(world or checked_default_world(default_world_dir("default", 0)))
     runs = [r for r in ([load_run(x) for x in run] if run else list_runs()) if r.task == "alpaca_winrate"
             and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
     records = {it["id"]: it for it in source.eval_set("alpaca").items}
@@ -172,7 +173,7 @@ def world_rm_fact_noise(
     from flame_bench.records import list_runs, load_run
     from flame_bench.world.judge_noise import FACTSCORE_RETRIEVE_LM, fact_noise_report
 
-    source = open_world(world or default_world_dir("default", 0))
+    source = open_world(world or checked_default_world(default_world_dir("default", 0)))
     tasks = ("factscore_bio", "alpaca_fact")
 
     def usable(r) -> bool:
@@ -337,6 +338,23 @@ def built_default_world(preset: str, quiet: bool) -> Path:
             console.print(f"building the {preset} world first: {world_dir}")
             build_world(spec, 0, world_dir, force=True, quiet=quiet)
         distributed.barrier()
+    return checked_default_world(world_dir, preset)
+
+
+def checked_default_world(world_dir: Path, preset: str = "default") -> Path:
+    """`world_dir` (results/worlds/PRESET-sN), refused if it was built from another definition of PRESET than
+    this version's (before 2026-12-03 `default` was the three-step world now called `tiered`)."""
+    import json
+
+    from flame_bench.world.presets import get_preset
+
+    manifest = world_dir / "manifest.json"
+    if manifest.is_file():
+        built = json.loads(manifest.read_text()).get("preset")
+        if json.dumps(built, sort_keys=True) != json.dumps(get_preset(preset).to_dict(), sort_keys=True):
+            raise FlameError(f"{world_dir} was built from another definition of the {preset!r} preset (before "
+                             f"2026-12-03 'default' was the three-step world now called 'tiered'); rebuild it with "
+                             f"`flame-bench world build --preset {preset} --force`, or pass it as --world")
     return world_dir
 
 
@@ -570,7 +588,9 @@ def compare_cmd(
     rm_fact_noise: Annotated[float, typer.Option(min=0.0, max=0.49, help="Fact world: RM_fact's fact checker "
                                                                         "accepts unsupported facts with this "
                                                                         "probability, as FLAME's LLM checker does "
-                                                                        "(0: exact; evaluation stays exact).")] = 0.0,
+                                                                        "(default: the rate FActScore's Table 3 "
+                                                                        "measured for it; 0: exact; evaluation "
+                                                                        "stays exact).")] = FLAME_CHECKER_FALSE_ACCEPT,
 ) -> None:
     """Train what is missing, evaluate every system on every task, and render the head-to-head (Table 3)."""
     from flame_bench.compare import (
@@ -603,7 +623,7 @@ def compare_cmd(
     stdout.print(training_table(results))
     stdout.print(comparison_table(results, dl))
     if bins := bin_deltas(results, seed):  # a long-tail world: the same FActScore, bin by bin
-        stdout.print(bin_table(bins, results))
+        stdout.print(bin_table(bins, [r.name for r in results]))
     save_comparison(results, dl, source, seed, limit, html=html)
     skipped: list[str] = []
     write_leaderboard(skipped=skipped)
@@ -660,11 +680,13 @@ def seeds_cmd(
     """Combine saved comparisons over seeds: mean ± std per system, and deltas vs the first system over items, each
     item's difference averaged over the seeds, with a paired bootstrap over items (nothing is retrained or
     regenerated)."""
-    from flame_bench.compare import across_seeds, seeds_table
+    from flame_bench.compare import across_seeds, bin_table, seeds_table
     from flame_bench.io import write_json
 
     summary = across_seeds(systems, world, sorted(set(seeds)))
     stdout.print(seeds_table(summary, systems))
+    if bins := summary.get("by_popularity_bin"):  # a long-tail world: mean over seeds, deltas pooled over seeds
+        stdout.print(bin_table(bins, systems, f", mean over seeds {', '.join(map(str, summary['seeds']))}"))
     if json_out:
         write_json(json_out, summary)
 
@@ -844,7 +866,7 @@ def export_tasks_cmd(
 
     load_builtin()
     truthfulqa = importlib.import_module("flame_bench_tasks.truthfulqa")
-    source = open_world(world or default_world_dir("default", 0))
+    source = open_world(world or checked_default_world(default_world_dir("default", 0)))
     names = truthfulqa.write_lm_eval_folder(source.eval_set("truthfulqa").items, out)
     stdout.print(f"{', '.join(names)} -> {out}\nrun: lm_eval --model hf --model_args "
                  f"pretrained={source.base_model()},dtype=float32 --device cpu --tasks {','.join(names)} "

@@ -11,6 +11,7 @@ paired).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -184,17 +185,18 @@ def bin_deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str
     return out
 
 
-def bin_table(bins: dict[str, dict[str, Any]], results: list[SystemResult]) -> Table:
-    table = Table(title="Bio FActScore by popularity bin (pretraining documents per person)",
+def bin_table(bins: dict[str, dict[str, Any]], names: Sequence[str], over: str = "") -> Table:
+    """`bin_deltas` (one seed) or `across_seeds`' pooled bins (`over` names the seeds) as a table."""
+    table = Table(title=f"Bio FActScore by popularity bin (pretraining documents per person){over}",
                   caption="paired delta vs the first system [95% bootstrap CI], * = CI excludes 0")
     table.add_column("bin")
     table.add_column("people", justify="right")
-    for r in results:
-        table.add_column(r.name, justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
     for label, row in bins.items():
         cells = []
-        for r in results:
-            cell = row[r.name]
+        for name in names:
+            cell = row[name]
             d = cell["delta"]
             cells.append(_fmt(cell["value"], True) + (f"\n{_fmt_delta(Delta(**d), True)}" if d else ""))
         table.add_row(label, str(next(iter(row.values()))["n"]), *cells)
@@ -428,7 +430,31 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
                 b.append(_item_scores(per_seed[s][name], task.name, col.item_key))
             d = paired_bootstrap_over_seeds(a, b, seed=0)
             summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
+    if bins := _bins_across_seeds(names, [per_seed[s] for s in seeds]):
+        summary["by_popularity_bin"] = bins
     return summary
+
+
+def _bins_across_seeds(names: list[str], per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Bio FActScore per popularity bin over seeds: each system's mean over seeds, and its delta vs the first system
+    with each item's difference averaged over the seeds (items resampled), bin by bin; empty without bins."""
+    from statistics import mean
+
+    if not all(BIN_TASK in systems[n]["runs"] for systems in per_seed for n in names):
+        return {}
+    bins_of = {x["id"]: x.get("popularity") for x in load_run(per_seed[0][names[0]]["runs"][BIN_TASK]).samples()}
+    scores = {n: [_item_scores(systems[n], BIN_TASK, "factscore") for systems in per_seed] for n in names}
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted({b for b in bins_of.values() if b is not None}, key=popularity_order):
+        ids = {k for k, b in bins_of.items() if b == label}
+        out[label] = {}
+        in_bin = {n: [{k: v for k, v in seed_scores.items() if k in ids} for seed_scores in scores[n]] for n in names}
+        for n in names:
+            per_seed_means = [mean(p) for m in in_bin[n] if (p := [v for v in m.values() if v is not None])]
+            d = None if n == names[0] else paired_bootstrap_over_seeds(in_bin[names[0]], in_bin[n], seed=0)
+            out[label][n] = {"value": mean(per_seed_means) if per_seed_means else None, "n": len(ids),
+                             "delta": d.__dict__ if d else None}
+    return out
 
 
 def seeds_table(summary: dict[str, Any], systems: list[str]) -> Table:

@@ -43,11 +43,25 @@ def _rank(r: RunRecord) -> tuple[bool, str]:
     return (r.header.get("limit") is None, str(r.header.get("created", "")))
 
 
+def _world_content(header: dict[str, Any]) -> str | None:
+    src = header.get("source") or {}
+    return src.get("content_sha256") if src.get("kind") == "fact-world" else None
+
+
 def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], RunRecord]:
-    """(source, model, task) -> the run shown for it."""
+    """(source, model, task) -> the run shown for it. Two worlds under one label (a preset whose definition changed,
+    e.g. `default` before and after 2026-12-03) stay apart: each such label gets its world's content hash."""
+    contents: dict[str, set[str | None]] = {}
+    for r in records:
+        contents.setdefault(source_label(r.header), set()).add(_world_content(r.header))
+
+    def label(header: dict[str, Any]) -> str:
+        name = source_label(header)
+        return f"{name}@{str(_world_content(header))[:8]}" if len(contents[name]) > 1 else name
+
     latest: dict[tuple[str, str, str], RunRecord] = {}
     for r in records:
-        key = (source_label(r.header), r.header["model"]["name"], r.task)
+        key = (label(r.header), r.header["model"]["name"], r.task)
         if key not in latest or _rank(r) >= _rank(latest[key]):
             latest[key] = r
     return latest

@@ -15,6 +15,7 @@ def open_source(spec: dict[str, Any] | None) -> Source:
     if kind == "fact-world":
         from flame_bench.world.source import WorldSource
 
+        # a record without rm_fact_noise predates the lenient checker as the default: it ran the exact one
         return WorldSource.open(spec["path"], spec.get("rm_if_noise", 0.0), spec.get("judge", "world_if"),  # type: ignore
                                 spec.get("rm_fact_noise", 0.0))
     if kind == "real":

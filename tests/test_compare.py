@@ -141,3 +141,33 @@ def test_bin_deltas_pair_items_within_each_popularity_bin():
     for s in no_bins._samples["factscore_bio"]:
         s.pop("popularity")
     assert bin_deltas([no_bins, no_bins]) == {}
+
+
+def test_seeds_give_popularity_bins_pooled_over_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
+    runs = tmp_path / "results" / "runs"
+    bins = {"a": "0 docs", "b": "0 docs", "c": "3-8 docs"}
+    per_seed = {0: ({"a": 0.0, "b": 0.5, "c": 1.0}, {"a": 0.5, "b": 0.5, "c": 0.5}),
+                1: ({"a": 0.0, "b": 0.0, "c": 1.0}, {"a": 0.0, "b": 0.5, "c": 1.0})}
+    for seed, (base, flame) in per_seed.items():
+        systems = []
+        for name, items in (("baseline", base), ("flame", flame)):
+            header = {"task": {"name": "factscore_bio", "version": "1"}, "model": {"name": name, "sha256": "x"},
+                      "primary_metric": "factscore", "metrics": {"factscore": sum(items.values()) / 3},
+                      "metric_info": [{"key": "factscore", "display": "FS", "percent": True}],
+                      "counts": {"items": 3}, "created": "2026-01-01T00:00:00"}
+            rec = write_run(runs, f"factscore_bio__{name}__{seed}", header,
+                            [{"id": i, "factscore": v, "popularity": bins[i], "output": "x"} for i, v in items.items()])
+            systems.append({"name": name, "metrics": {"Bio FS": sum(items.values()) / 3},
+                            "runs": {"factscore_bio": str(rec.path)}})
+        path = tmp_path / "results" / "comparisons" / f"baseline_vs_flame__w__seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"systems": systems}))
+    got = across_seeds(["baseline", "flame"], "w", [0, 1])["by_popularity_bin"]
+    assert list(got) == ["0 docs", "3-8 docs"] and got["0 docs"]["flame"]["n"] == 2
+    # 0 docs: baseline 0.25 then 0.0 (mean 0.125), flame 0.5 then 0.25 (0.375); items a (+0.5, 0) and b (0, +0.5)
+    assert got["0 docs"]["baseline"]["value"] == pytest.approx(0.125)
+    assert got["0 docs"]["flame"]["value"] == pytest.approx(0.375)
+    assert got["0 docs"]["flame"]["delta"]["value"] == pytest.approx(0.25)
+    assert got["0 docs"]["baseline"]["delta"] is None
+    assert got["3-8 docs"]["flame"]["delta"]["value"] == pytest.approx(-0.25)  # item c: -0.5, then 0

@@ -136,3 +136,29 @@ def test_fact_noise_report_reads_the_published_rates_and_checks_saved_outputs() 
     exact, chosen = report["effect"][0.0], report["effect"][0.245]
     assert exact["tau"] == 1.0 and exact["factscore_exact"] == exact["factscore_noisy"] == pytest.approx(40.0)
     assert chosen["factscore_noisy"] > chosen["factscore_exact"] and 0.5 < chosen["tau"] < 1.0
+
+
+def test_the_lenient_checker_is_the_worlds_default_rm_fact_and_the_exact_one_a_named_variant(
+        world: WorldDir, tmp_path: Path) -> None:
+    import json
+
+    from flame_bench.cli import checked_default_world
+    from flame_bench.errors import FlameError
+    from flame_bench.sources import open_source
+    from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
+    from flame_bench.world.source import WorldSource
+
+    default, exact = WorldSource(world), WorldSource(world, rm_fact_noise=0.0)
+    assert default.rm_fact_noise == FLAME_CHECKER_FALSE_ACCEPT == 0.245
+    assert default.name == world.path.name and "variant" not in default.fingerprint  # the default adds nothing
+    assert exact.name == world.path.name + "__rmfact0" and exact.fingerprint["variant"] == "rmfact0"
+    assert default.rm_fact.identity != exact.rm_fact.identity  # other stage keys
+    assert open_source(default.spec).rm_fact_noise == 0.245 and open_source(exact.spec).rm_fact_noise == 0.0
+    old_record = {"kind": "fact-world", "path": str(world.path)}  # written when the exact checker was the default
+    assert open_source(old_record).rm_fact_noise == 0.0
+    # a results/worlds/default-s0 built from the old (three-step) default is refused, never silently reused
+    stale = tmp_path / "default-s0"
+    stale.mkdir()
+    (stale / "manifest.json").write_text(json.dumps({"preset": {**world.manifest["preset"], "name": "default"}}))
+    with pytest.raises(FlameError, match=r"another definition of the 'default' preset.*--force"):
+        checked_default_world(stale)

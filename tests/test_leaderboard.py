@@ -41,6 +41,22 @@ def test_latest_run_wins_and_markdown(tmp_path: Path) -> None:
     assert "| real | flame | - | 45.0 (n=1) |" in md and "| real | baseline | 50.0 (n=1) | - |" in md
 
 
+def test_two_worlds_under_one_preset_name_are_never_merged(tmp_path: Path) -> None:
+    """`default` changed its definition on 2026-12-03: runs of the old and the new default-s0 both stay visible."""
+    runs = tmp_path / "runs"
+    for sha, value, created in (("aaaaaaaa11", 0.44, "2026-01-01T00:00:01"),
+                                ("bbbbbbbb22", 0.56, "2026-01-01T00:00:02"),
+                                ("bbbbbbbb22", 0.57, "2026-01-01T00:00:03")):
+        header = {"task": {"name": "factscore_bio", "version": "1"}, "model": {"name": "flame", "sha256": "x"},
+                  "source": {"kind": "fact-world", "preset": "default", "seed": 0, "content_sha256": sha},
+                  "primary_metric": "m", "metric_info": [{"key": "m", "display": "M", "percent": True}],
+                  "metrics": {"m": value}, "counts": {"items": 1}, "created": created}
+        write_run(runs, f"factscore_bio__flame__{created[-2:]}", header, [{"id": "a"}])
+    _, rows = leaderboard_rows(list_runs(runs))
+    assert {r["source"]: r["factscore_bio"]["value"] for r in rows} == {"default-s0@aaaaaaaa": 0.44,
+                                                                        "default-s0@bbbbbbbb": 0.57}
+
+
 def _writer(runs: str, out: str, n: int) -> None:
     for _ in range(n):
         write_leaderboard(Path(runs), Path(out))

@@ -189,23 +189,26 @@ def test_jsonl_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def test_presets_are_registered() -> None:
-    assert set(PRESETS) == {"smoke", "default", "large", "longtail", "pilot", "smoke-pilot"}
+    assert set(PRESETS) == {"smoke", "default", "tiered", "large", "pilot", "smoke-pilot"}
     with pytest.raises(FlameError, match="did you mean 'default'"):
         get_preset("defualt")
+    with pytest.raises(FlameError, match="'longtail' is now called 'default'"):
+        get_preset("longtail")
 
 
-def test_long_tail_world_draws_each_persons_exposure_and_keeps_the_default_world_as_it_was():
-    from collections import Counter
+def test_default_world_draws_each_persons_exposure_from_a_long_tail_and_the_tiered_world_keeps_three_steps(
+        default_world) -> None:
+    from flame_bench.world.presets import LONG_TAIL_LEVELS, POPULARITY_BINS, popularity_bin
 
-    from flame_bench.world.generate import generate_world
-    from flame_bench.world.presets import LONG_TAIL_LEVELS, POPULARITY_BINS, get_preset, popularity_bin
-
-    tail = generate_world(get_preset("longtail"), 0)
+    tail = default_world
     docs = Counter(d["person_id"] for d in tail.corpus if d["person_id"])
     for p in tail.people:
         assert p["exposure"] in LONG_TAIL_LEVELS[p["tier"]]
         assert docs.get(p["id"], 0) == p["exposure"] + p["exposure"] // 4  # bios, then a quarter more Q&A
     bins = Counter(popularity_bin(it["exposure"]) for it in tail.eval_bio)
     assert set(bins) == {label for label, _, _ in POPULARITY_BINS} and min(bins.values()) >= 10, bins
-    default = generate_world(get_preset("default"), 0)
-    assert all("exposure" not in p for p in default.people)
+    tiered = generate_world(get_preset("tiered"), 0)
+    assert all("exposure" not in p for p in tiered.people)
+    docs = Counter(d["person_id"] for d in tiered.corpus if d["person_id"])
+    per_tier = {"frequent": 40, "rare": 2, "unseen": 0}
+    assert all(docs.get(p["id"], 0) == per_tier[p["tier"]] + per_tier[p["tier"]] // 4 for p in tiered.people)

@@ -91,6 +91,10 @@ def published_false_accept_rate() -> dict[str, Any]:
     return {"per_subject": per, "pooled": pooled}
 
 
+# RM_fact's default in the fact world (since 2026-12-03): the pooled rate above, as `world rm-fact-noise` reports it
+FLAME_CHECKER_FALSE_ACCEPT = round(published_false_accept_rate()["pooled"], 3)
+
+
 def kendall_tau_b(x: Sequence[float], y: Sequence[float], rows: int = 512) -> float:
     """Kendall's tau-b (ties in either ranking handled), over all pairs: exact, in numpy, `rows` rows of the pair
     matrix at a time (memory stays O(rows x n) for any number of responses)."""
@@ -144,7 +148,7 @@ def fact_noise_report(runs: Sequence[Any], rates: Sequence[float] = FACT_SWEEP) 
         raise FlameError(f"only {len(responses)} scored responses in these runs; run `flame-bench compare` on this "
                          "world first (its Bio and Alpaca Fact runs are the check set)")
     published = published_false_accept_rate()
-    return {"published": published, "chosen": round(published["pooled"], 3), "responses": len(responses),
+    return {"published": published, "chosen": FLAME_CHECKER_FALSE_ACCEPT, "responses": len(responses),
             "facts": sum(len(f) for _, f in responses), "tau_reference": FLAME_TABLE10_RM_FACT_TAU,
             "effect": {r: lenient_checker_effect(responses, r) for r in rates},
             "runs": [str(Path(r.path).name) for r in runs]}

@@ -1,14 +1,16 @@
 """World presets: sizes of the fact world and of its base model, with the pretraining budget.
 
 `smoke` is what CI tests build (well under 90 s on 2 cores); `default` is what `flame-bench compare` runs
-on (under 15 minutes); `large` is for machines with a GPU.
+on (under 15 minutes): people's pretraining exposure follows a long tail (0 to 64 documents, five popularity
+bins, as FActScore reports by entity frequency); `tiered` is the three-step world that was the default until
+2026-12-03 (40 / 2 / 0 documents), kept so earlier figures rebuild; `large` is for machines with a GPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from flame_bench.errors import unknown_name
+from flame_bench.errors import FlameError, unknown_name
 
 TIERS = ("frequent", "rare", "unseen")
 # Entity splits; train (seed), DPO and evaluation entities are disjoint by construction.
@@ -61,6 +63,21 @@ class Preset:
         return asdict(self)
 
 
+# FActScore-style popularity bins over a person's pretraining documents (label, lowest, highest)
+POPULARITY_BINS: tuple[tuple[str, int, int], ...] = (
+    ("0 docs", 0, 0), ("1-2 docs", 1, 2), ("3-8 docs", 3, 8), ("9-32 docs", 9, 32), ("33-64 docs", 33, 64))
+LONG_TAIL_LEVELS = {"frequent": (12, 16, 24, 32, 40, 48, 64), "rare": (1, 2, 3, 4, 6, 8), "unseen": (0,)}
+# the smoke world's tail (its tiny model needs more exposure to know a person; still one level in every bin)
+SMOKE_LONG_TAIL_LEVELS = {"frequent": (16, 24, 32, 48), "rare": (1, 2, 4, 6), "unseen": (0,)}
+
+
+DEFAULT_PEOPLE = {
+    "seed": {"frequent": 50, "rare": 50, "unseen": 50},
+    "dpo": {"frequent": 50, "rare": 50, "unseen": 50},
+    "eval_bio": {"frequent": 50, "rare": 50, "unseen": 50},
+    "tqa": {"frequent": 100, "rare": 50, "unseen": 0},
+}
+
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
@@ -73,22 +90,28 @@ PRESETS: dict[str, Preset] = {
         n_seed_instructions=60,
         n_dpo_instructions=80,
         n_eval_alpaca=30,
-        docs_per_person={"frequent": 30, "rare": 4, "unseen": 0},
         probe_people_per_tier=5,
         model=ModelSpec(hidden=64, layers=2, heads=4, intermediate=256, seq_len=128, batch_size=16, steps=300,
                         lr=5e-3, warmup_steps=20),
+        exposure_levels=SMOKE_LONG_TAIL_LEVELS,
     ),
     "default": Preset(
         name="default",
-        people={
-            "seed": {"frequent": 50, "rare": 50, "unseen": 50},
-            "dpo": {"frequent": 50, "rare": 50, "unseen": 50},
-            "eval_bio": {"frequent": 50, "rare": 50, "unseen": 50},
-            "tqa": {"frequent": 100, "rare": 50, "unseen": 0},
-        },
+        people=DEFAULT_PEOPLE,
         n_seed_instructions=1200,
         n_dpo_instructions=2400,
         n_eval_alpaca=300,
+        exposure_levels=LONG_TAIL_LEVELS,
+        # the stream of the `longtail` preset it was measured as (2026-12-03): the same world, byte for byte
+        stream="longtail",
+    ),
+    "tiered": Preset(  # the default until 2026-12-03: every person of a tier gets its tier's documents (40 / 2 / 0)
+        name="tiered",
+        people=DEFAULT_PEOPLE,
+        n_seed_instructions=1200,
+        n_dpo_instructions=2400,
+        n_eval_alpaca=300,
+        stream="default",  # the random stream it was built from as `default`: the same world, byte for byte
     ),
     "large": Preset(
         name="large",
@@ -108,33 +131,29 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# FActScore-style popularity bins over a person's pretraining documents (label, lowest, highest)
-POPULARITY_BINS: tuple[tuple[str, int, int], ...] = (
-    ("0 docs", 0, 0), ("1-2 docs", 1, 2), ("3-8 docs", 3, 8), ("9-32 docs", 9, 32), ("33-64 docs", 33, 64))
-LONG_TAIL_LEVELS = {"frequent": (12, 16, 24, 32, 40, 48, 64), "rare": (1, 2, 3, 4, 6, 8), "unseen": (0,)}
-
-
 def popularity_bin(exposure: int) -> str:
     return next(label for label, lo, hi in POPULARITY_BINS if lo <= exposure <= hi)
 
 
-PRESETS["longtail"] = Preset(  # the default world with a long tail of popularity (world-fidelity work)
-    name="longtail", people=PRESETS["default"].people, n_seed_instructions=1200, n_dpo_instructions=2400,
-    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS)
-
-
-PRESETS["pilot"] = Preset(  # the long-tail world plus reading documents: the paper's pilot study (Table 1)
-    name="pilot", people=PRESETS["default"].people, n_seed_instructions=1200, n_dpo_instructions=2400,
+PRESETS["pilot"] = Preset(  # the default world plus reading documents: the paper's pilot study (Table 1)
+    name="pilot", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
     # 256-token windows (same tokens per step): a ~80-token reading document lies whole in a window more often
     model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
 PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
     name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
-    n_eval_alpaca=30, docs_per_person=PRESETS["smoke"].docs_per_person, probe_people_per_tier=5,
-    model=PRESETS["smoke"].model, reading_people=40, reading_docs_per_person=4, stream="smoke")
+    n_eval_alpaca=30, probe_people_per_tier=5,
+    model=PRESETS["smoke"].model, exposure_levels=SMOKE_LONG_TAIL_LEVELS, reading_people=40,
+    reading_docs_per_person=4, stream="smoke")
+
+
+RENAMED = {"longtail": "default"}  # 2026-12-03: the long-tail world became the default
 
 
 def get_preset(name: str) -> Preset:
+    if name in RENAMED:
+        raise FlameError(f"preset {name!r} is now called {RENAMED[name]!r} (the same world); use --preset "
+                         f"{RENAMED[name]}")
     if name not in PRESETS:
         raise unknown_name("preset", name, PRESETS)
     return PRESETS[name]

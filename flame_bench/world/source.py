@@ -3,7 +3,9 @@
 - classifier: `EntityClassifier` (fact-based iff the instruction names a person of the knowledge source);
 - RM_IF: the additive 5-point rubric (`flame_bench.world.rubric`), blind to truth;
 - RM_fact and FActScore: the world's grammar decomposer and passage verifier (`flame_bench.world.factscore`),
-  RM_fact retrieving with the instruction as query (k = 10);
+  RM_fact retrieving with the instruction as query (k = 10) and, by default, checking facts as FLAME's LLM checker
+  does (accepting unsupported facts at the rate FActScore measured for it; `rm_fact_noise` 0: exact); FActScore
+  (evaluation) is always exact;
 - the pairwise judge: `world_if` (`flame_bench.world.judge`).
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 from flame_bench.errors import FlameError
 from flame_bench.registry import CLASSIFIERS
 from flame_bench.source import EvalSet, Reference
+from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
 from flame_bench.world.presets import TIERS, popularity_bin
 from flame_bench.world.store import WorldDir
 
@@ -92,10 +95,12 @@ class WorldSource:
     groups = TIERS
     pretrained_style = "qa-documents"
 
-    def __init__(self, world: WorldDir, rm_if_noise: float = 0.0, judge: str = "world_if", rm_fact_noise: float = 0.0):
+    def __init__(self, world: WorldDir, rm_if_noise: float = 0.0, judge: str = "world_if",
+                 rm_fact_noise: float = FLAME_CHECKER_FALSE_ACCEPT):
         """`rm_if_noise`: RM_IF sampled as an LLM judge (`RubricReward`; 0 = the exact rubric); `judge`: the win
         rate's pairwise judge, `world_if` or `world_if_graded` (both blind to truth); `rm_fact_noise`: RM_fact's
-        fact checker errs as an LLM's does (`NoisyWorldVerifier`; 0 = exact). Evaluation always scores exactly."""
+        fact checker accepts unsupported facts as FLAME's LLM checker does (`NoisyWorldVerifier`; default: the rate
+        FActScore measured for that checker; 0 = exact). Evaluation always scores exactly."""
         if judge not in WORLD_JUDGES:
             from flame_bench.errors import unknown_name
 
@@ -106,20 +111,22 @@ class WorldSource:
         self.world = world
         self.rm_if_noise, self.judge_name, self.rm_fact_noise = rm_if_noise, judge, rm_fact_noise
         # another evaluator is another comparison: its files never replace the default one's
-        self.variant = "".join(f"__{tag}{v:g}".replace(".", "p") for tag, v in (
-            ("rmif", rm_if_noise), ("rmfact", rm_fact_noise)) if v) + (f"__{judge}" if judge != "world_if" else "")
+        self.variant = "".join(f"__{tag}{v:g}".replace(".", "p") for tag, v, default in (
+            ("rmif", rm_if_noise, 0.0), ("rmfact", rm_fact_noise, FLAME_CHECKER_FALSE_ACCEPT)) if v != default) + (
+            f"__{judge}" if judge != "world_if" else "")
         self.name = world.path.name + self.variant
         self._eval_sets: dict[str, EvalSet] = {}
 
     @classmethod
     def open(cls, path: str | Path, rm_if_noise: float = 0.0, judge: str = "world_if",
-             rm_fact_noise: float = 0.0) -> WorldSource:
+             rm_fact_noise: float = FLAME_CHECKER_FALSE_ACCEPT) -> WorldSource:
         return cls(WorldDir.open(path), rm_if_noise, judge, rm_fact_noise)
 
     @property
     def spec(self) -> dict[str, Any]:
-        extra = {k: v for k, v in (("rm_if_noise", self.rm_if_noise), ("rm_fact_noise", self.rm_fact_noise)) if v}
-        return {"kind": "fact-world", "path": str(self.world.path), **extra,
+        # rm_fact_noise always written: a record without it is from before the lenient checker was the default
+        return {"kind": "fact-world", "path": str(self.world.path), "rm_fact_noise": self.rm_fact_noise,
+                **({"rm_if_noise": self.rm_if_noise} if self.rm_if_noise else {}),
                 **({"judge": self.judge_name} if self.judge_name != "world_if" else {})}
 
     @property
