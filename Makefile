@@ -25,8 +25,9 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-# The README's three-seed table, rebuilt from a clone (~35 min here): three comparisons, then their summary. The
-# comparison files under results/comparisons/ point into results/runs/, which only these commands recreate.
+# The README's three-seed table, rebuilt from a clone: three comparisons, then their summary (means over seeds, pooled
+# deltas, Bio FActScore per popularity bin). The comparison files under results/comparisons/ point into results/runs/,
+# which only these commands recreate.
 SEED_SYSTEMS := baseline flame flame_composite
 seeds: $(STAMP)
 	for s in 0 1 2; do $(BIN)/flame-bench compare $(SEED_SYSTEMS) --seed $$s --quiet || exit 1; done

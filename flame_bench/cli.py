@@ -67,7 +67,9 @@ def default_world_dir(preset: str, seed: int) -> Path:
 @world_app.command("build")
 @interruptible
 def world_build(
-    preset: Annotated[str, typer.Option(help="World size: smoke (CI), default, large (GPU).")] = "default",
+    preset: Annotated[str, typer.Option(help="World preset: smoke (CI), default (long-tail popularity), tiered (the "
+                                             "three-step world, the default until 2026-12-03), pilot (+ reading "
+                                             "documents), large (GPU).")] = "default",
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
                                       help="Seed; the same seed gives byte-identical data files.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Output directory [default: results/worlds/PRESET-sSEED].")] = None,
@@ -133,22 +135,42 @@ def world_probe(
         write_json(json_out, result)
 
 
+def saved_world_runs(source, tasks: tuple[str, ...], named: list[str] | None) -> list:
+    """The saved runs of `tasks` on `source`'s world that the noise commands check against: the `named` ones (each
+    must be such a run), or else one run per (task, model), the latest: a model evaluated again (another seed's
+    comparison, another judge) adds no new outputs."""
+    from flame_bench.records import list_runs, load_run
+
+    def usable(r) -> bool:
+        return r.task in tasks and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256
+
+    if named:
+        runs = [load_run(x) for x in named]
+        if bad := [str(Path(r.path).name) for r in runs if not usable(r)]:
+            raise FlameError(f"not runs of the {' or '.join(tasks)} task on {source.world.path}: {', '.join(bad)}; "
+                             "name saved runs of that task on this world")
+        return runs
+    latest: dict[tuple[str, str], object] = {}
+    for r in sorted((r for r in list_runs() if usable(r)), key=lambda r: str(r.header.get("created", ""))):
+        latest[(r.task, str((r.header.get("model") or {}).get("sha256")))] = r
+    return list(latest.values())
+
+
 @world_app.command("rm-if-noise")
 def world_rm_if_noise(
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
     target: Annotated[float, typer.Option(min=0.5, max=1.0, help="Pairwise accuracy to match [default: Yuan et al. "
                                                                  "2024's M1 judge against humans].")] = 0.787,
     run: Annotated[list[str] | None, typer.Option(help="Calibrate on these win-rate runs (repeatable) [default: "
-                                                       "every saved win-rate run on this world].")] = None,
+                                                       "the latest win-rate run of every model on this "
+                                                       "world].")] = None,
 ) -> None:
     """The RM_IF noise level at which one sampled judgement agrees with the exact rubric as often as a published LLM
     judge agrees with humans (calibrated on the world's saved win-rate outputs)."""
-    from flame_bench.records import list_runs, load_run
     from flame_bench.world.judge_noise import calibrate
 
     source = open_world(world or checked_default_world(default_world_dir("default", 0)))
-    runs = [r for r in ([load_run(x) for x in run] if run else list_runs()) if r.task == "alpaca_winrate"
-            and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256]
+    runs = saved_world_runs(source, ("alpaca_winrate",), run)
     records = {it["id"]: it for it in source.eval_set("alpaca").items}
     result = calibrate(runs, records, source.world.grammar, target)
     table = Table(title=f"RM_IF noise: one sampled judgement vs the exact rubric ({result['pairs']} pairs from "
@@ -165,31 +187,16 @@ def world_rm_if_noise(
 @world_app.command("rm-fact-noise")
 def world_rm_fact_noise(
     world: Annotated[Path | None, typer.Option(help="World directory [default: results/worlds/default-s0].")] = None,
-    run: Annotated[list[str] | None, typer.Option(help="Check on these FActScore runs (repeatable) [default: every "
-                                                       "saved Bio and Alpaca Fact run on this world].")] = None,
+    run: Annotated[list[str] | None, typer.Option(help="Check on these FActScore runs (repeatable) [default: the "
+                                                       "latest Bio and Alpaca Fact run of every model on this "
+                                                       "world].")] = None,
 ) -> None:
     """RM_fact's noise level: the false-accept rate FActScore measured for FLAME's fact checker, and what it (and the
     sweep's other levels) does to the world's saved outputs (FActScore, Kendall tau against exact error counts)."""
-    from flame_bench.records import list_runs, load_run
     from flame_bench.world.judge_noise import FACTSCORE_RETRIEVE_LM, fact_noise_report
 
     source = open_world(world or checked_default_world(default_world_dir("default", 0)))
-    tasks = ("factscore_bio", "alpaca_fact")
-
-    def usable(r) -> bool:
-        return r.task in tasks and (r.header.get("source") or {}).get("content_sha256") == source.world.content_sha256
-
-    if run:
-        named = [load_run(x) for x in run]
-        if bad := [str(Path(r.path).name) for r in named if not usable(r)]:
-            raise FlameError(f"not a Bio or Alpaca Fact run on {source.world.path}: {', '.join(bad)}; name runs of "
-                             "this world's factscore_bio or alpaca_fact task")
-        runs = named
-    else:  # one run per (task, model): a model evaluated again (another seed's comparison) adds no new outputs
-        latest: dict[tuple[str, str], object] = {}
-        for r in sorted((r for r in list_runs() if usable(r)), key=lambda r: str(r.header.get("created", ""))):
-            latest[(r.task, str((r.header.get("model") or {}).get("sha256")))] = r
-        runs = list(latest.values())
+    runs = saved_world_runs(source, ("factscore_bio", "alpaca_fact"), run)
     report = fact_noise_report(runs)
     ref = Table(title="FActScore Table 3, Inst-LLaMA Retrieve->LM (FLAME's RM_fact checker) against humans")
     for col in ("subject", "human FS", "checker FS", "false-accept rate"):

@@ -353,7 +353,7 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         "deltas": {s: {c: (d.__dict__ if d else None) for c, d in cols.items()} for s, cols in dl.items()},
         "training": [dict(zip(("system", *PAIR_COLUMNS), row, strict=True)) for row in training_rows(results)],
         **({"by_popularity_bin": bins} if (bins := bin_deltas(results, seed)) else {}),
-        "source": source.spec, "seed": seed, "limit": limit,
+        "source": source.spec, "source_fingerprint": source.fingerprint, "seed": seed, "limit": limit,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     figure(results, _beside(out, ".png"))
@@ -391,6 +391,7 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
     from statistics import mean, stdev
 
     per_seed: dict[int, dict[str, Any]] = {}
+    contents: dict[int, str] = {}  # seed -> the world's content hash its comparison records (newer files carry it)
     for seed in seeds:
         found = sorted(comparisons_dir().glob(f"*__{source_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
         for path in reversed(found):  # the most recent comparison that has every system
@@ -400,10 +401,16 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
             systems = {s["name"]: s for s in data["systems"]}
             if all(n in systems for n in names):
                 per_seed[seed] = systems
+                if content := (data.get("source_fingerprint") or {}).get("content_sha256"):
+                    contents[seed] = content
                 break
         else:
             raise FlameError(f"no saved comparison of {', '.join(names)} on {source_name} with seed {seed}; run "
                              f"`flame-bench compare {' '.join(names)} --seed {seed}` first")
+    if len(set(contents.values())) > 1:  # e.g. a world rebuilt from another definition of its preset
+        seen = ", ".join(f"seed {s}: {c[:8]}" for s, c in sorted(contents.items()))
+        raise FlameError(f"the saved comparisons on {source_name} come from different worlds ({seen}); run "
+                         f"`flame-bench compare {' '.join(names)} --seed N` again for the seeds of the stale world")
     runs0 = per_seed[seeds[0]][names[0]]["runs"]
     cols = table_columns([TASKS.get(t) for t in runs0 if t in TASKS])
     summary: dict[str, Any] = {"source": source_name, "seeds": seeds, "systems": {}, "pooled_deltas": {},

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flame_bench.compare import SystemResult, across_seeds, comparison_markdown, deltas, training_rows
+from flame_bench.errors import FlameError
 from flame_bench.records import write_run
 from flame_bench.stats import paired_bootstrap
 
@@ -171,3 +172,9 @@ def test_seeds_give_popularity_bins_pooled_over_seeds(tmp_path: Path, monkeypatc
     assert got["0 docs"]["flame"]["delta"]["value"] == pytest.approx(0.25)
     assert got["0 docs"]["baseline"]["delta"] is None
     assert got["3-8 docs"]["flame"]["delta"]["value"] == pytest.approx(-0.25)  # item c: -0.5, then 0
+    # comparisons of two worlds under one name (a preset redefined, its world rebuilt) are never pooled
+    for seed, content in ((0, "aaaaaaaa1"), (1, "bbbbbbbb2")):
+        path = tmp_path / "results" / "comparisons" / f"baseline_vs_flame__w__seed{seed}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "source_fingerprint": {"content_sha256": content}}))
+    with pytest.raises(FlameError, match=r"different worlds \(seed 0: aaaaaaaa, seed 1: bbbbbbbb\)"):
+        across_seeds(["baseline", "flame"], "w", [0, 1])

@@ -162,3 +162,29 @@ def test_the_lenient_checker_is_the_worlds_default_rm_fact_and_the_exact_one_a_n
     (stale / "manifest.json").write_text(json.dumps({"preset": {**world.manifest["preset"], "name": "default"}}))
     with pytest.raises(FlameError, match=r"another definition of the 'default' preset.*--force"):
         checked_default_world(stale)
+
+
+def test_the_noise_commands_read_one_run_per_model_of_this_world_and_name_unusable_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from flame_bench.cli import saved_world_runs
+    from flame_bench.errors import FlameError
+    from flame_bench.records import write_run
+
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
+    runs = tmp_path / "results" / "runs"
+    source = SimpleNamespace(world=SimpleNamespace(content_sha256="w1", path=tmp_path / "w1"))
+    for name, task, model, world, created in (("a", "alpaca_winrate", "m1", "w1", "01"),
+                                              ("b", "alpaca_winrate", "m1", "w1", "02"),  # m1 again: latest kept
+                                              ("c", "alpaca_winrate", "m2", "w1", "03"),
+                                              ("d", "alpaca_winrate", "m3", "w2", "04"),  # another world
+                                              ("e", "factscore_bio", "m1", "w1", "05")):  # another task
+        write_run(runs, name, {"task": {"name": task, "version": "1"}, "model": {"name": model, "sha256": model},
+                               "source": {"kind": "fact-world", "content_sha256": world},
+                               "created": f"2026-01-01T00:00:{created}", "metrics": {}}, [{"id": "x"}])
+    got = saved_world_runs(source, ("alpaca_winrate",), None)
+    assert sorted(r.path.name for r in got) == ["b", "c"]
+    assert [r.path.name for r in saved_world_runs(source, ("alpaca_winrate",), [str(runs / "a")])] == ["a"]
+    with pytest.raises(FlameError, match=r"not runs of the alpaca_winrate task on .*: d, e; name saved runs"):
+        saved_world_runs(source, ("alpaca_winrate",), [str(runs / "d"), str(runs / "e")])
