@@ -165,23 +165,31 @@ BIN_TASK = "factscore_bio"  # the task whose items carry a popularity bin in a l
 
 def bin_deltas(results: list[SystemResult], seed: int = 0) -> dict[str, dict[str, Any]]:
     """Bio FActScore per popularity bin (a long-tail world's items carry one) and each system's paired delta against
-    the first, bin by bin: {bin: {system: {"value", "delta"}}}; empty when the items carry no bin."""
+    the first, bin by bin: {bin: {system: {"value", "n", "delta"}}}; empty when the items carry no bin."""
     if not all(BIN_TASK in r.runs for r in results):
         return {}
     bins_of = {s["id"]: s.get("popularity") for s in results[0].samples(BIN_TASK)}
-    labels = [b for b in dict.fromkeys(bins_of.values()) if b is not None]
-    per_system = [r.item_scores(BIN_TASK, "factscore") for r in results]
-    base = per_system[0]
+    return _popularity_bins(bins_of, {r.name: [r.item_scores(BIN_TASK, "factscore")] for r in results}, seed)
+
+
+def _popularity_bins(bins_of: dict[str, str | None], scores: dict[str, list[dict[str, Any]]],
+                     boot_seed: int) -> dict[str, dict[str, Any]]:
+    """Per popularity bin, each system's FActScore (`scores`: system -> per-seed item scores; the mean over seeds of
+    each seed's mean) and its delta vs the first system, each item's difference averaged over the seeds (with one
+    seed, `paired_bootstrap_over_seeds` is the plain paired bootstrap)."""
+    from statistics import mean
+
+    base = next(iter(scores))
     out: dict[str, dict[str, Any]] = {}
-    for label in sorted(labels, key=popularity_order):
+    for label in sorted({b for b in bins_of.values() if b is not None}, key=popularity_order):
         ids = {k for k, b in bins_of.items() if b == label}
+        in_bin = {n: [{k: v for k, v in seed_scores.items() if k in ids} for seed_scores in per_seed]
+                  for n, per_seed in scores.items()}
         out[label] = {}
-        for r, all_scores in zip(results, per_system, strict=True):
-            scores = {k: v for k, v in all_scores.items() if k in ids}
-            present = [v for v in scores.values() if v is not None]
-            d = None if r is results[0] else paired_bootstrap({k: base[k] for k in ids}, scores, seed)
-            out[label][r.name] = {"value": sum(present) / len(present) if present else None, "n": len(ids),
-                                  "delta": d.__dict__ if d else None}
+        for n, per_seed in in_bin.items():
+            means = [sum(p) / len(p) for m in per_seed if (p := [v for v in m.values() if v is not None])]
+            d = None if n == base else paired_bootstrap_over_seeds(in_bin[base], per_seed, boot_seed)
+            out[label][n] = {"value": mean(means) if means else None, "n": len(ids), "delta": d.__dict__ if d else None}
     return out
 
 
@@ -443,25 +451,12 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
 
 
 def _bins_across_seeds(names: list[str], per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Bio FActScore per popularity bin over seeds: each system's mean over seeds, and its delta vs the first system
-    with each item's difference averaged over the seeds (items resampled), bin by bin; empty without bins."""
-    from statistics import mean
-
+    """Bio FActScore per popularity bin over seeds (`_popularity_bins`); empty without bins."""
     if not all(BIN_TASK in systems[n]["runs"] for systems in per_seed for n in names):
         return {}
     bins_of = {x["id"]: x.get("popularity") for x in load_run(per_seed[0][names[0]]["runs"][BIN_TASK]).samples()}
-    scores = {n: [_item_scores(systems[n], BIN_TASK, "factscore") for systems in per_seed] for n in names}
-    out: dict[str, dict[str, Any]] = {}
-    for label in sorted({b for b in bins_of.values() if b is not None}, key=popularity_order):
-        ids = {k for k, b in bins_of.items() if b == label}
-        out[label] = {}
-        in_bin = {n: [{k: v for k, v in seed_scores.items() if k in ids} for seed_scores in scores[n]] for n in names}
-        for n in names:
-            per_seed_means = [mean(p) for m in in_bin[n] if (p := [v for v in m.values() if v is not None])]
-            d = None if n == names[0] else paired_bootstrap_over_seeds(in_bin[names[0]], in_bin[n], seed=0)
-            out[label][n] = {"value": mean(per_seed_means) if per_seed_means else None, "n": len(ids),
-                             "delta": d.__dict__ if d else None}
-    return out
+    return _popularity_bins(bins_of, {n: [_item_scores(systems[n], BIN_TASK, "factscore") for systems in per_seed]
+                                      for n in names}, 0)
 
 
 def seeds_table(summary: dict[str, Any], systems: list[str]) -> Table:
