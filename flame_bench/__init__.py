@@ -7,4 +7,8 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from flame_bench import numerics as _numerics
+
+_numerics.apply()
+
 __version__ = "0.1.0"

@@ -86,6 +86,7 @@ def world_build(
     stdout.print(
         f"[green]world ready[/green] {out}  ({record['parameters'] / 1e6:.2f}M-parameter base model, "
         f"{record['tokens_trained']:,} tokens in {record['wall_seconds']:.0f} s, final loss {record['final_loss']:.3f})"
+        f"\nbase model sha256 {record['weights_sha256']}  (numerics: {record['numerics']})"
     )
 
 

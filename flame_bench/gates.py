@@ -6,13 +6,14 @@ produces: classifier accuracy, rewards of the human responses, pair counts (Tabl
 evaluation metrics. A broken scorer, recipe or pair rule moves one of them. Updating a golden is an explicit
 command (`flame-bench gate --update --note WHY`), never a side effect of a test.
 
-Determinism is per platform. Float kernels differ between CPUs (an AVX2 AMD EPYC and an AVX-512/AMX Xeon give
-losses that differ in the fourth digit), and a sampled token flips when two probabilities straddle the draw, so
-trained systems' pairs and metrics move across machines even with every seed fixed. A golden records the platform
-it was measured on (`platform_fingerprint`). On that platform every value must match within float noise; on any
-other, only what does not depend on float kernels is checked: the programs' values exactly (classifier accuracy,
-RM_IF and RM_fact of the human responses) and the greedy base-model metrics within `CROSS_PLATFORM_BASE_TOLERANCE`;
-the trained systems' values are reported, not enforced, and the test says so.
+Determinism is per platform. Float kernels differ between CPUs (AVX-512 and AVX2 code paths round fp32 sums
+differently), and a sampled token flips when two probabilities straddle the draw. In the default numerics mode
+(`flame_bench.numerics`: ATen and MKL pinned to AVX2) every x86-64 CPU is one platform, so the whole golden,
+base-model weight digest and pair digests included, is enforced on any of them; with
+`FLAME_BENCH_NUMERICS=native`, on another architecture, or on GPU, the golden's platform differs and only what
+does not depend on float kernels is checked: the programs' values exactly (classifier accuracy, RM_IF and RM_fact
+of the human responses) and the greedy base-model metrics within `CROSS_PLATFORM_BASE_TOLERANCE`; the trained
+systems' values are reported, not enforced, and the test says so.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flame_bench.io import read_json, write_json
+from flame_bench import numerics
+from flame_bench.io import read_json, sha256_file, write_json
 from flame_bench.registry import REPO_ROOT
+from flame_bench.world.store import MODEL_DIR
 
 BASELINES_DIR = REPO_ROOT / "results" / "baselines"
 # Absolute tolerances. The gate is deterministic on a CPU (fixed seeds, fp32), so they only absorb float noise:
@@ -33,10 +36,16 @@ CROSS_PLATFORM_BASE_TOLERANCE = 0.02  # greedy decoding of the pretrained model:
 
 
 def platform_fingerprint() -> str:
-    """CPU vendor and the float kernels torch picks on it (e.g. "x86_64/GenuineIntel/AVX512")."""
+    """Which machines give bit-identical numbers: in the reproducible numerics mode every x86-64 CPU is one
+    platform ("x86_64/reproducible(...)"); otherwise the CPU vendor and the kernels torch picks on it
+    (e.g. "x86_64/GenuineIntel/AVX512/native")."""
     import platform
 
     import torch
+
+    mode = numerics.mode()
+    if mode != "native" and platform.machine() == "x86_64" and not torch.cuda.is_available():
+        return f"x86_64/{mode}"
 
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
@@ -45,7 +54,7 @@ def platform_fingerprint() -> str:
     vendor = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("vendor_id")),
                   "")
     device = "cuda" if torch.cuda.is_available() else torch.backends.cpu.get_cpu_capability()
-    return "/".join(x for x in (platform.machine(), vendor, device) if x)
+    return "/".join(x for x in (platform.machine(), vendor, device, mode) if x)
 
 
 def _kind(key: str) -> str:
@@ -65,6 +74,8 @@ def measure_smoke_gate(world, workdir: Path, seed: int = 0) -> dict[str, float |
 
     source = WorldSource(world)
     out: dict[str, float | str] = {}
+    # the pretrained weights themselves: equal bit for bit wherever the numerics mode is the same
+    out["base.weights_digest"] = sha256_file(world.path / MODEL_DIR / "model.safetensors")
     acc = classifier_accuracy(world, source.fact_classifier)
     out["classifier.accuracy.dpo"] = acc["dpo_instructions"]["accuracy"]
     seed_recs = [r for r in source.sft_examples()]
@@ -103,6 +114,8 @@ def compare_to_golden(measured: dict[str, float | str], golden: dict[str, float 
         program = key.startswith(PROGRAM_PREFIXES)
         if not same_platform and not program and not key.startswith("base."):
             continue  # trained systems: float kernels decide; reported by the caller, not enforced
+        if not same_platform and "digest" in key:
+            continue  # weights and pair sets are bitwise only within one platform
         if key not in measured:
             problems.append(f"{key}: in the golden, not measured")
         elif key not in golden:

@@ -7,6 +7,7 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 
+from flame_bench import numerics
 from flame_bench.registry import REPO_ROOT
 
 PACKAGES = ("flame-bench", "torch", "transformers", "tokenizers", "trl", "lm-eval", "datasets", "spacy", "rank-bm25",
@@ -39,4 +40,4 @@ def package_versions() -> dict[str, str]:
 
 def environment() -> dict[str, object]:
     return {"git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "numerics": numerics.mode()}

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flame_bench import distributed
+from flame_bench import distributed, numerics
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError, unknown_name
 from flame_bench.generation import SAMPLING, GenerationConfig, Generator, backend_identity, current_generation_backend
@@ -157,6 +157,7 @@ def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int)
         "rules": recipe.fingerprint(config, source), "input_model": model_sha256(input_model),
         "source": source.training_fingerprint(), "seed": seed,
         "classifier": f"{classifier.name}@{classifier.version}",
+        "numerics": numerics.mode(),  # other float kernels train another model
     }
     if (generation := backend_identity(current_generation_backend())) is not None:  # hf: no key, as before
         parts["generation"] = generation  # another engine samples other responses, so other training data

@@ -13,6 +13,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import flame_bench  # noqa: F401  (sets the numerics mode before any test module imports torch)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:

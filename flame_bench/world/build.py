@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flame_bench import numerics
+from flame_bench.io import sha256_file
 from flame_bench.world import grammar as g
 from flame_bench.world.generate import World, generate_world
 from flame_bench.world.presets import Preset
@@ -43,6 +45,9 @@ def build_world(preset: Preset, seed: int, out: Path, force: bool = False, quiet
         tokenizer = build_tokenizer(world_texts(world))
         record = pretrain([d["text"] for d in world.corpus], tokenizer, preset.model, staging / MODEL_DIR, seed,
                           quiet)
+        # the exact-file digest (`sha256sum model/model.safetensors`) compares builds across machines
+        record["weights_sha256"] = sha256_file(staging / MODEL_DIR / "model.safetensors")
+        record["numerics"] = numerics.mode()
         write_manifest(world, staging, {"build_seconds": {"data": round(t_data, 2),
                                                           "pretrain": record["wall_seconds"]}, "base_model": record})
         publish(staging, out)
