@@ -212,8 +212,45 @@ def bench_verification(model_ref: str, run_dir: str, knowledge: str = "wiki-lead
     return out
 
 
+def _numerics_child(world_path: str, quick: bool) -> dict[str, Any]:
+    """One numerics mode's speeds (run in a fresh process: the mode is fixed when torch loads)."""
+    from flame_bench import numerics
+    from flame_bench.runtime import torch_setup
+    from flame_bench.world.store import WorldDir
+
+    torch_setup(0)
+    world = WorldDir.open(world_path)
+    gen = bench_generation(world, 16 if quick else 64)
+    train = bench_training(world, steps=5 if quick else 20)
+    return {"mode": numerics.mode(), "generation_per_second": gen["batched_per_second"],
+            **{k: v for k, v in train.items() if k.endswith("_plain_tokens_per_s")}}
+
+
+def bench_numerics(world, quick: bool = False) -> dict[str, Any]:
+    """Training and generation speed in both numerics modes, each in its own process, and native / reproducible."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from flame_bench import numerics
+
+    runs = {}
+    for mode in numerics.MODES:
+        env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED} | {numerics.ENV: mode}
+        code = ("import json, sys; from flame_bench.bench import _numerics_child; "
+                "print(json.dumps(_numerics_child(sys.argv[1], sys.argv[2] == '1')))")
+        done = subprocess.run([sys.executable, "-c", code, str(world.path), "1" if quick else "0"], env=env,
+                              capture_output=True, text=True, check=True)
+        runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    rep, nat = runs["reproducible"], runs["native"]
+    ratios = {f"{k}_native_over_reproducible": nat[k] / rep[k] for k in rep if k != "mode"}
+    return {"modes": runs, **ratios}
+
+
 def run_bench(world, quick: bool = False, training: bool = False, truthfulqa: str | None = None,
-              questions: int | None = None, verification: tuple[str, str] | None = None) -> dict[str, Any]:
+              questions: int | None = None, verification: tuple[str, str] | None = None,
+              numerics: bool = False) -> dict[str, Any]:
     from flame_bench.provenance import environment
     from flame_bench.runtime import torch_setup
 
@@ -227,6 +264,7 @@ def run_bench(world, quick: bool = False, training: bool = False, truthfulqa: st
         **({"training": bench_training(world, steps=5 if quick else 20)} if training else {}),
         **({"truthfulqa": bench_truthfulqa(truthfulqa, questions)} if truthfulqa else {}),
         **({"verification": bench_verification(*verification)} if verification else {}),
+        **({"numerics": bench_numerics(world, quick)} if numerics else {}),
     }
 
 
@@ -456,6 +494,15 @@ def bench_table(result: dict[str, Any], out: Any):
             table.add_row("  offline NLI verifier on the same facts: facts / s; vs the LLM's shared-prefix speed",
                           f"{v['nli_facts_per_second']:.1f}; {v['speedup_nli_over_shared']:.1f}x "
                           f"({v['nli_supported']}/{v['facts']} supported)")
+    if "numerics" in result:
+        nm = result["numerics"]
+        for key, label in (("generation_per_second", "generation, batched prompts / s"),
+                           ("sft_plain_tokens_per_s", "SFT training tokens / s"),
+                           ("dpo_plain_tokens_per_s", "DPO training tokens / s")):
+            if f"{key}_native_over_reproducible" in nm:
+                table.add_row(f"numerics modes: {label}, native / reproducible",
+                              f"{nm['modes']['native'][key]:.1f} / {nm['modes']['reproducible'][key]:.1f} = "
+                              f"{nm[f'{key}_native_over_reproducible']:.2f}x")
     if "truthfulqa" in result:
         tq = result["truthfulqa"]
         table.add_row(f"TruthfulQA MC1+MC2 ({tq['questions']} questions, {tq['requests']:,} requests): "

@@ -515,6 +515,8 @@ def bench_cmd(
                                                           "and a saved factscore_bio run on wiki-leads), every prompt "
                                                           "in full vs shared passage prefixes.")] = None,
     bios: Annotated[int, typer.Option(min=1, help="Bios of that run to verify.")] = 20,
+    numerics: Annotated[bool, typer.Option("--numerics", help="Also training and generation speed in both "
+                                                              "numerics modes (native / reproducible).")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
@@ -524,7 +526,8 @@ def bench_cmd(
 
     result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training,
                        truthfulqa=truthfulqa, questions=questions,
-                       verification=_model_and_run(verification, bios) if verification else None)
+                       verification=_model_and_run(verification, bios) if verification else None,
+                       numerics=numerics)
     write_json(out, result)
     stdout.print(bench_table(result, out))
 

@@ -61,3 +61,14 @@ def test_records_and_world_builds_name_the_mode(smoke_world: Path) -> None:
     base = json.loads((smoke_world / "manifest.json").read_text())["base_model"]
     assert base["numerics"] == numerics.mode()
     assert base["weights_sha256"] == sha256_file(smoke_world / "model" / "model.safetensors")
+
+
+def test_bench_measures_both_modes_each_in_its_own_process(smoke_world: Path) -> None:
+    from flame_bench.bench import bench_numerics
+    from flame_bench.world.store import WorldDir
+
+    got = bench_numerics(WorldDir.open(smoke_world), quick=True)
+    assert got["modes"]["native"]["mode"] == "native"
+    assert got["modes"]["reproducible"]["mode"] == numerics.mode()
+    ratios = [v for k, v in got.items() if k.endswith("_native_over_reproducible")]
+    assert len(ratios) == 3 and all(r > 0 for r in ratios)
