@@ -21,20 +21,41 @@ from flame_bench.io import sha256_json
 
 def open_store(path: Path, table: str, timeout: float = 60.0, threads: bool = False) -> sqlite3.Connection:
     """A key-value SQLite table in WAL mode, opened safely while other processes open it too: switching a fresh
-    file to WAL takes a lock that sqlite's busy timeout does not wait for, so "database is locked" is retried."""
+    file to WAL takes a lock that sqlite's busy timeout does not wait for, so "database is locked" is retried.
+    A cache is only ever a cache: a damaged file is moved aside (named in a warning) and a fresh one started."""
+    from flame_bench.errors import FlameError
+
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     while True:
-        db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=not threads)
+        try:
+            db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=not threads)
+        except sqlite3.OperationalError as e:
+            raise FlameError(f"cannot open the cache {path} ({e}); choose a writable FLAME_BENCH_RESULTS") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed")
             return db
         except sqlite3.OperationalError as e:
             db.close()
+            if "readonly" in str(e) or "unable to open" in str(e):
+                raise FlameError(f"cannot write the cache {path} ({e}); choose a writable FLAME_BENCH_RESULTS"
+                                 ) from None
             if "locked" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05 + 0.1 * random.random())
+        except sqlite3.DatabaseError as e:  # truncated or overwritten: keep it for inspection, start afresh
+            db.close()
+            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            from flame_bench.ui import console
+
+            console.print(f"[yellow]warning:[/yellow] the cache {path} is damaged ({e}); moved to {aside}, "
+                          "starting an empty one (its entries will be regenerated)")
 
 
 def insert_many(db: sqlite3.Connection, table: str, items: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -306,6 +307,8 @@ def eval_cmd(
 
     if top_p <= 0:
         raise FlameError(f"--top-p must be in (0, 1], got {top_p}")
+    if not math.isfinite(temperature):
+        raise FlameError(f"--temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
     check_lm_backend(lm_backend)
     names = TASKS.names() if "all" in task else task
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0,
@@ -453,8 +456,18 @@ def report_cmd(
         from flame_bench.io import write_text
         from flame_bench.paths import results_dir
 
-        page = results_dir() / "reports" / f"{report_name(records)}.html"
-        write_text(page, runs_html(records))
+        shown, unreadable = [], []
+        for r in records:  # the page shows every item: a run whose samples cannot be read is named, not fatal
+            try:
+                r.samples()
+                shown.append(r)
+            except FlameError as e:
+                unreadable.append(f"{e} (left out of the HTML page)")
+        warn_skipped(unreadable)
+        if not shown:
+            raise FlameError("no run here has readable samples.jsonl for the HTML page; re-run `flame-bench eval`")
+        page = results_dir() / "reports" / f"{report_name(shown)}.html"
+        write_text(page, runs_html(shown))
         console.print(f"HTML report: {page}")
     if fmt != "table":
         typer.echo(render_text(records, fmt), nl=False)
@@ -978,6 +991,22 @@ def verifier_check_cmd(
         write_json(json_out, report)
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError: what happened, to which file, and the fix that fits that cause."""
+    import errno
+
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    fix = {errno.ENOSPC: "free space and run it again (finished stages and runs are kept)",
+           errno.EDQUOT: "free space and run it again (finished stages and runs are kept)",
+           errno.EACCES: "choose a writable location (FLAME_BENCH_RESULTS, FLAME_BENCH_HOME, --out)",
+           errno.EPERM: "choose a writable location (FLAME_BENCH_RESULTS, FLAME_BENCH_HOME, --out)",
+           errno.EROFS: "choose a writable location (FLAME_BENCH_RESULTS, FLAME_BENCH_HOME, --out)",
+           errno.EEXIST: "it already exists; remove it or choose another path",
+           errno.ENOENT: "check the path",
+           errno.EADDRINUSE: "choose another port"}.get(e.errno or -1, "check the path and the disk")
+    return f"{e.strerror or e}{where}; {fix}"
+
+
 def _fail(message: str) -> None:
     """One line on stderr, exit 2 (credentials in any URL it quotes never reach the terminal)."""
     from rich.text import Text
@@ -1010,8 +1039,7 @@ def main() -> None:
         console.print("[yellow]interrupted[/yellow]; completed results are kept, partial ones are discarded")
         sys.exit(130)
     except OSError as e:  # disk full, read-only or vanished locations: the cause and the file, not a traceback
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        _fail(f"{e.strerror or e}{where}; free space or choose a writable location")
+        _fail(os_error_line(e))
     sys.exit(code if isinstance(code, int) else 0)
 
 

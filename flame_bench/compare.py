@@ -350,6 +350,10 @@ def comparison_name(names: list[str], source_name: str, seed: int, limit: int | 
 
 def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]], source,
                     seed: int, limit: int | None = None, html: bool = False) -> Path:
+    """The comparison's .md, .json and .png (and .html when asked, or when one is there already: a page beside
+    the records never shows older numbers than they do)."""
+    if not any(rec.header.get("limit") for r in results for rec in r.runs.values()):
+        limit = None  # a --limit that covered every item of every task: the full comparison
     out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed, limit)
     write_text(_beside(out, ".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
     factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
@@ -366,7 +370,7 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
     })
     figure(results, _beside(out, ".png"))
     console.print(f"comparison written to {out}.{{md,json,png}}")
-    if html:  # one self-contained page beside the comparison
+    if html or _beside(out, ".html").exists():  # one self-contained page beside the comparison
         from flame_bench.html_report import comparison_html
 
         knowledge = _knowledge_or_none(source)
@@ -404,9 +408,14 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
         found = sorted(comparisons_dir().glob(f"*__{source_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
         for path in reversed(found):  # the most recent comparison that has every system
             data = read_json(path)
-            if "systems" not in data:  # another report under the same name pattern (e.g. the pilot study's)
+            if not isinstance(data, dict) or "systems" not in data:  # another report (e.g. the pilot study's)
                 continue
-            systems = {s["name"]: s for s in data["systems"]}
+            listed = data["systems"]
+            if not isinstance(listed, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                                       and isinstance(s.get("runs"), dict) for s in listed):
+                raise FlameError(f"{path}: 'systems' is not a list of systems with their runs (damaged or edited); "
+                                 "delete it or re-run the compare that wrote it")
+            systems = {s["name"]: s for s in listed}
             if all(n in systems for n in names):
                 per_seed[seed] = systems
                 if content := (data.get("source_fingerprint") or {}).get("content_sha256"):

@@ -8,12 +8,27 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s\"'<>]*)")
+
+
+def _redact_one(match: re.Match) -> str:
+    from urllib.parse import urlsplit
+
+    scheme, rest = match["scheme"], match["rest"]
+    try:
+        netloc = urlsplit(scheme + rest).netloc
+    except ValueError:  # unparseable (an odd bracket): treat everything up to an '@' as credentials
+        netloc = rest
+    if "@" in netloc:  # the whole userinfo: up to the host's '@', the last one in the authority
+        return scheme + "***@" + rest[len(netloc.rpartition("@")[0]) + 1:]
+    if "@" in rest:  # a '/' or '?' inside a password ends the parsed authority early: never show what precedes
+        return scheme + "***@" + rest.rpartition("@")[2]
+    return match[0]
 
 
 def redact_url(text: str) -> str:
     """Credentials inside URLs (`scheme://user:password@host`) replaced by `***`, wherever they sit in `text`."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _URL.sub(_redact_one, text)
 
 
 class FlameError(Exception):

@@ -134,9 +134,11 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
                               reference=ref if task.needs_reference else None, quiet=quiet,
                               lm_backend=lm_backend, lm_batch_size=lm_batch_size,
                               generate=lambda instructions: generator_for(model)(instructions))
-            items = task.load(ctx)[:limit]
+            every = task.load(ctx)
+            items = every[:limit]
+            cut = limit if limit is not None and limit < len(every) else None  # a limit covering all is no limit
             result = task.score(ctx, task.generate(ctx, items))
-            header = _header(task, model, source, generation, result, ctx.reference, seed, limit, t0,
+            header = _header(task, model, source, generation, result, ctx.reference, seed, cut, t0,
                              backend_identity(current_generation_backend()))
             record = write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header,
                                result.samples)
@@ -196,12 +198,16 @@ def import_outputs(path: Path, fmt: str, source, name: str, seed: int = 0, runs_
     sha256) instead of a model; nothing is generated."""
     from flame_bench.errors import unknown_name
     from flame_bench.io import iter_json_lines, sha256_file
-    from flame_bench.scoring.factscore import FACTSCORE_K, score_generations
+    from flame_bench.scoring.factscore import FACTSCORE_K, score_generations, unknown_topics
 
     if fmt not in IMPORT_FORMATS:
         raise unknown_name("import format", fmt, IMPORT_FORMATS)
+    if path.is_dir():
+        raise FlameError(f"{path} is a directory; pass the FActScore {{topic, output}} JSONL file itself")
     if not path.is_file():
         raise FlameError(f"{path} does not exist; pass FActScore's {{topic, output}} JSONL")
+    if not name.strip():
+        raise FlameError("--name is empty; name the system that wrote the outputs (e.g. --name my-model)")
     items, outputs = [], []
     for lineno, row in iter_json_lines(path, 'each line must be {"topic": ..., "output": ...}'):
         if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("output"), str):
@@ -214,8 +220,13 @@ def import_outputs(path: Path, fmt: str, source, name: str, seed: int = 0, runs_
     task = TASKS.get("factscore_bio")
     model = ModelHandle(name=name, path=path.resolve(), sha256=sha256_file(path))
     ctx = EvalContext(source=source, model=model, seed=seed)
+    scorer = source.factscorer(FACTSCORE_K)
+    absent = [t for it in items for t in unknown_topics(scorer.source, it["topics"])]
+    if len(absent) == len(items):
+        raise FlameError(f"none of the {len(items)} topics of {path} has a page in the knowledge source (e.g. "
+                         f"{absent[0]!r}); pass the --knowledge the outputs are about")
     t0 = time.perf_counter()
-    result = score_generations(ctx, Generations(items, outputs), source.factscorer(FACTSCORE_K))
+    result = score_generations(ctx, Generations(items, outputs), scorer)  # absent topics: left out, counted
     result.prompt_versions["instruction"] = "imported"
     header = _header(task, model, source, EVAL_GENERATION, result, None, seed, None, t0)
     header["model"]["prompt_format"] = "imported"

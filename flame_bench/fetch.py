@@ -415,10 +415,16 @@ def load_truthfulqa_items(path: Path | None = None) -> list[dict[str, Any]]:
     return items
 
 
+def _manifest_counts(manifest: Path) -> dict[str, Any]:
+    info = read_json(manifest) if manifest.is_file() else {}
+    counts = info.get("counts") if isinstance(info, dict) else None
+    return counts if isinstance(counts, dict) else {}
+
+
 def fetched() -> list[dict[str, Any]]:
     rows = []
     for name in ASSETS:
         manifest = data_dir() / name / "manifest.json"
         rows.append({"name": name, "path": str(manifest.parent), "fetched": manifest.is_file(),
-                     "counts": read_json(manifest)["counts"] if manifest.is_file() else {}})
+                     "counts": _manifest_counts(manifest)})
     return rows

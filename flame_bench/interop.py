@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.errors import FlameError
-from flame_bench.io import write_text
+from flame_bench.io import output_folder, write_text
 from flame_bench.records import RunRecord
 
 BIO_PROMPT = re.compile(r"^\s*tell me a bio of\s+", re.IGNORECASE)  # FActScore's prompt, around the topic
@@ -139,7 +139,7 @@ def export(record: RunRecord, fmt: str, out: Path) -> str:
     results, samples = lm_eval_results(record)
     task = next(iter(results["results"]))
     stamp = (record.header.get("created") or "run").replace(":", "-")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "export --format lm-eval")
     write_text(out / f"results_{stamp}.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     _write_lines(out / f"samples_{task}_{stamp}.jsonl", samples)
     return f"lm-eval results and {len(samples)} samples -> {out}"

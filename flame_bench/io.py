@@ -40,6 +40,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def output_folder(path: Path, what: str) -> Path:
+    """`path` as the folder `what` writes into, created if needed; a file (or link) there is a one-line error."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise FlameError(f"{path} exists and is not a folder; {what} writes a folder of files: pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FlameError(f"cannot create {path} ({e.strerror}); choose a writable location") from None
+    return path
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -144,7 +144,12 @@ def _check_manifest(folder: Path, name: str) -> dict:
     if not manifest.is_file():
         raise FlameError(f"knowledge source {name!r} is not installed; run `flame-bench data fetch {name}`")
     info = read_json(manifest)
-    for fname, digest in info.get("files", {}).items():
+    files = info.get("files") if isinstance(info, dict) else None
+    if not isinstance(files, dict) or "docdb.sqlite" not in files or not all(
+            isinstance(f, str) and isinstance(d, str) for f, d in files.items()):
+        raise FlameError(f"knowledge source {name!r}: {manifest} does not list its files (damaged or edited); run "
+                         f"`flame-bench data fetch {name} --force`")
+    for fname, digest in files.items():
         f = folder / fname
         if not f.is_file() or sha256_file(f) != digest:
             raise FlameError(f"knowledge source {name!r}: {fname} is missing or corrupt; run "

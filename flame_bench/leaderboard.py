@@ -7,6 +7,7 @@ each file is replaced atomically, so two evaluations finishing at once never lea
 from __future__ import annotations
 
 import fcntl
+import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,7 +81,12 @@ def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict
                 continue
             key = rec.header["primary_metric"]
             info = next(i for i in rec.header["metric_info"] if i["key"] == key)
-            row[task] = {"metric": key, "display": info["display"], "value": rec.metrics.get(key),
+            value = rec.metrics.get(key)
+            if isinstance(value, float) and not math.isfinite(value):  # shown as invalid, never as a number
+                row[task] = {"metric": key, "display": info["display"], "value": None, "invalid": str(value),
+                             "percent": info.get("percent", True), "run": rec.run_id}
+                continue
+            row[task] = {"metric": key, "display": info["display"], "value": value,
                          "percent": info.get("percent", True), "run": rec.run_id,
                          "n": (rec.header.get("counts") or {}).get("items"), "limit": rec.header.get("limit"),
                          "reference": (rec.header.get("reference") or {}).get("name")}
@@ -89,6 +95,8 @@ def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict
 
 
 def _cell(entry: dict[str, Any] | None) -> str:
+    if entry and entry.get("invalid"):
+        return f"invalid: {entry['invalid']} (run {entry['run']})"
     if not entry or entry["value"] is None:
         return "-"
     text = f"{100 * entry['value']:.1f}" if entry["percent"] else f"{entry['value']:.2f}"
@@ -96,6 +104,8 @@ def _cell(entry: dict[str, Any] | None) -> str:
     notes = [f"vs {entry['reference']}"] if entry.get("reference") else []
     if entry.get("n") is not None:
         notes.append(f"n={entry['n']}" + (" limited" if entry.get("limit") else ""))
+    if entry.get("kept"):
+        notes.append("run not in this results/runs")
     return f"{text} ({', '.join(notes)})" if notes else text
 
 
@@ -138,7 +148,46 @@ def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None,
     """Rewrite `leaderboard.{md,json}` from the records (a damaged record is skipped and named in `skipped`)."""
     out_dir = out_dir or results_dir()
     with _locked(out_dir):
-        tasks, rows = leaderboard_rows(list_runs(runs_dir, skipped))  # re-read inside the lock: never stale
+        records = list_runs(runs_dir, skipped)
+        tasks, rows = leaderboard_rows(records)  # re-read inside the lock: never stale
+        tasks, rows = _keep_unrecomputable(out_dir / "leaderboard.json", tasks, rows, {r.run_id for r in records},
+                                           skipped)
         write_text(out_dir / "leaderboard.md", render_markdown(tasks, rows))
         write_json(out_dir / "leaderboard.json", {"tasks": tasks, "rows": rows})
     return tasks, rows
+
+
+def _keep_unrecomputable(board: Path, tasks: list[str], rows: list[dict[str, Any]], local: set[str],
+                         skipped: list[str] | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The cells of the board already written whose runs are not here (e.g. a committed board in a fresh clone),
+    kept and marked: a board never loses a row it cannot recompute; a newer local run of the same cell wins."""
+    from flame_bench.errors import FlameError
+    from flame_bench.io import read_json
+
+    if not board.is_file():
+        return tasks, rows
+    try:
+        old = read_json(board)
+        old_rows = old["rows"] if isinstance(old, dict) and isinstance(old.get("rows"), list) else None
+    except FlameError as e:
+        old_rows, why = None, str(e)
+    else:
+        why = f"{board}: not a leaderboard (no rows)"
+    if old_rows is None:
+        if skipped is not None:
+            skipped.append(f"{why}; its cells were not carried over")
+        return tasks, rows
+    by_key = {(r["source"], r["model"]): r for r in rows}
+    for old_row in old_rows:
+        if not isinstance(old_row, dict) or not {"source", "model"} <= set(old_row):
+            continue
+        for task, entry in old_row.items():
+            if (task in ("source", "model") or not isinstance(entry, dict) or entry.get("run") in local
+                    or task in by_key.get((old_row["source"], old_row["model"]), {})):
+                continue
+            row = by_key.setdefault((old_row["source"], old_row["model"]),
+                                    {"model": old_row["model"], "source": old_row["source"]})
+            row[task] = {**entry, "kept": True}
+    all_tasks = sorted({t for r in by_key.values() for t in r if t not in ("source", "model")},
+                       key=lambda t: (task_position(t), t))
+    return all_tasks, [by_key[k] for k in sorted(by_key)]

@@ -98,9 +98,13 @@ def remove_model(name: str) -> None:
         raise unknown_name("installed model", name, reg)
     entry = reg.pop(name)
     write_json(registry_path(), reg)
+    if not _NAME.fullmatch(name):  # a hand-edited entry ('..', 'a/b'): forget it, delete nothing
+        return
     root = models_dir().resolve()
-    for made in (Path(entry["path"]), models_dir() / "packages" / name):
-        if made.exists() and made.resolve().is_relative_to(root):
+    ours = (root / name, root / "packages" / name)  # the only directories flame-bench ever makes for `name`
+    listed = Path(entry["path"]) if isinstance(entry, dict) and isinstance(entry.get("path"), str) else None
+    for made in (listed, root / "packages" / name):
+        if made is not None and made.is_dir() and not made.is_symlink() and made.resolve() in ours:
             shutil.rmtree(made)
 
 

@@ -30,7 +30,7 @@ from flame_bench import distributed, numerics
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError, unknown_name
 from flame_bench.generation import SAMPLING, GenerationConfig, Generator, backend_identity, current_generation_backend
-from flame_bench.io import publish_dir, read_json, sha256_json, write_json
+from flame_bench.io import publish_dir, read_json, sha256_file, sha256_json, write_json
 from flame_bench.models import model_sha256, resolve_model
 from flame_bench.paths import stages_dir
 from flame_bench.registry import RECIPES
@@ -174,6 +174,67 @@ def is_finished(stage: Path) -> bool:
     return (stage / "stage.json").is_file() and (model / "config.json").is_file() and any(model.glob("*.safetensors"))
 
 
+def model_files(model: Path) -> dict[str, str]:
+    """sha256 of every file of a stage's model directory (what `stage.json` records and every load checks)."""
+    return {str(f.relative_to(model)): sha256_file(f) for f in sorted(model.rglob("*")) if f.is_file()}
+
+
+def stage_problem(stage: Path) -> str | None:
+    """Why a finished-looking stage cannot be used (None: its record is whole and its model matches it)."""
+    try:
+        record = read_json(stage / "stage.json")
+    except FlameError as e:
+        return str(e)
+    files = record.get("model_files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not files:
+        return "its stage.json records no model file hashes (made by an older flame-bench)"
+    present = model_files(stage / "model")
+    for rel, digest in files.items():
+        if present.get(rel) != digest:
+            return f"model/{rel} {'is missing' if rel not in present else 'does not match its recorded sha256'}"
+    extra = sorted(set(present) - set(files))
+    return f"model/{extra[0]} is not in its record" if extra else None
+
+
+def finished_stage(final: Path, repair: bool = False) -> dict[str, Any] | None:
+    """The record of a finished, verified stage, else None; with `repair` (under the stage's lock) a damaged one is
+    moved aside, named in a warning, to be rebuilt: a damaged stage is never used."""
+    if not is_finished(final):
+        return None
+    problem = stage_problem(final)
+    if problem is None:
+        return read_json(final / "stage.json")
+    if not repair:
+        return None
+    aside = final.parent / f".{final.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    final.rename(aside)
+    console.print(f"[yellow]warning:[/yellow] stage {final.name}: {problem}; never used, kept at {aside}, rebuilding")
+    return None
+
+
+def check_trained(input_model: Path, output_model: Path, stats: dict[str, Any], where: str) -> None:
+    """Refuse to publish a stage that did not train: no optimizer step, or weights equal to its input's."""
+    from safetensors import safe_open
+
+    if stats.get("steps") == 0:
+        raise FlameError(f"{where}: training ran 0 optimizer steps (too few examples for the batch size times "
+                         "gradient_accumulation_steps, or max_steps 0); nothing was published; fix the trainer "
+                         "settings")
+
+    def tensors(model: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in sorted(model.glob("*.safetensors")):
+            with safe_open(str(f), "pt") as handle:
+                out.update({k: handle.get_tensor(k) for k in handle.keys()})  # noqa: SIM118 (not a dict)
+        return out
+
+    before, after = tensors(input_model), tensors(output_model)
+    common = before.keys() & after.keys()  # a saved copy may drop a tied head
+    if common and all(before[k].shape == after[k].shape and before[k].equal(after[k]) for k in common):
+        raise FlameError(f"{where}: training left every weight equal to the input model's (learning rate 0 or no "
+                         "effective step); nothing was published; fix the stage's settings")
+
+
 @contextmanager
 def stage_lock(final: Path) -> Iterator[None]:
     """Exclusive lock on one stage: a second run of the same stage waits, then finds it finished."""
@@ -199,17 +260,17 @@ def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, so
     key, parts = stage_key(recipe, config, input_model, source, seed)
     final = (root or stages_dir()) / f"{recipe.name}-{key[:12]}"
     many = distributed.world_size() > 1
-    if not many and is_finished(final):
-        return final / "model", read_json(final / "stage.json")
+    if not many and (done := finished_stage(final)) is not None:
+        return final / "model", done
     # under `accelerate launch` the main process alone locks, prepares and publishes; every rank trains
     with stage_lock(final) if distributed.is_main() else nullcontext():
         staging = final.parent / f".{final.name}.partial"
-        if distributed.is_main() and not is_finished(final):
+        if distributed.is_main() and finished_stage(final, repair=True) is None:
             if final.exists():  # a stage directory without its model is not a stage
                 shutil.rmtree(final)
             staging.mkdir(parents=True, exist_ok=True)
         distributed.barrier()
-        if is_finished(final):  # finished before, or by another run while we waited for the lock
+        if is_finished(final):  # finished before, or by another run while we waited for the lock (verified above)
             return final / "model", read_json(final / "stage.json")
         ctx = StageContext(source=source, input_model=input_model, output_dir=staging / "model", seed=seed,
                            cache=cache, quiet=quiet or not distributed.is_main())
@@ -225,6 +286,8 @@ def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, so
         if distributed.is_main():
             for shared in staging.glob("*.shared.json"):  # what the other ranks read; not part of the stage
                 shared.unlink()
+            check_trained(input_model, staging / "model", stats, where)
+            record["model_files"] = model_files(staging / "model")
             write_json(staging / "stage.json", record)
             publish_dir(staging, final)
         distributed.barrier()

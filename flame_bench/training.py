@@ -237,7 +237,12 @@ def finish_training(trainer, tokenizer, ctx, resume_from: str | None,
             if peft_save == "adapter":
                 model.save_pretrained(str(ctx.output_dir / "adapter"), safe_serialization=True)
             model.merge_and_unload().save_pretrained(str(ctx.output_dir), safe_serialization=True)
-    stats = {"steps": out.global_step, "train_loss": round(float(out.training_loss), 4),
+    resumed_at = int(Path(resume_from).name.split("-")[-1]) if resume_from else 0
+    loss: float | None = float(out.training_loss)
+    if out.global_step <= resumed_at:  # every step ran before the interruption: the logged losses, not this call's 0
+        logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        loss = sum(logged) / len(logged) if logged else None
+    stats = {"steps": out.global_step, "train_loss": None if loss is None else round(loss, 4),
              "train_seconds": round(time.perf_counter() - t0, 1), "resumed_from": resume_from, **extra}
     if main:
         tokenizer.save_pretrained(str(ctx.output_dir))

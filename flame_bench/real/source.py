@@ -275,10 +275,12 @@ class RealSource:
         else:
             entities = list(load_entities(self.real.knowledge))
             random.Random(ENTITY_ORDER_SEED).shuffle(entities)
-        source = self.knowledge
-        missing = [e for e in entities if e not in source]  # reported, never scored against an empty page
+        from flame_bench.scoring.factscore import unknown_topics
+
+        missing = unknown_topics(self.knowledge, entities)  # reported, never generated for nor scored
+        absent = set(missing)
         items = [{"id": f"bio-{i:05d}", "instruction": f"Tell me a bio of {name}.", "name": name, "topics": [name],
-                  "group": "all"} for i, name in enumerate(e for e in entities if e in source)]
+                  "group": "all"} for i, name in enumerate(e for e in entities if e not in absent)]
         return EvalSet(items, counts={"missing_topics": len(missing)},
                        extra={"missing_topics": missing[:50]} if missing else {})
 

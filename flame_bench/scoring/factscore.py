@@ -183,6 +183,13 @@ FACTSCORE_METRICS = (
 )
 
 
+def unknown_topics(source: Any, topics: Sequence[str]) -> list[str]:
+    """The topics without a page in the knowledge source. The one rule on every path (eval, import, rescore,
+    RM_fact): an item about such a topic is left out and counted as `missing_topics`, never scored against an
+    empty page."""
+    return [t for t in topics if t not in source]
+
+
 def score_generations(ctx: EvalContext, gens: Generations, scorer: FactScorer,
                       query_is_instruction: bool = False) -> TaskResult:
     """The body of every FActScore task: `score_outputs` of the task's generations."""
@@ -197,10 +204,17 @@ def score_outputs(items: Sequence[dict[str, Any]], outputs: Sequence[str], score
     `query_is_instruction`: retrieve once per response with the instruction as query (FLAME's RM_fact and Alpaca
     Fact); otherwise FActScore's per-fact query (topic + fact).
     """
+    missing = [t for it in items for t in unknown_topics(scorer.source, it.get("topics") or [])]
+    if missing:  # left out and counted, never scored against an empty page
+        kept = [i for i, it in enumerate(items) if not unknown_topics(scorer.source, it.get("topics") or [])]
+        items, outputs = [items[i] for i in kept], [outputs[i] for i in kept]
     queries = [it["instruction"] if query_is_instruction else None for it in items]
     scores = scorer.score_many(outputs, [list(it.get("topics") or []) for it in items], queries)
     result = score_responses(items, outputs, scores, groups=[it.get("group", "all") for it in items],
                              seed=seed, bins=[it.get("popularity") for it in items])
+    if missing:
+        result.counts["missing_topics"] = len(missing)
+        result.extra["missing_topics"] = list(dict.fromkeys(missing))[:50]
     result.judge = {"scorer": scorer.name, "query": "instruction" if query_is_instruction else "topic + fact",
                     **scorer.identity}
     result.prompt_versions = {"decomposer": scorer.decomposer.version, "verifier": scorer.verifier.version}
@@ -236,9 +250,14 @@ class FactScoreReward:
         self.stats: dict[str, int] = {}
 
     def score_many(self, records: Sequence[dict[str, Any]], responses: Sequence[str]) -> list[float | None]:
-        scores = self.scorer.score_many(responses, [list(r.get("topics") or []) for r in records],
-                                        [r["instruction"] for r in records])
-        return [s.precision() for s in scores]
+        known = [i for i, r in enumerate(records) if not unknown_topics(self.scorer.source, r.get("topics") or [])]
+        if len(known) < len(records):  # no reward (as for a response stating no fact), counted
+            self.stats["missing_topics"] = self.stats.get("missing_topics", 0) + len(records) - len(known)
+        scores = self.scorer.score_many([responses[i] for i in known],
+                                        [list(records[i].get("topics") or []) for i in known],
+                                        [records[i]["instruction"] for i in known])
+        by_index = dict(zip(known, scores, strict=True))
+        return [by_index[i].precision() if i in by_index else None for i in range(len(records))]
 
 
 def popularity_order(label: str) -> int:

@@ -21,6 +21,9 @@ looks like a world.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -72,6 +75,20 @@ def write_manifest(world: World, out: Path, extra: dict[str, Any]) -> None:
     write_json(out / "manifest.json", manifest)
 
 
+def _unlisted_files(out: Path) -> list[str] | None:
+    """Files under `out` that its world manifest does not list (None: `out` holds no recognisable world)."""
+    try:
+        manifest = read_json(out / "manifest.json")
+    except FlameError:
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (not isinstance(manifest.get("schema_version") if isinstance(manifest, dict) else None, int)
+            or not isinstance(files, dict) or not all(rel in files for rel in ("pools.json", *FILES.values()))):
+        return None
+    present = (str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(rel for rel in present if rel != "manifest.json" and rel not in files)
+
+
 def prepare_output(out: Path, force: bool) -> Path:
     """Check `out` can receive a world; return the sibling staging directory to build into."""
     if out.exists() and not out.is_dir():
@@ -79,9 +96,16 @@ def prepare_output(out: Path, force: bool) -> Path:
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise FlameError(f"{out} is not empty; pass --force to replace the world there or choose another --out")
-        if not (out / "manifest.json").is_file():  # --force replaces a world, never a user's other files
-            raise FlameError(f"{out} is not a flame-bench world (no manifest.json), so --force will not replace it; "
-                             "choose another --out")
+        unlisted = _unlisted_files(out)  # --force replaces a world, never a user's other files
+        if unlisted is None:
+            raise FlameError(f"{out} is not a flame-bench world (no world manifest.json), so --force will not replace "
+                             "it; choose another --out")
+        if unlisted:
+            shown = ", ".join(unlisted[:3]) + (f" and {len(unlisted) - 3} more" if len(unlisted) > 3 else "")
+            raise FlameError(f"{out} holds files its world does not list ({shown}), so --force will not replace it; "
+                             "move them out or choose another --out")
+        with replacing(out):  # fail now, not after the build, when a reader holds the world
+            pass
     try:
         staging = staging_dir(out)  # unique: two builds of one --out never share (or delete) a staging directory
     except OSError as e:
@@ -89,7 +113,58 @@ def prepare_output(out: Path, force: bool) -> Path:
     return staging
 
 
-publish = publish_dir  # a finished build replaces any previous world in one rename
+# Readers of a world hold a shared lock on its sibling `.NAME.readers` file until their process ends; replacing a
+# world takes it exclusively for the rename, so a world is never swapped under a compare or eval that reads it.
+_READER_LOCKS: dict[Path, int] = {}
+
+
+def _readers_file(path: Path) -> Path:
+    return path.parent / f".{path.name}.readers"
+
+
+def hold_for_reading(path: Path) -> None:
+    """Keep `path` from being replaced until this process ends (a no-op where its parent is read-only)."""
+    import fcntl
+
+    key = path.resolve()
+    if key in _READER_LOCKS:
+        return
+    try:
+        fd = os.open(_readers_file(key), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return
+    fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a build renames a new world into place
+    _READER_LOCKS[key] = fd
+
+
+@contextmanager
+def replacing(out: Path) -> Iterator[None]:
+    """Exclusive hold on the world at `out` while it is replaced; refused while another process reads it."""
+    import fcntl
+
+    key = out.resolve()
+    own = _READER_LOCKS.pop(key, None)  # this process's own reading never blocks its own rebuild
+    if own is not None:
+        os.close(own)
+    try:
+        fd = os.open(_readers_file(key), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise FlameError(f"cannot write to {out.parent} ({e.strerror}); choose a writable --out") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FlameError(f"the world at {out} is in use by another flame-bench process (a compare, eval or serve "
+                             "reading it); let it finish, or build into another --out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def publish(staging: Path, out: Path) -> None:
+    """A finished build replaces any previous world in one rename, never while another process reads it."""
+    with replacing(out):
+        publish_dir(staging, out)
 
 
 @dataclass
@@ -109,6 +184,7 @@ class WorldDir:
             raise FlameError(f"no world at {path}; build one with `flame-bench world build --out {path}`")
         if not (path / "manifest.json").exists():
             raise FlameError(f"{path} is not a complete flame-bench world (no manifest.json); {fix}")
+        hold_for_reading(path)  # what is verified here is what this process reads until it ends
         manifest = read_json(path / "manifest.json")
         version = manifest.get("schema_version") if isinstance(manifest, dict) else None
         if not isinstance(version, int):

@@ -22,7 +22,8 @@ def load(ctx: EvalContext) -> list[dict]:
 def score(ctx: EvalContext, gens: Generations) -> TaskResult:
     data = ctx.source.eval_set("bio")
     result = score_generations(ctx, gens, ctx.source.factscorer(FACTSCORE_K))
-    result.counts.update(data.counts)  # e.g. entities missing from the knowledge source (never scored)
+    for key, n in data.counts.items():  # e.g. entities missing from the knowledge source (never scored)
+        result.counts[key] = result.counts.get(key, 0) + n
     result.extra.update(data.extra)
     result.prompt_versions["instruction"] = PROMPT_VERSION
     return result

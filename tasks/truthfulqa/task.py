@@ -98,7 +98,9 @@ DATA_PLACEHOLDER = "    validation: null"  # the line of truthfulqa_mc1.yaml tha
 def write_lm_eval_folder(items: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
     """A folder `lm_eval --include_path` reads: these YAMLs (unchanged but for the data path, made absolute, since
     lm-eval resolves data_files against the cwd) and the items. Returns the task names."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from flame_bench.io import output_folder
+
+    output_folder(out_dir, "export-tasks")
     data = (out_dir / "truthfulqa_items.jsonl").resolve()
     write_items(data, items)
     mc1 = CONFIGS["mc1"].read_text(encoding="utf-8")
