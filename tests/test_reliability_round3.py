@@ -365,3 +365,57 @@ def test_a_limit_covering_every_item_is_not_limited_and_html_skips_unreadable_ru
     assert code == 0, err
     assert "left out of the HTML page" in " ".join((out + err).split())
     assert list((isolated / "results" / "reports").glob("*.html"))
+
+
+# WEAK (faults): a run interrupted after its last step (disk full while saving) resumes with the real train loss
+def test_a_stage_interrupted_after_its_last_step_keeps_its_train_loss(smoke_world: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import TrainerCallback
+
+    import flame_bench.training as training
+    from flame_bench.cache import GenerationCache
+    from flame_bench.registry import RECIPES
+    from flame_bench.stages import run_stage
+    from flame_bench.world.source import WorldSource
+
+    world = WorldSource.open(smoke_world)
+    RECIPES.names()  # load the recipe modules, then make them checkpoint every 5 steps (the last one included)
+    real_config, real_progress = training.trl_config, training.progress_callback
+    monkeypatch.setattr(training, "trl_config", lambda *a, **k: real_config(*a, **{**k, "save_steps": 5}))
+
+    class FullDisk(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training, "progress_callback", lambda label, quiet: FullDisk())
+    cache, config = GenerationCache(tmp_path / "cache.sqlite"), {"epochs": 1, "batch_size": 4}
+    with pytest.raises(OSError):
+        run_stage("sft", config, world.base_model(), world, 0, cache, root=tmp_path)
+    assert (next(tmp_path.glob(".sft-*.partial")) / "model.trainer" / "checkpoint-15").is_dir()
+    monkeypatch.setattr(training, "progress_callback", real_progress)
+    _, record = run_stage("sft", config, world.base_model(), world, 0, cache, root=tmp_path)
+    stats = record["stats"]
+    assert stats["resumed_from"].endswith("checkpoint-15") and stats["steps"] == 15
+    assert stats["train_loss"] is not None and stats["train_loss"] > 0.0  # the logged losses, not the resumed 0.0
+
+
+# WEAK (faults): a results folder sqlite cannot write to is one line naming the cache and the fix
+def test_a_cache_that_cannot_be_written_is_one_line(smoke_world: Path, isolated: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    real_connect = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):  # what sqlite meets in a folder it may not write (root ignores chmod)
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    code, _, err = run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(smoke_world), "--limit", "2",
+                            "--quiet"])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "choose a writable FLAME_BENCH_RESULTS" in lines[0]
+    assert not [p for p in isolated.rglob("*") if p.is_file()]
+    monkeypatch.setattr(sqlite3, "connect", real_connect)
+    assert run_cli(["eval", "base", "--task", "factscore_bio", "--world", str(smoke_world), "--limit", "2",
+                    "--quiet"])[0] == 0
