@@ -723,9 +723,11 @@ def serve_cmd(
 ) -> None:
     """Serve a local model on an OpenAI-compatible endpoint (http://127.0.0.1:PORT/v1) until Ctrl-C."""
     from flame_bench.llm.backends import HFBackend
-    from flame_bench.llm.serve import make_server
+    from flame_bench.llm.serve import make_server, port_in_use
     from flame_bench.models import resolve_model
 
+    if port and port_in_use("127.0.0.1", port):  # before the model is resolved or loaded
+        raise FlameError(f"port {port} on 127.0.0.1 is already in use; choose another with --port (0 picks a free one)")
     handle = resolve_model(model)
     server = make_server(HFBackend(handle.path, batch_size=batch_size, name=handle.name), port=port)
     console.print(f"serving {handle.name} on http://127.0.0.1:{server.server_address[1]}/v1 (Ctrl-C stops)")
