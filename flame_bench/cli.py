@@ -14,6 +14,7 @@ from rich.table import Table
 from flame_bench import distributed
 from flame_bench.cli_models import models_app
 from flame_bench.errors import FlameError, Interrupted, interruptible, redact_url
+from flame_bench.gates import DEFAULT_SPREAD_SEEDS
 from flame_bench.ui import console
 from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
 
@@ -780,11 +781,13 @@ def print_published(specs: list[str]) -> None:
 def gate_cmd(
     update: Annotated[bool, typer.Option("--update", help="Rewrite the golden with the measured values.")] = False,
     note: Annotated[str, typer.Option(help="Why the golden changes (recorded with --update).")] = "",
+    seeds: Annotated[int, typer.Option("--seeds", min=2, max=20, help="With --update: seeds whose spread sets the "
+                                       "cross-platform tolerances.")] = DEFAULT_SPREAD_SEEDS,
 ) -> None:
     """Run the smoke regression gate (baseline and flame on a fresh smoke world) against its golden."""
     import tempfile
 
-    from flame_bench.gates import check_golden, golden_path, measure_smoke_gate, write_golden
+    from flame_bench.gates import check_golden, golden_path, measure_smoke_gate, measure_spread, write_golden
     from flame_bench.world.build import build_world
     from flame_bench.world.presets import get_preset
     from flame_bench.world.store import WorldDir
@@ -795,10 +798,13 @@ def gate_cmd(
         raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
     with tempfile.TemporaryDirectory(prefix="flame-gate-") as tmp:
         build_world(get_preset("smoke"), 0, Path(tmp) / "world", quiet=True)
-        measured = measure_smoke_gate(WorldDir.open(Path(tmp) / "world"), Path(tmp))
-    if update:
-        stdout.print(f"golden written: {write_golden(measured, note=note)}")
-        return
+        world = WorldDir.open(Path(tmp) / "world")
+        measured = measure_smoke_gate(world, Path(tmp))
+        if update:  # the cross-platform tolerances: the spread of every value over seeds
+            spread = measure_spread(measured, world, Path(tmp), seeds,
+                                    on_seed=lambda s: console.print(f"spread: seed {s} of {seeds - 1}"))
+            stdout.print(f"golden written: {write_golden(measured, note=note, spread=spread)}")
+            return
     if not golden_path().is_file():
         raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
     problems, how = check_golden(measured)
