@@ -109,8 +109,15 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation) if isinstance(annotation, type) else True
 
 
+MAX_NUMBER = 1e9  # no setting needs more; larger ones overflow or never finish (recipe configs and trainer keys)
+# Upper bounds a recipe config declares as its `LIMITS` class attribute (any other number: at most MAX_NUMBER); the
+# usual training knobs' are offered here (a huge learning rate is left to the NaN-loss guard to stop).
+TRAINING_LIMITS: dict[str, float] = {"epochs": 1000, "batch_size": 65536, "learning_rate": math.inf}
+
+
 def make_config(recipe: Recipe, overrides: dict[str, Any], where: str):
-    """The recipe's config with `overrides`, every key, type and range checked before any work."""
+    """The recipe's config with `overrides`, every key, type and range checked before any work: no NaN, the
+    recipe's own ranges (its `__post_init__`), then at most its `LIMITS` (default MAX_NUMBER)."""
     hints = typing.get_type_hints(recipe.config_cls)
     fields = {f.name for f in dataclasses.fields(recipe.config_cls)}
     for key, value in overrides.items():
@@ -119,10 +126,17 @@ def make_config(recipe: Recipe, overrides: dict[str, Any], where: str):
         if not _type_ok(value, hints[key]):
             expected = getattr(hints[key], "__name__", str(hints[key]).replace("typing.", ""))
             raise FlameError(f"{where}: {recipe.name} config {key} must be {expected}, got {value!r}")
+        if isinstance(value, float) and math.isnan(value):
+            raise FlameError(f"{where}: {recipe.name} config {key} must be a finite number, got nan")
     try:
-        return recipe.config_cls(**overrides)
+        config = recipe.config_cls(**overrides)
     except (ValueError, TypeError, FlameError) as e:
         raise FlameError(f"{where}: {recipe.name} config: {e}") from None
+    for key, value in overrides.items():
+        most = getattr(recipe.config_cls, "LIMITS", {}).get(key, MAX_NUMBER)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
+            raise FlameError(f"{where}: {recipe.name} config {key} must be at most {most:g}, got {value!r}")
+    return config
 
 
 def check_stage_sections(kind: str, trainer: dict[str, Any] | None, peft: dict[str, Any] | None) -> None:

@@ -32,7 +32,9 @@ where DATA is a path or {path, shape, fields, select} (`flame_bench.real.data`) 
 LLM: an installed model, a model directory, an OpenAI-compatible URL, `env`, or (`rm_if` only) `self`, the stage's
 own input model; the `verifier` may also be `nli` (the offline cross-encoder of `flame-bench verifier train`).
 An `evaluator:` mapping may also sit at the top of the system file. Every error names the file and
-the line, with near-match suggestions for misspelt keys and names; a key given twice is an error.
+the line, with near-match suggestions for misspelt keys and names; a key given twice is an error, and so is an
+alias of the node that holds it or aliases expanding to more than MAX_ALIAS_VALUES values. `name`, `description`,
+`base_model` and `paper_row` are text as written (`name: 0123` is "0123").
 """
 
 from __future__ import annotations
@@ -128,6 +130,40 @@ def _no_duplicate_keys(node: yaml.Node, where: str) -> None:
             _no_duplicate_keys(v, where)
 
 
+MAX_ALIAS_VALUES = 100_000  # values YAML aliases may expand to (a few shared mappings; never an alias bomb)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing an alias of the node that holds it (a recursive structure) and aliases that
+    expand to more than MAX_ALIAS_VALUES values (nested aliases multiply: 9 levels of 9 are 9**9)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.sizes: dict[str, int | None] = {}  # anchor -> values its node expands to; None while it is composed
+        self.values = self.aliased = 0  # values composed (an alias counting its node's), and those of aliases
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            size = self.sizes.get(event.anchor, 0)
+            if size is None:
+                raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} refers to the node that defines "
+                                                  "it, a recursive structure; write the value out", event.start_mark)
+            self.values, self.aliased = self.values + size, self.aliased + size
+            if self.aliased > MAX_ALIAS_VALUES:
+                raise yaml.composer.ComposerError(None, None, f"YAML aliases expand to more than {MAX_ALIAS_VALUES} "
+                                                  "values; write the values out", event.start_mark)
+            return super().compose_node(parent, index)
+        start = self.values
+        if event.anchor is not None:
+            self.sizes[event.anchor] = None
+        node = super().compose_node(parent, index)
+        self.values += 1
+        if event.anchor is not None:
+            self.sizes[event.anchor] = self.values - start
+        return node
+
+
 def _read_yaml(path: Path) -> tuple[yaml.Node, Any]:
     where = str(path)
     try:
@@ -137,8 +173,8 @@ def _read_yaml(path: Path) -> tuple[yaml.Node, Any]:
     except OSError as e:
         raise FlameError(f"{where}: cannot read ({e.strerror})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)  # the nodes as written (construction rewrites merge keys)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -162,9 +198,12 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
     if not isinstance(root, yaml.MappingNode):
         raise FlameError(f"{where}:1: a system file must be a mapping with name, description, base_model, stages")
     nodes = _check_keys(root, TOP_KEYS, where)
-    if data["name"] != path.stem:
-        raise FlameError(f"{where}:{_line(nodes['name'])}: name {data['name']!r} differs from the file "
-                         f"name {path.stem!r}; make them equal")
+    if not isinstance(nodes["name"], yaml.ScalarNode):
+        raise FlameError(f"{where}:{_line(nodes['name'])}: name must be text (the file name, {path.stem})")
+    name = nodes["name"].value  # as written: `name: 0123` is "0123", not YAML's 83
+    if name != path.stem:
+        raise FlameError(f"{where}:{_line(nodes['name'])}: name {name!r} differs from the file name {path.stem!r}; "
+                         "make them equal")
     stages_node = nodes["stages"]
     if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
         raise FlameError(f"{where}:{_line(stages_node)}: 'stages' must be a non-empty list of stages")
@@ -175,6 +214,7 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
         if not isinstance(node, yaml.MappingNode):
             raise FlameError(f"{where}:{line}: a stage must be a mapping like {{recipe: sft, config: {{...}}}}")
         keys = _check_keys(node, STAGE_KEYS, where)
+        key_lines = {k.value: _line(k) for k, _ in node.value}
         recipe = raw["recipe"]
         if recipes is not None and recipe not in recipes:
             raise FlameError(f"{where}:{_line(keys['recipe'])}: unknown recipe {recipe!r}"
@@ -185,9 +225,11 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
         config = dict(config)
         for section in ("trainer", "peft"):
             if section in keys:
-                config[section] = _stage_section(section, keys[section], raw[section], str(recipe), where)
+                config[section] = _stage_section(section, keys[section], raw[section], str(recipe), where,
+                                                 key_lines[section])
+        _check_config(str(recipe), config, f"{where}:{key_lines.get('config', line)}")
         stages.append(StageSpec(str(recipe), config))
-    base_model = str(data["base_model"])
+    base_model = _text(nodes, "base_model", where)
     source = None
     if "data" in nodes:
         source = _real_spec(nodes["data"], data["data"], nodes.get("evaluator"), data.get("evaluator"), path)
@@ -207,14 +249,33 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
             generation = check_generation_spec(str(data["generation"]))
         except FlameError as e:
             raise FlameError(f"{where}:{_line(nodes['generation'])}: {e}") from None
-    return SystemSpec(name=data["name"], description=str(data["description"]), base_model=base_model,
-                      stages=tuple(stages), paper_row=data.get("paper_row"), path=path, data=source,
-                      generation=generation)
+    return SystemSpec(name=name, description=_text(nodes, "description", where), base_model=base_model,
+                      stages=tuple(stages), paper_row=_text(nodes, "paper_row", where) or None, path=path,
+                      data=source, generation=generation)
 
 
-def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: str) -> dict[str, Any]:
+def _text(nodes: dict[str, yaml.Node], key: str, where: str) -> str:
+    """A top-level value as written (`base_model: 0123` is "0123"), which must be a scalar; "" when absent or null."""
+    node = nodes.get(key)
+    if node is not None and not isinstance(node, yaml.ScalarNode):
+        kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+        raise FlameError(f"{where}:{_line(node)}: '{key}' must be text, got a {kind}")
+    return "" if node is None or node.tag == "tag:yaml.org,2002:null" else node.value
+
+
+def _check_config(recipe: str, config: dict[str, Any], where: str) -> None:
+    """A registered recipe's config (keys, types, ranges: `flame_bench.stages.make_config`), before any work."""
+    from flame_bench.registry import RECIPES
+
+    if recipe in RECIPES:
+        from flame_bench.stages import make_config
+
+        make_config(RECIPES.get(recipe), config, where)
+
+
+def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: str, line: int) -> dict[str, Any]:
     """A stage's `trainer:` (trl's SFTConfig/DPOConfig keys) or `peft:` (LoraConfig keys, plus `save`) mapping,
-    checked key by key with each key's line, then as a whole (values) at the mapping's line."""
+    checked key by key with each key's line, then as a whole (values) at the section's `line`."""
     from flame_bench.registry import RECIPES
 
     if not isinstance(node, yaml.MappingNode) or not isinstance(raw, dict):
@@ -231,7 +292,7 @@ def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: 
     try:
         check_trainer(kind, raw) if section == "trainer" else lora_config(raw)
     except ValueError as e:
-        raise FlameError(f"{where}:{_line(node)}: {e}") from None
+        raise FlameError(f"{where}:{line}: {e}") from None
     return dict(raw)
 
 

@@ -44,6 +44,38 @@ RESERVED_TRAINER_KEYS = {
     "logging_nan_inf_filter": "flame-bench's (its NaN guard needs every step's loss)",
 }
 PEFT_SAVE = ("merged", "adapter")  # `peft: {save: ...}`: merged weights only, or the adapter kept beside them
+PEFT_BIAS = ("none", "all", "lora_only")
+# values trl and peft take but that fail mid-run, or never end: key -> (low, high, bounds as "[]", "[)", "(]" ...)
+TRAINER_RANGES: dict[str, tuple[float, float | None, str]] = {
+    "gradient_accumulation_steps": (1, None, "[]"), "per_device_eval_batch_size": (1, None, "[]"),
+    "weight_decay": (0, None, "[]"), "max_grad_norm": (0, None, "[]"), "warmup_steps": (0, None, "[]"),
+    "adam_beta1": (0, 1, "[)"), "adam_beta2": (0, 1, "[)"), "adam_epsilon": (0, None, "(]"),
+    "logging_steps": (0, None, "(]"), "save_steps": (0, None, "(]"), "eval_steps": (0, None, "(]"),
+    "label_smoothing": (0, 0.5, "[]"),
+}
+STEP_KEYS = ("logging_steps", "save_steps", "eval_steps", "warmup_steps")  # whole steps, or a fraction < 1 of the run
+PEFT_RANGES: dict[str, tuple[float, float | None, str]] = {
+    "r": (1, None, "[]"), "lora_alpha": (0, None, "(]"), "lora_dropout": (0, 1, "[)")}
+
+
+def check_number(what: str, value: Any, low: float | None = None, high: float | None = None, bounds: str = "[]",
+                 integer: bool = False) -> None:
+    """ValueError unless `value` is a finite number (an int with `integer`) within `bounds` of low..high, and at
+    most MAX_NUMBER."""
+    from flame_bench.stages import MAX_NUMBER
+
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise ValueError(f"{what} must be {'int' if integer else 'a number'}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    above = low is None or (value > low if bounds[0] == "(" else value >= low)
+    below = high is None or (value < high if bounds[1] == ")" else value <= high)
+    if high is not None and not (above and below):
+        raise ValueError(f"{what} must be in {bounds[0]}{low}, {high}{bounds[1]}, got {value!r}")
+    if not above:
+        raise ValueError(f"{what} must be {'>' if bounds[0] == '(' else '>='} {low}, got {value!r}")
+    if value > MAX_NUMBER:
+        raise ValueError(f"{what} must be at most {MAX_NUMBER:g}, got {value!r}")
 
 
 def trainer_class(kind: str) -> type:
@@ -66,19 +98,67 @@ def trainer_key_problem(kind: str, key: str) -> str | None:
     return None if key in valid else str(unknown_name(f"trainer key ({cls.__name__})", key, valid))
 
 
+def _field_type(annotation: Any) -> Any:
+    """`bool` for `bool | None`: the one type a trl field takes besides None, else the annotation."""
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else annotation
+
+
 def check_trainer(kind: str, mapping: dict[str, Any]) -> None:
-    """Every key known to trl's config class and not flame-bench's, and the values accepted by it (the config is
-    built once, as the stage will build it). Raises ValueError naming the problem."""
+    """Every key known to trl's config class and not flame-bench's, each value in its range (TRAINER_RANGES, a
+    bool for bool fields, an int for int fields, report_to's integrations installed), and the values accepted by trl
+    (the config is built once, as the stage will build it). Raises ValueError naming the problem."""
+    import dataclasses
     import tempfile
 
-    for key in mapping:
+    types = {f.name: _field_type(f.type) for f in dataclasses.fields(trainer_class(kind))}
+    for key, value in mapping.items():
         if problem := trainer_key_problem(kind, key):
             raise ValueError(problem)
+        what = f"trainer {key}"
+        if value is None:  # trl's default
+            continue
+        if key == "report_to":
+            _check_report_to(value)
+        elif types[key] is bool and not isinstance(value, bool):
+            raise ValueError(f"{what} must be true or false, got {value!r}")
+        elif key == "max_steps" and value != -1:
+            check_number(what, value, integer=True)
+            if value < 1:
+                raise ValueError(f"{what} must be -1 (no limit) or >= 1, got {value!r}")
+        elif key in TRAINER_RANGES or types[key] in (int, float):
+            check_number(what, value, *TRAINER_RANGES.get(key, (None, None, "[]")), integer=types[key] is int)
+            if key in STEP_KEYS and value >= 1 and value != int(value):
+                raise ValueError(f"{what} must be a whole number of steps (or a fraction < 1 of the run), got "
+                                 f"{value!r}")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             trl_config(trainer_class(kind), Path(tmp), 0, train_size=1, **mapping)
         except (ValueError, TypeError, ImportError) as e:
             raise ValueError(f"trainer: {(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
+def _check_report_to(value: Any) -> None:
+    """`report_to` names transformers' integrations (or none / all), each installed: a missing one would fail only
+    once training starts."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+    from transformers.integrations.integration_utils import get_available_reporting_integrations as available
+
+    from flame_bench.errors import unknown_name
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"trainer report_to must be an integration name or a list of them, got {value!r}")
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ValueError(str(unknown_name("report_to integration", name, [*INTEGRATION_TO_CALLBACK, "none"])))
+        if name not in available():
+            raise ValueError(f"report_to {name!r} needs the {name} package, which is not installed; install it or "
+                             "set report_to: none")
 
 
 def peft_key_problem(key: str) -> str | None:
@@ -103,6 +183,17 @@ def lora_config(mapping: dict[str, Any]):
     save = mapping.get("save", "merged")
     if save not in PEFT_SAVE:
         raise ValueError(f"peft save must be one of {', '.join(PEFT_SAVE)}, got {save!r}")
+    for key, (low, high, bounds) in PEFT_RANGES.items():
+        if key in mapping:
+            check_number(f"peft {key}", mapping[key], low, high, bounds, integer=key == "r")
+    targets = mapping.get("target_modules")
+    names = [targets] if isinstance(targets, str) else targets
+    if targets is not None and not (isinstance(names, list) and all(isinstance(t, str) for t in names)):
+        raise ValueError(f"peft target_modules must be a module name, a list of names or all-linear, got {targets!r}")
+    if targets is not None and not any(t.strip() for t in names):
+        raise ValueError("peft target_modules must name at least one module (or be all-linear)")
+    if mapping.get("bias", "none") not in PEFT_BIAS:
+        raise ValueError(f"peft bias must be one of {', '.join(PEFT_BIAS)}, got {mapping['bias']!r}")
     try:
         return LoraConfig(**{"task_type": "CAUSAL_LM", **{k: v for k, v in mapping.items() if k != "save"}})
     except (ValueError, TypeError) as e:

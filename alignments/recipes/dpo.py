@@ -17,19 +17,20 @@ Pair counts are reported like the paper's Table 11 and the pairs are kept next t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flame_bench.errors import FlameError
 from flame_bench.flame import IF_PAIR_RULE, PairParams, PairSet, build_pairs, get_fact_pair_rule, mix_pairs
 from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, check_stage_sections, positive
+from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
 
 @dataclass
 class DPORecipeConfig:
+    LIMITS: ClassVar[dict[str, float]] = TRAINING_LIMITS  # upper bounds (others: MAX_NUMBER)
     beta: float = 0.1
     learning_rate: float = 5e-5
     epochs: float = 1.0

@@ -24,12 +24,12 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, ClassVar
 
 from flame_bench.errors import FlameError
 from flame_bench.generation import SAMPLING, GenerationConfig
 from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, check_stage_sections, positive
+from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
 
 RECIPE_VERSION = "1"
 PROMPT_VERSION = "pilot-pt-qa-v1+rag-context-v1"
@@ -39,6 +39,7 @@ PAIRS = ("fs", "rag_vs_pt")
 
 @dataclass
 class PilotSFTConfig:
+    LIMITS: ClassVar[dict[str, float]] = TRAINING_LIMITS  # upper bounds (others: MAX_NUMBER)
     responses: str = "pt"  # "pt" or "pt_rag": whose bios the model is fine-tuned on
     samples: int = 10  # the paper's 10 bios per training entity
     max_new_tokens: int = 96
@@ -58,6 +59,7 @@ class PilotSFTConfig:
 
 @dataclass
 class PilotDPOConfig:
+    LIMITS: ClassVar[dict[str, float]] = TRAINING_LIMITS  # upper bounds (others: MAX_NUMBER)
     pairs: str = "fs"  # "fs" (FActScore-selected PT pairs) or "rag_vs_pt"
     samples: int = 10
     max_new_tokens: int = 96

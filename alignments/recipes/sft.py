@@ -24,19 +24,20 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flame_bench.errors import FlameError
 from flame_bench.flame import get_pt_style
 from flame_bench.generation import SAMPLING, GenerationConfig, cut_at_stop
 from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, check_stage_sections, positive
+from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
 
 @dataclass
 class SFTRecipeConfig:
+    LIMITS: ClassVar[dict[str, float]] = TRAINING_LIMITS  # upper bounds (others: MAX_NUMBER)
     learning_rate: float = 3e-4
     epochs: float = 2.0
     batch_size: int = 16

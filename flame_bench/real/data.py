@@ -195,29 +195,42 @@ def _field(row: dict, spec: DataSpec, name: str, where: str, shape: str, require
 
 def _text(value: Any, where: str, what: str) -> str:
     if not isinstance(value, str):
-        raise FlameError(f"{where}: {what} must be text, got {type(value).__name__}")
+        got = "null" if value is None else f"{type(value).__name__} {str(value)[:40]}"
+        raise FlameError(f"{where}: {what} must be text, got {got}")
     return value
+
+
+def _turn(turns: list, i: int, where: str, shape: str, role_key: str, text_key: str) -> dict:
+    turn = turns[i]
+    if not isinstance(turn, dict):
+        raise FlameError(f"{where}: turn {i} must be a mapping of {role_key!r} and {text_key!r} (shape {shape})")
+    for key in (role_key, text_key):
+        if key not in turn:
+            raise FlameError(f"{where}: turn {i} has no {key!r} (shape {shape})")
+    return turn
 
 
 def _exchange(turns: Any, where: str, shape: str, role_key: str, text_key: str, user: tuple[str, ...],
               assistant: tuple[str, ...]) -> tuple[str, str | None] | None:
-    """The first user turn and the assistant reply right after it; None when there is no user turn."""
+    """The first user turn and the assistant reply right after it (None without one); None when there is no user
+    turn. Every turn up to the reply must have its role and text, and both texts must be text."""
     if not isinstance(turns, list):
         raise FlameError(f"{where}: {shape} turns must be a list of {{{role_key}, {text_key}}}")
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or role_key not in turn or text_key not in turn:
-            raise FlameError(f"{where}: turn {i} has no {role_key!r}/{text_key!r} (shape {shape})")
+    for i in range(len(turns)):
+        turn = _turn(turns, i, where, shape, role_key, text_key)
         if turn[role_key] in user:
-            reply = turns[i + 1] if i + 1 < len(turns) else None
-            answer = reply[text_key] if isinstance(reply, dict) and reply.get(role_key) in assistant else None
-            return _text(turn[text_key], where, "a user turn"), answer
+            instruction = _text(turn[text_key], where, "the user turn")
+            reply = _turn(turns, i + 1, where, shape, role_key, text_key) if i + 1 < len(turns) else None
+            if reply is None or reply[role_key] not in assistant:
+                return instruction, None
+            return instruction, _text(reply[text_key], where, "the assistant turn")
     return None
 
 
 def load_items(spec: DataSpec, need_response: bool) -> tuple[list[dict[str, Any]], int]:
     """(items, rows skipped): {id, instruction, response?, topics, generator?, name?} in file order, `select`
     applied. Rows without a usable first exchange (no user turn, no reply where one is needed, empty text) are
-    skipped and counted; a malformed row is an error naming its line."""
+    skipped and counted; a malformed row is an error naming its line, and so is a file without a usable row."""
     items: list[dict[str, Any]] = []
     skipped = 0
     shape = spec.shape
@@ -261,6 +274,9 @@ def load_items(spec: DataSpec, need_response: bool) -> tuple[list[dict[str, Any]
             continue
         item.setdefault("topics", [])
         items.append(item)
+    if not items:
+        raise FlameError(f"{spec.path}: no usable rows ({skipped} skipped: no user turn, no reply or empty text); "
+                         "check the file and its shape")
     start, end = spec.select
     chosen = items[start:end]
     if spec.select != (0, None) and len(chosen) < (end or len(items)) - start:
