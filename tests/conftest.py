@@ -38,6 +38,15 @@ def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_world(tmp_path_factory, "smoke")
 
 
+@pytest.fixture()
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder of its own, with FLAME_BENCH_HOME and FLAME_BENCH_RESULTS inside it."""
+    monkeypatch.setenv("FLAME_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """Run `flame-bench ARGS` in-process; return (exit code, stdout, stderr)."""
     import io

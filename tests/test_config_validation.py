@@ -101,14 +101,6 @@ BAD_SYSTEMS: list[tuple[str, str, str, str | None]] = [
 ]
 
 
-@pytest.fixture()
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLAME_BENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def _assert_one_line(code: int, err: str, expected: str, results: Path) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (code, err[-2000:])

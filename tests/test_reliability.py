@@ -14,14 +14,6 @@ import pytest
 from conftest import run_cli
 
 
-@pytest.fixture()
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLAME_BENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_force_never_deletes_a_directory_that_is_not_a_world(isolated: Path) -> None:
     mine = isolated / "my_thesis"
     mine.mkdir()

@@ -12,14 +12,7 @@ from typing import ClassVar
 
 import pytest
 from conftest import run_cli
-
-
-@pytest.fixture()
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLAME_BENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from test_leaderboard import _run
 
 
 # B1: --force recognises a world by its schema and file list, and never deletes a file that world does not list
@@ -276,19 +269,10 @@ def test_a_stage_with_a_replaced_config_is_refused_before_loading(tmp_path: Path
 
 
 # WEAK (views): a NaN metric is flagged on the leaderboard; a committed board keeps the cells it cannot recompute
-def _board_run(runs: Path, model: str, task: str, value: float, created: str) -> None:
-    from flame_bench.records import write_run
-
-    header = {"task": {"name": task, "version": "1"}, "model": {"name": model, "sha256": "x"},
-              "primary_metric": "m", "metric_info": [{"key": "m", "display": "M", "percent": True}],
-              "metrics": {"m": value}, "counts": {"items": 1}, "created": created}
-    write_run(runs, f"{task}__{model}__{created[-2:]}", header, [{"id": "a"}])
-
-
 def test_a_nan_metric_is_shown_as_invalid_never_as_a_number(tmp_path: Path) -> None:
     from flame_bench.leaderboard import write_leaderboard
 
-    _board_run(tmp_path / "runs", "flame", "factscore_bio", float("nan"), "2026-01-01T00:00:01")
+    _run(tmp_path / "runs", "flame", "factscore_bio", float("nan"), "2026-01-01T00:00:01")
     write_leaderboard(tmp_path / "runs", tmp_path)
     board = (tmp_path / "leaderboard.md").read_text()
     assert "invalid: nan (run factscore_bio__flame__01)" in board and "| nan" not in board
@@ -298,10 +282,10 @@ def test_a_board_never_loses_a_row_it_cannot_recompute(tmp_path: Path) -> None:
     from flame_bench.leaderboard import write_leaderboard
 
     committed, fresh = tmp_path / "committed_runs", tmp_path / "fresh_runs"
-    _board_run(committed, "baseline", "factscore_bio", 0.40, "2026-01-01T00:00:01")
-    _board_run(committed, "flame", "factscore_bio", 0.50, "2026-01-01T00:00:02")
+    _run(committed, "baseline", "factscore_bio", 0.40, "2026-01-01T00:00:01")
+    _run(committed, "flame", "factscore_bio", 0.50, "2026-01-01T00:00:02")
     write_leaderboard(committed, tmp_path)  # the board as committed
-    _board_run(fresh, "flame", "factscore_bio", 0.55, "2026-01-02T00:00:03")  # a fresh clone re-ran flame only
+    _run(fresh, "flame", "factscore_bio", 0.55, "2026-01-02T00:00:03")  # a fresh clone re-ran flame only
     _, rows = write_leaderboard(fresh, tmp_path)
     by_model = {r["model"]: r["factscore_bio"] for r in rows}
     assert by_model["flame"]["value"] == 0.55 and not by_model["flame"].get("kept")  # the local run wins
