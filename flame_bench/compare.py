@@ -11,6 +11,7 @@ paired).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from flame_bench import distributed
 from flame_bench.cache import GenerationCache
@@ -26,8 +28,9 @@ from flame_bench.evaluate import evaluate
 from flame_bench.generation import using_backend
 from flame_bench.io import atomic_path, read_json, write_json, write_text
 from flame_bench.paths import comparisons_dir, generation_cache_path
-from flame_bench.records import RunRecord, load_run
+from flame_bench.records import RunRecord, invalid_value, load_run
 from flame_bench.registry import TASKS
+from flame_bench.report import md_row
 from flame_bench.scoring.factscore import popularity_order
 from flame_bench.stages import check_stages, run_stages
 from flame_bench.stats import Delta, paired_bootstrap, paired_bootstrap_over_seeds
@@ -243,15 +246,14 @@ def comparison_table(results: list[SystemResult], dl: dict[str, dict[str, Delta 
 
 def comparison_markdown(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]]) -> str:
     cols = _columns_of(results)
-    head = "| system | " + " | ".join(c.label for _, c in cols) + " |"
-    lines = [head, "|" + "---|" * (len(cols) + 1)]
+    lines = [md_row(["system", *(c.label for _, c in cols)]), "|" + "---|" * (len(cols) + 1)]
     for r in results:
         cells = []
         for task, col in cols:
             d = dl.get(r.name, {}).get(col.label)
             cells.append(_fmt(r.metric(task.name, col.metric), col.percent) + (
                 f" ({_fmt_delta(d, col.percent)})" if d else ""))
-        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+        lines.append(md_row([r.name, *cells]))
     return "\n".join(lines) + "\n"
 
 
@@ -296,8 +298,8 @@ def training_table(results: list[SystemResult]) -> Table:
 
 
 def training_markdown(results: list[SystemResult]) -> str:
-    lines = ["| system | " + " | ".join(PAIR_COLUMNS) + " |", "|" + "---|" * (len(PAIR_COLUMNS) + 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in training_rows(results)]
+    lines = [md_row(["system", *PAIR_COLUMNS]), "|" + "---|" * (len(PAIR_COLUMNS) + 1)]
+    lines += [md_row(row) for row in training_rows(results)]
     return "\n".join(lines) + "\n"
 
 
@@ -355,7 +357,12 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
     if not any(rec.header.get("limit") for r in results for rec in r.runs.values()):
         limit = None  # a --limit that covered every item of every task: the full comparison
     out = comparisons_dir() / comparison_name([r.name for r in results], source.name, seed, limit)
-    write_text(_beside(out, ".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results))
+    mode = runs_numerics(rec for r in results for rec in r.runs.values())
+    write_text(_beside(out, ".md"), comparison_markdown(results, dl) + "\n" + training_markdown(results)
+               + f"\nNumerics: {mode} (`flame_bench/numerics.py`).\n")
+    if not mode.startswith("reproducible"):
+        console.print(f"[yellow]note:[/yellow] numerics {mode}: these numbers hold for this machine's float kernels "
+                      "only (the default mode, reproducible, gives the same bits on every x86-64 CPU)")
     factual = next((t.name for t, c in _columns_of(results) if c.role == "factuality"), None)
     write_json(_beside(out, ".json"), {
         "systems": [{"name": r.name, "description": r.description, "model_dir": str(r.model_dir),
@@ -366,6 +373,7 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         "training": [dict(zip(("system", *PAIR_COLUMNS), row, strict=True)) for row in training_rows(results)],
         **({"by_popularity_bin": bins} if (bins := bin_deltas(results, seed)) else {}),
         "source": source.spec, "source_fingerprint": source.fingerprint, "seed": seed, "limit": limit,
+        "numerics": mode,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     figure(results, _beside(out, ".png"))
@@ -377,6 +385,13 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         write_text(_beside(out, ".html"), comparison_html(results, dl, out.name, knowledge))
         console.print(f"HTML report: {_beside(out, '.html')}")
     return out
+
+
+def runs_numerics(records) -> str:
+    """The numerics mode the runs were made in (`flame_bench.numerics`), "mixed: ..." when they differ, "unrecorded"
+    for runs made before the mode was recorded."""
+    modes = sorted({str((rec.header.get("environment") or {}).get("numerics", "unrecorded")) for rec in records})
+    return modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes)
 
 
 def _beside(out: Path, ext: str) -> Path:
@@ -396,13 +411,70 @@ def _item_scores(saved_system: dict[str, Any], task: str, key: str) -> dict[str,
     return {x["id"]: x.get(key) for x in load_run(saved_system["runs"][task]).samples()}
 
 
+_SAVED = re.compile(r"^(?P<systems>.+?)__(?P<source>.+)__seed(?P<seed>\d+)(?:__limit(?P<limit>\d+))?\.json$")
+
+
+def _saved_comparisons() -> list[tuple[Path, list[str], str, int, int | None]]:
+    """(file, systems, source, seed, limit) of every saved comparison, from the names `comparison_name` gives."""
+    out = []
+    for path in sorted(comparisons_dir().glob("*__seed*.json")):
+        if m := _SAVED.match(path.name):
+            out.append((path, m["systems"].split("_vs_"), m["source"], int(m["seed"]),
+                        int(m["limit"]) if m["limit"] else None))
+    return out
+
+
+def _no_comparison(names: list[str], source_name: str, seed: int) -> FlameError:
+    """Why no saved comparison serves `seed`, with what is there instead (systems, sources, seeds, limited runs)."""
+    saved = _saved_comparisons()
+    held = sorted({n for _, systems, *_ in saved for n in systems})
+    unknown = [n for n in names if n not in held]
+    if saved and unknown:
+        return FlameError(f"no saved comparison holds system {', '.join(map(repr, unknown))} (saved comparisons hold: "
+                          f"{', '.join(held)}); check the name")
+    mine = [x for x in saved if x[2] == source_name]
+    spec = _saved_source(mine[0][0]) if mine else {}
+    if spec.get("kind") == "fact-world":
+        world = f" --world {spec['path']}"
+    elif spec or source_name == "default-s0":  # a real source's systems name their data; the default needs no flag
+        world = ""
+    else:
+        world = f" --world <the folder of world {source_name}>"
+    command = f"`flame-bench compare {' '.join(names)} --seed {seed}{world}`"
+    if saved and not mine:
+        return FlameError(f"no saved comparison on {source_name!r} (saved comparisons are on: "
+                          f"{', '.join(sorted({x[2] for x in saved}))}); pass one of them as --world, or run {command}")
+    limited = [x[0].name for x in mine if x[3] == seed and x[4] and all(n in x[1] for n in names)]
+    if limited:
+        return FlameError(f"only a limited comparison of {', '.join(names)} on {source_name} with seed {seed} is "
+                          f"saved ({', '.join(limited)}); seeds combines full comparisons: run {command} (no --limit)")
+    seeds = sorted({x[3] for x in mine if not x[4] and all(n in x[1] for n in names)})
+    there = f" (saved seeds: {', '.join(map(str, seeds))})" if seeds else ""
+    return FlameError(f"no saved comparison of {', '.join(names)} on {source_name} with seed {seed}{there}; run "
+                      f"{command} first")
+
+
+def _saved_source(path: Path) -> dict[str, Any]:
+    try:
+        data = read_json(path)
+    except FlameError:
+        return {}
+    return data["source"] if isinstance(data, dict) and isinstance(data.get("source"), dict) else {}
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (invalid_value(a) is not None and invalid_value(a) == invalid_value(b))
+
+
 def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[str, Any]:
     """Mean and spread over seeds of saved comparisons, plus deltas vs the first system over items, each item's
     difference averaged over the seeds first (`paired_bootstrap_over_seeds`: items are the unit resampled). Reads
-    the saved comparisons and the run records only."""
+    the saved comparisons and the run records only; a comparison whose saved metric is not its run record's (stale
+    or edited) is refused, and a non-finite value is left out of mean and std and named."""
     from statistics import mean, stdev
 
     per_seed: dict[int, dict[str, Any]] = {}
+    files: dict[int, Path] = {}
     contents: dict[int, str] = {}  # seed -> the world's content hash its comparison records (newer files carry it)
     for seed in seeds:
         found = sorted(comparisons_dir().glob(f"*__{source_name}__seed{seed}.json"), key=lambda p: p.stat().st_mtime)
@@ -417,13 +489,12 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
                                  "delete it or re-run the compare that wrote it")
             systems = {s["name"]: s for s in listed}
             if all(n in systems for n in names):
-                per_seed[seed] = systems
+                per_seed[seed], files[seed] = systems, path
                 if content := (data.get("source_fingerprint") or {}).get("content_sha256"):
                     contents[seed] = content
                 break
         else:
-            raise FlameError(f"no saved comparison of {', '.join(names)} on {source_name} with seed {seed}; run "
-                             f"`flame-bench compare {' '.join(names)} --seed {seed}` first")
+            raise _no_comparison(names, source_name, seed)
     if len(set(contents.values())) > 1:  # e.g. a world rebuilt from another definition of its preset
         seen = ", ".join(f"seed {s}: {c[:8]}" for s, c in sorted(contents.items()))
         raise FlameError(f"the saved comparisons on {source_name} come from different worlds ({seen}); run "
@@ -432,13 +503,30 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
     cols = table_columns([TASKS.get(t) for t in runs0 if t in TASKS])
     summary: dict[str, Any] = {"source": source_name, "seeds": seeds, "systems": {}, "pooled_deltas": {},
                                "columns": [{"label": c.label, "percent": c.percent} for _, c in cols]}
+    records: dict[str, RunRecord] = {}
+    left_out: list[str] = []
     for name in names:
         summary["systems"][name] = {}
-        for _, col in cols:
-            vals = [per_seed[s][name]["metrics"].get(col.label) for s in seeds]
-            vals = [v for v in vals if v is not None]
+        for task, col in cols:
+            vals = []
+            for s in seeds:
+                saved = per_seed[s][name]["metrics"].get(col.label)
+                if task.name in (runs := per_seed[s][name]["runs"]):
+                    rec = records.get(runs[task.name]) or records.setdefault(runs[task.name], load_run(runs[task.name]))
+                    if not _same(saved, value := rec.metrics.get(col.metric)):
+                        raise FlameError(f"{files[s]}: {name} {col.label} is {saved} but its run record {rec.path} "
+                                         f"has {value} (a stale or edited comparison); re-run `flame-bench compare "
+                                         f"{' '.join(names)} --seed {s}`")
+                if bad := invalid_value(saved):
+                    left_out.append(f"{name} {col.label} seed {s}: {bad}")
+                elif saved is not None:
+                    vals.append(saved)
             summary["systems"][name][col.label] = {"mean": mean(vals) if vals else None,
                                                    "std": stdev(vals) if len(vals) > 1 else None, "values": vals}
+    if left_out:
+        summary["left_out"] = left_out
+        console.print(f"[yellow]warning:[/yellow] not a number, left out of mean and std: {'; '.join(left_out)}",
+                      highlight=False)
     for name in names[1:]:
         summary["pooled_deltas"][name] = {}
         for task, col in cols:
@@ -456,6 +544,8 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
             summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
     if bins := _bins_across_seeds(names, [per_seed[s] for s in seeds]):
         summary["by_popularity_bin"] = bins
+    summary["numerics"] = runs_numerics(load_run(path) for s in seeds for n in names
+                                        for path in per_seed[s][n]["runs"].values())
     return summary
 
 
@@ -487,5 +577,5 @@ def seeds_table(summary: dict[str, Any], systems: list[str]) -> Table:
                 star = "*" if d["low"] > 0 or d["high"] < 0 else ""
                 cell += f"\n{scale * d['value']:+.1f} [{scale * d['low']:+.1f}, {scale * d['high']:+.1f}]{star}"
             cells.append(cell)
-        table.add_row(name, *cells)
+        table.add_row(Text(name), *cells)
     return table

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.compare import PAIR_COLUMNS, SystemResult, _columns_of, _fmt, _fmt_delta, training_rows
-from flame_bench.records import RunRecord
+from flame_bench.records import RunRecord, invalid_value, json_safe, model_label
 from flame_bench.registry import TASKS
 from flame_bench.stats import Delta
 
@@ -343,10 +343,10 @@ def page_data(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]
     if ids and not passages and not knowledge_note:
         knowledge_note = "the knowledge source has none of the cited passages"
     cols = table_columns_of(results)
-    table = {r.name: {c["label"]: {"value": r.metric(c["task"], c["metric"]),
-                                   "delta": (d.__dict__ if (d := (dl or {}).get(r.name, {}).get(c["label"])) else None),
-                                   "ci": (r.runs[c["task"]].header.get("confidence_intervals") or {}).get(c["metric"])
-                                   if c["task"] in r.runs else None}
+    table = {r.name: {c["label"]: _table_cell(r.metric(c["task"], c["metric"]),
+                                              (dl or {}).get(r.name, {}).get(c["label"]),
+                                              (r.runs[c["task"]].header.get("confidence_intervals") or {}).get(
+                                                  c["metric"]) if c["task"] in r.runs else None)
                       for c in cols} for r in results}
     return {
         "systems": [r.name for r in results], "task_order": list(tasks),
@@ -357,11 +357,19 @@ def page_data(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]
     }
 
 
+def _table_cell(value: float | None, delta: Delta | None, ci: list[float] | None) -> dict[str, Any]:
+    """One Table 3 cell; a non-finite value is null with its "invalid" flag (never a number, never a bare NaN)."""
+    if (bad := invalid_value(value)) is not None:
+        return {"value": None, "invalid": bad, "delta": None, "ci": None}
+    return {"value": value, "delta": delta.__dict__ if delta else None, "ci": ci}
+
+
 # -- the page ------------------------------------------------------------------------------------------------------
-def _cell(value: float | None, percent: bool, sub: str, column: str) -> str:
+def _cell(value: float | None, percent: bool, sub: str, column: str, invalid: str | None = None) -> str:
     v = "" if value is None else f' data-value="{value!r}"'
     sub_html = f'<div class="sub">{html.escape(sub)}</div>' if sub else ""
-    return f'<td data-column="{html.escape(column)}"{v}><span class="v">{_fmt(value, percent)}</span>{sub_html}</td>'
+    shown = f"invalid: {invalid}" if invalid else _fmt(value, percent)
+    return f'<td data-column="{html.escape(column)}"{v}><span class="v">{shown}</span>{sub_html}</td>'
 
 
 def table_html(data: dict[str, Any], paired: bool) -> str:
@@ -378,7 +386,7 @@ def table_html(data: dict[str, Any], paired: bool) -> str:
             else:
                 ci = cell["ci"]
                 sub = f"[{_fmt(ci[0], c['percent'])}, {_fmt(ci[1], c['percent'])}]" if ci else ""
-            cells.append(_cell(cell["value"], c["percent"], sub, c["label"]))
+            cells.append(_cell(cell["value"], c["percent"], sub, c["label"], cell.get("invalid")))
         rows.append(f'<tr data-system="{e(name)}"><th><span class="sw" style="background:{data["colors"][name]}">'
                     f'</span>{e(name)}</th>{"".join(cells)}</tr>')
     return f'<table id="table3"><thead><tr><th>system</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -417,7 +425,8 @@ def groups_html(results: list[SystemResult], colors: dict[str, str]) -> str:
 
 def render_page(title: str, subtitle: str, data: dict[str, Any], table: str, extra_tables: str, plot: str,
                 bars: str) -> str:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("<", "\\u003c")
+    payload = json.dumps(json_safe(data), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                         allow_nan=False).replace("<", "\\u003c")  # strict JSON: JSON.parse never meets a NaN
     e = html.escape
     plot_block = f'<figure>{plot}<figcaption>dot area and label ~ mean characters of the factuality task\'s ' \
                  f'responses; whiskers: 95% CIs from the run records</figcaption></figure>' if plot else ""
@@ -454,7 +463,7 @@ def systems_of_runs(records: list[RunRecord]) -> list[SystemResult]:
     """Plain runs as systems: one per model; a second run of a task for the same model becomes a system of its own."""
     systems: dict[str, SystemResult] = {}
     for rec in records:
-        name = rec.header["model"]["name"]
+        name = model_label(rec.header)
         if name in systems and rec.task in systems[name].runs:
             name = f"{name} ({rec.run_id})"
         systems.setdefault(name, SystemResult(name, "", Path(), [])).runs[rec.task] = rec

@@ -8,7 +8,7 @@
   and standard error;
 - `lm-eval`: a folder with lm-eval's results JSON (`results_<date>.json`: results, configs, versions, n-shot,
   n-samples, config) and one `samples_<task>_<date>.jsonl` per task, as `lm_eval --output_path --log_samples`
-  writes them;
+  writes them, in strict JSON (a NaN or infinite value is written as null, with a warning naming it);
 - `factscore`: FActScore's `{topic, output}` JSONL of a factscore_bio run (its input format for `--input_path`),
   and `factscore-scored`: the same lines with the per-fact decisions FActScore's scorer returns
   (`{"atom": ..., "is_supported": ...}`).
@@ -25,7 +25,7 @@ from typing import Any
 
 from flame_bench.errors import FlameError
 from flame_bench.io import output_folder, write_text
-from flame_bench.records import RunRecord
+from flame_bench.records import RunRecord, json_safe
 
 BIO_PROMPT = re.compile(r"^\s*tell me a bio of\s+", re.IGNORECASE)  # FActScore's prompt, around the topic
 FORMATS = ("alpaca_eval", "annotations", "lm-eval", "factscore", "factscore-scored")
@@ -136,12 +136,19 @@ def export(record: RunRecord, fmt: str, out: Path) -> str:
         lines = factscore_lines(record, scored=fmt == "factscore-scored")
         _write_lines(out, lines)
         return f"{len(lines)} FActScore lines -> {out}"
+    found: list[str] = []  # lm-eval's readers parse strict JSON: a non-finite value is written as null, and named
     results, samples = lm_eval_results(record)
+    results, samples = json_safe(results, "results", found), json_safe(samples, "samples", found)
     task = next(iter(results["results"]))
     stamp = (record.header.get("created") or "run").replace(":", "-")
     output_folder(out, "export --format lm-eval")
-    write_text(out / f"results_{stamp}.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / f"results_{stamp}.json", json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     _write_lines(out / f"samples_{task}_{stamp}.jsonl", samples)
+    if found:
+        from flame_bench.ui import console
+
+        console.print(f"[yellow]warning:[/yellow] run {record.run_id} holds values that are not numbers, written as "
+                      f"null: {'; '.join(found)}", highlight=False)
     return f"lm-eval results and {len(samples)} samples -> {out}"
 
 

@@ -1,23 +1,29 @@
 """The leaderboard: every model's latest run of every task, as a rich table and `results/leaderboard.{md,json}`.
 
-A pure function of the run records. Writing takes an exclusive lock and re-reads the records inside it, and
-each file is replaced atomically, so two evaluations finishing at once never leave a torn or stale board.
+Computed from the run records; a written board also carries over the cells of the board already there whose runs
+cannot be read here (e.g. a committed board in a fresh clone), each marked as such and counted on stderr. Writing
+takes an exclusive lock and re-reads the records inside it, and each file is replaced atomically, so two
+evaluations finishing at once never leave a torn or stale board.
 """
 
 from __future__ import annotations
 
 import fcntl
-import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from flame_bench.io import write_json, write_text
 from flame_bench.paths import results_dir
-from flame_bench.records import RunRecord, list_runs
+from flame_bench.paths import runs_dir as runs_path
+from flame_bench.records import RunRecord, invalid_value, list_runs, model_label
+from flame_bench.report import md_row
+
+NOT_HERE, UNREADABLE = "run not in this results/runs", "run record unreadable"
 
 
 def task_position(task: str) -> int:
@@ -62,7 +68,7 @@ def latest_runs(records: Sequence[RunRecord]) -> dict[tuple[str, str, str], RunR
 
     latest: dict[tuple[str, str, str], RunRecord] = {}
     for r in records:
-        key = (label(r.header), r.header["model"]["name"], r.task)
+        key = (label(r.header), model_label(r.header), r.task)
         if key not in latest or _rank(r) >= _rank(latest[key]):
             latest[key] = r
     return latest
@@ -82,8 +88,8 @@ def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict
             key = rec.header["primary_metric"]
             info = next(i for i in rec.header["metric_info"] if i["key"] == key)
             value = rec.metrics.get(key)
-            if isinstance(value, float) and not math.isfinite(value):  # shown as invalid, never as a number
-                row[task] = {"metric": key, "display": info["display"], "value": None, "invalid": str(value),
+            if (bad := invalid_value(value)) is not None:  # shown as invalid, never as a number
+                row[task] = {"metric": key, "display": info["display"], "value": None, "invalid": bad,
                              "percent": info.get("percent", True), "run": rec.run_id}
                 continue
             row[task] = {"metric": key, "display": info["display"], "value": value,
@@ -105,7 +111,7 @@ def _cell(entry: dict[str, Any] | None) -> str:
     if entry.get("n") is not None:
         notes.append(f"n={entry['n']}" + (" limited" if entry.get("limit") else ""))
     if entry.get("kept"):
-        notes.append("run not in this results/runs")
+        notes.append(UNREADABLE if entry.get("unreadable") else NOT_HERE)
     return f"{text} ({', '.join(notes)})" if notes else text
 
 
@@ -121,14 +127,13 @@ def render_table(tasks: list[str], rows: list[dict[str, Any]]) -> Table:
     for t in tasks:
         table.add_column(_header(t, rows), justify="right")
     for row in rows:
-        table.add_row(row["source"], row["model"], *[_cell(row.get(t)) for t in tasks])
+        table.add_row(Text(row["source"]), Text(row["model"]), *[Text(_cell(row.get(t))) for t in tasks])
     return table
 
 
 def render_markdown(tasks: list[str], rows: list[dict[str, Any]]) -> str:
-    lines = ["| data | model | " + " | ".join(_header(t, rows) for t in tasks) + " |",
-             "|---" * (len(tasks) + 2) + "|"]
-    lines += [f"| {r['source']} | {r['model']} | " + " | ".join(_cell(r.get(t)) for t in tasks) + " |" for r in rows]
+    lines = [md_row(["data", "model", *(_header(t, rows) for t in tasks)]), "|---" * (len(tasks) + 2) + "|"]
+    lines += [md_row([r["source"], r["model"], *(_cell(r.get(t)) for t in tasks)]) for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -145,22 +150,25 @@ def _locked(out_dir: Path):
 
 def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None,
                       skipped: list[str] | None = None) -> tuple[list[str], list[dict]]:
-    """Rewrite `leaderboard.{md,json}` from the records (a damaged record is skipped and named in `skipped`)."""
-    out_dir = out_dir or results_dir()
+    """Rewrite `leaderboard.{md,json}` from the records (a damaged record is skipped and named in `skipped`, and so
+    is the number of cells carried over from the board already there: `_keep_unrecomputable`)."""
+    out_dir, runs_dir = out_dir or results_dir(), runs_dir or runs_path()
     with _locked(out_dir):
         records = list_runs(runs_dir, skipped)
         tasks, rows = leaderboard_rows(records)  # re-read inside the lock: never stale
         tasks, rows = _keep_unrecomputable(out_dir / "leaderboard.json", tasks, rows, {r.run_id for r in records},
-                                           skipped)
+                                           skipped, runs_dir)
         write_text(out_dir / "leaderboard.md", render_markdown(tasks, rows))
         write_json(out_dir / "leaderboard.json", {"tasks": tasks, "rows": rows})
     return tasks, rows
 
 
 def _keep_unrecomputable(board: Path, tasks: list[str], rows: list[dict[str, Any]], local: set[str],
-                         skipped: list[str] | None) -> tuple[list[str], list[dict[str, Any]]]:
-    """The cells of the board already written whose runs are not here (e.g. a committed board in a fresh clone),
-    kept and marked: a board never loses a row it cannot recompute; a newer local run of the same cell wins."""
+                         skipped: list[str] | None, runs_dir: Path | None = None
+                         ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The cells of the board already written whose runs are not readable here (e.g. a committed board in a fresh
+    clone), kept and marked with why (no such run folder, or its record unreadable): a board never loses a row it
+    cannot recompute; a newer local run of the same cell wins. How many were kept is told in `skipped`."""
     from flame_bench.errors import FlameError
     from flame_bench.io import read_json
 
@@ -178,6 +186,7 @@ def _keep_unrecomputable(board: Path, tasks: list[str], rows: list[dict[str, Any
             skipped.append(f"{why}; its cells were not carried over")
         return tasks, rows
     by_key = {(r["source"], r["model"]): r for r in rows}
+    carried = 0
     for old_row in old_rows:
         if not isinstance(old_row, dict) or not {"source", "model"} <= set(old_row):
             continue
@@ -187,7 +196,13 @@ def _keep_unrecomputable(board: Path, tasks: list[str], rows: list[dict[str, Any
                 continue
             row = by_key.setdefault((old_row["source"], old_row["model"]),
                                     {"model": old_row["model"], "source": old_row["source"]})
-            row[task] = {**entry, "kept": True}
+            present = runs_dir is not None and (runs_dir / str(entry.get("run"))).is_dir()
+            row[task] = {**{k: v for k, v in entry.items() if k != "unreadable"}, "kept": True,
+                         **({"unreadable": True} if present else {})}
+            carried += 1
+    if carried and skipped is not None:
+        skipped.append(f"{board}: {carried} cell(s) carried over whose runs cannot be read here (marked on the "
+                       f"board; delete {board.name} and write the board again to drop them)")
     all_tasks = sorted({t for r in by_key.values() for t in r if t not in ("source", "model")},
                        key=lambda t: (task_position(t), t))
     return all_tasks, [by_key[k] for k in sorted(by_key)]

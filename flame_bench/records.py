@@ -12,10 +12,12 @@ record is built in a hidden staging directory and renamed into place: readers on
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flame_bench.errors import FlameError
 from flame_bench.io import published_dir, read_json, read_jsonl, write_json, write_jsonl
@@ -43,6 +45,38 @@ class RunRecord:
 
     def samples(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / "samples.jsonl", "samples", RUN_SCHEMA_VERSION)
+
+
+def model_label(header: dict[str, Any]) -> str:
+    """Whose outputs a run shows: the model's name, plus the serving endpoint when another server generated them
+    (`--generation URL`), so a served model never shares or replaces the local model's row. No credentials: the
+    URL's user part is dropped (the record holds it redacted already)."""
+    name = str(header["model"]["name"])
+    backend = (header.get("generation") or {}).get("backend") or {}
+    if backend.get("kind") in (None, "hf") or not (backend.get("base_url") or backend.get("model")):
+        return name  # the local weights (hf, or vllm on the same files)
+    parts = urlsplit(str(backend.get("base_url") or ""))
+    url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")) if parts.netloc else ""
+    return f"{name} [gen: {backend.get('model') or backend['kind']}{'@' + url if url else ''}]"
+
+
+def invalid_value(value: object) -> str | None:
+    """"nan", "inf" or "-inf" for a non-finite float (which no view may show as a number), else None."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else None
+
+
+def json_safe(obj: Any, where: str = "", found: list[str] | None = None) -> Any:
+    """`obj` as strict JSON can hold it: every non-finite float becomes None, its path (e.g. `results.x.m`) and value
+    named in `found`."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v, f"{where}.{k}" if where else str(k), found) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v, f"{where}[{i}]", found) for i, v in enumerate(obj)]
+    if (bad := invalid_value(obj)) is not None:
+        if found is not None:
+            found.append(f"{where}: {bad}")
+        return None
+    return obj
 
 
 def run_dir_name(task: str, model: str, config_hash: str) -> str:
