@@ -39,8 +39,13 @@ def client_options(
                                                  "(http://127.0.0.1:8000/v1).")] = "hf",
 ) -> None:
     """Options before the command apply to every LLM endpoint and every generation the command makes."""
+    from flame_bench import paths, runtime
     from flame_bench.generation import set_generation_backend
     from flame_bench.llm.client import CLIENT_DEFAULTS
+
+    runtime.threads()  # the environment is checked before any work
+    paths.home()
+    paths.results_dir()
 
     CLIENT_DEFAULTS.update(workers=workers, timeout=timeout, max_retries=retries + 1)  # attempts
     set_generation_backend(generation)
@@ -697,8 +702,9 @@ def pilot_cmd(
 def seeds_cmd(
     systems: Annotated[list[str], typer.Argument(help="Systems of saved comparisons; deltas are vs the first.")],
     seeds: Annotated[list[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seeds to combine (repeatable).")],
-    world: Annotated[str, typer.Option("--world", "--source", help="Name of the comparisons' source (a world "
-                                                                   "folder's name, or a real suite's).")]
+    world: Annotated[str, typer.Option("--world", "--source", help="Name of the comparisons' source, as in "
+                                                                   "their file names (default-s0, smoke-s0, a real "
+                                                                   "suite's name).")]
     = "default-s0",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary here.")] = None,
 ) -> None:
@@ -730,7 +736,9 @@ def serve_cmd(
     if port and port_in_use("127.0.0.1", port):  # before the model is resolved or loaded
         raise FlameError(f"port {port} on 127.0.0.1 is already in use; choose another with --port (0 picks a free one)")
     handle = resolve_model(model)
-    server = make_server(HFBackend(handle.path, batch_size=batch_size, name=handle.name), port=port)
+    backend = HFBackend(handle.path, batch_size=batch_size, name=handle.name)
+    backend._loaded  # noqa: B018  loaded (so checked) before the port opens: a broken model is one line, not 500s
+    server = make_server(backend, port=port)
     console.print(f"serving {handle.name} on http://127.0.0.1:{server.server_address[1]}/v1 (Ctrl-C stops)")
     try:
         server.serve_forever()
@@ -747,7 +755,8 @@ def leaderboard_cmd(
                                                              "flame-paper or alpaca_eval:<annotator>[:N] "
                                                              "(repeatable).")] = None,
 ) -> None:
-    """All models' latest runs, one column per task (a pure function of results/runs)."""
+    """All models' latest runs, one column per task (from results/runs; a written board keeps, and marks, cells whose
+    runs are not here)."""
     from flame_bench.leaderboard import leaderboard_rows, render_table, write_leaderboard
     from flame_bench.records import list_runs
 
@@ -781,8 +790,9 @@ def print_published(specs: list[str]) -> None:
 def gate_cmd(
     update: Annotated[bool, typer.Option("--update", help="Rewrite the golden with the measured values.")] = False,
     note: Annotated[str, typer.Option(help="Why the golden changes (recorded with --update).")] = "",
-    seeds: Annotated[int, typer.Option("--seeds", min=2, max=20, help="With --update: seeds whose spread sets the "
-                                       "cross-platform tolerances.")] = DEFAULT_SPREAD_SEEDS,
+    seeds: Annotated[int | None, typer.Option("--seeds", min=2, max=20, help="With --update: seeds whose spread "
+                                              "sets the cross-platform tolerances [default: "
+                                              f"{DEFAULT_SPREAD_SEEDS}].")] = None,
 ) -> None:
     """Run the smoke regression gate (baseline and flame on a fresh smoke world) against its golden."""
     import tempfile
@@ -792,7 +802,11 @@ def gate_cmd(
     from flame_bench.world.presets import get_preset
     from flame_bench.world.store import WorldDir
 
-    if update and not note.strip():  # checked before minutes of work
+    if not update and (note or seeds is not None):  # checked before minutes of work
+        raise FlameError("--seeds/--note need --update (they set how a new golden is measured and why); add "
+                         "--update or drop them")
+    seeds = seeds or DEFAULT_SPREAD_SEEDS
+    if update and not note.strip():
         raise FlameError("updating a golden needs --note saying why the numbers change")
     if not update and not golden_path().is_file():
         raise FlameError(f"no golden at {golden_path()}; create it with `flame-bench gate --update --note ...`")
@@ -877,7 +891,9 @@ def import_cmd(
 ) -> None:
     """Score outputs from another tool as a factscore_bio run (nothing is generated)."""
     from flame_bench.evaluate import import_outputs
+    from flame_bench.paths import check_name
 
+    check_name(name, "--name")  # before the knowledge source and evaluators are opened
     flags = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("verifier", verifier),
                                     ("factscore_demos", factscore_demos)) if v is not None}
     if "knowledge" not in flags:

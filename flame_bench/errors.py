@@ -20,14 +20,27 @@ def _redact_one(match: re.Match) -> str:
     except ValueError:  # unparseable (an odd bracket): treat everything up to an '@' as credentials
         netloc = rest
     if "@" in netloc:  # the whole userinfo: up to the host's '@', the last one in the authority
-        return scheme + "***@" + rest[len(netloc.rpartition("@")[0]) + 1:]
-    if "@" in rest:  # a '/' or '?' inside a password ends the parsed authority early: never show what precedes
-        return scheme + "***@" + rest.rpartition("@")[2]
-    return match[0]
+        rest = "***@" + rest[len(netloc.rpartition("@")[0]) + 1:]
+    elif "@" in rest:  # a '/' or '?' inside a password ends the parsed authority early: never show what precedes
+        rest = "***@" + rest.rpartition("@")[2]
+    return scheme + _redact_query(rest)
+
+
+def _redact_query(rest: str) -> str:
+    """Every query value and the fragment of a URL's `host/path?query#fragment` as `***` (`?api_key=***`); the
+    punctuation of the sentence around the URL is kept."""
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    tail = rest[cut:]
+    kept = len(tail.rstrip(".,;:!)]}"))
+    query, hashed, fragment = tail[:kept].partition("#")
+    params = [p.partition("=")[0] + "=***" if "=" in p else "***" if p else "" for p in query[1:].split("&")]
+    query = "?" + "&".join(params) if query else ""
+    return rest[:cut] + query + (hashed and "#***" if fragment else hashed) + tail[kept:]
 
 
 def redact_url(text: str) -> str:
-    """Credentials inside URLs (`scheme://user:password@host`) replaced by `***`, wherever they sit in `text`."""
+    """Credentials inside URLs (`scheme://user:password@host`) and their query values and fragments
+    (`?api_key=...`) replaced by `***`, wherever they sit in `text`."""
     return _URL.sub(_redact_one, text)
 
 

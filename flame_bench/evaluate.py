@@ -23,7 +23,7 @@ from flame_bench.generation import (
 )
 from flame_bench.io import sha256_json
 from flame_bench.models import ModelHandle, model_kind, resolve_model
-from flame_bench.paths import generation_cache_path
+from flame_bench.paths import check_name, generation_cache_path
 from flame_bench.paths import runs_dir as default_runs_dir
 from flame_bench.provenance import environment
 from flame_bench.records import RunRecord, load_run, run_dir_name, write_run
@@ -159,6 +159,10 @@ def rescore(run_ref: str, source=None, runs_dir: Path | None = None, quiet: bool
     runs_dir = runs_dir or default_runs_dir()
     run = load_run(run_ref, runs_dir)
     h = run.header
+    if "imported_from" in h:  # its items were made from the imported file, which the record does not hold
+        raise FlameError(f"run {run.run_id} was imported, so it is rescored by importing its file again: "
+                         f"`flame-bench import {h['imported_from'].get('path', 'FILE')} --name {h['model']['name']} "
+                         "--knowledge ...` (with --llm / --verifier to re-judge)")
     task = TASKS.get(run.task)
     source = source or open_source(h.get("source_spec"))
     model = ModelHandle(name=h["model"]["name"], path=Path(h["model"]["path"]), sha256=h["model"]["sha256"])
@@ -206,12 +210,15 @@ def import_outputs(path: Path, fmt: str, source, name: str, seed: int = 0, runs_
         raise FlameError(f"{path} is a directory; pass the FActScore {{topic, output}} JSONL file itself")
     if not path.is_file():
         raise FlameError(f"{path} does not exist; pass FActScore's {{topic, output}} JSONL")
-    if not name.strip():
-        raise FlameError("--name is empty; name the system that wrote the outputs (e.g. --name my-model)")
-    items, outputs = [], []
+    check_name(name, "--name")
+    items, outputs, lines = [], [], {}
     for lineno, row in iter_json_lines(path, 'each line must be {"topic": ..., "output": ...}'):
         if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("output"), str):
             raise FlameError(f"{path}:{lineno}: needs a string 'topic' and a string 'output' (FActScore's format)")
+        if row["topic"] in lines:  # it would count twice in the mean
+            raise FlameError(f"{path}:{lineno}: topic {row['topic']!r} is also on line {lines[row['topic']]}; keep "
+                             "one output per topic")
+        lines[row["topic"]] = lineno
         items.append({"id": f"imported{len(items):05d}", "instruction": f"Tell me a bio of {row['topic']}.",
                       "topics": [row["topic"]], "name": row["topic"], "group": "all"})
         outputs.append(row["output"])

@@ -129,18 +129,23 @@ def format_prompts(tokenizer, kind: str, instructions: Sequence[str]) -> list[st
 # -- generation backends -----------------------------------------------------------------------------------------
 LOCAL_BACKENDS = ("hf", "vllm")  # besides these: an OpenAI-compatible base URL
 _backend = ["hf"]  # this process's backend; `--generation` sets it for a command, `using_backend` for a block
+_cli_backend = ["hf"]  # what `--generation` set (errors name the option a failing endpoint came from)
 
 
 def check_generation_spec(spec: str) -> str:
     """`hf`, `vllm` or an OpenAI-compatible base URL; anything else is a one-line error naming near matches."""
-    if spec in LOCAL_BACKENDS or spec.startswith(("http://", "https://")):
+    if spec in LOCAL_BACKENDS:
         return spec
+    if spec.startswith(("http://", "https://")):
+        from flame_bench.llm.client import check_endpoint_url
+
+        return check_endpoint_url(spec)
     raise FlameError(f"{unknown_name('generation backend', spec, LOCAL_BACKENDS)}; or an OpenAI-compatible base URL "
                      "such as http://127.0.0.1:8000/v1")
 
 
 def set_generation_backend(spec: str) -> None:
-    _backend[0] = check_generation_spec(spec)
+    _backend[0] = _cli_backend[0] = check_generation_spec(spec)
 
 
 def current_generation_backend() -> str:
@@ -152,7 +157,7 @@ def using_backend(spec: str | None) -> Iterator[None]:
     """Generation in this block through `spec` (None: unchanged), e.g. one system's `generation:`."""
     saved = _backend[0]
     if spec is not None:
-        set_generation_backend(spec)
+        _backend[0] = check_generation_spec(spec)
     try:
         yield
     finally:
@@ -222,8 +227,9 @@ def _endpoint(base_url: str) -> Any:
 
     from flame_bench.llm.client import OpenAIBackend
 
-    model = os.environ.get("FLAME_BENCH_LLM_MODEL") or OpenAIBackend(base_url, "?").served_model()
-    return OpenAIBackend(base_url, model)
+    option = "--generation" if base_url == _cli_backend[0] else "the system file's generation:"
+    model = os.environ.get("FLAME_BENCH_LLM_MODEL") or OpenAIBackend(base_url, "?", option=option).served_model()
+    return OpenAIBackend(base_url, model, option=option)
 
 
 def openai_generate(base_url: str, model_dir: Path, prompts: Sequence[str], config: GenerationConfig,

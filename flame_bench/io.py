@@ -79,19 +79,19 @@ def write_jsonl(path: Path, schema: str, version: int, records: Iterable[dict[st
 def iter_json_lines(path: Path, fix: str = "fix the line or drop it",
                     problem: str = "not valid JSON") -> Iterator[tuple[int, Any]]:
     """(line number, value) of each non-blank line of a JSONL file; a bad line is one error naming it and `fix`."""
-    lineno = 0
-    try:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise FlameError(f"{path}:{lineno}: {problem} ({e.msg}); {fix}") from None
-                yield lineno, value
-    except UnicodeDecodeError:
-        raise FlameError(f"{path}:{lineno + 1}: not UTF-8 text; save the file as UTF-8") from None
+    with path.open("rb") as f:  # decoded line by line, so a decoding error names its own line
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FlameError(f"{path}:{lineno}: not UTF-8 text; save the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FlameError(f"{path}:{lineno}: {problem} ({e.msg}); {fix}") from None
+            yield lineno, value
 
 
 def read_jsonl(path: Path, schema: str, max_version: int) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from flame_bench.errors import FlameError, unknown_name
 from flame_bench.io import publish_dir, sha256_file, verify_pinned, write_json
 from flame_bench.models import MODELS, check_model_dir, installed_models, model_registry, registry_path
-from flame_bench.paths import models_dir
+from flame_bench.paths import check_name, models_dir
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,7 @@ def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise FlameError(f"model name {name!r} is not a short name; use letters, digits, '.', '_' or '-' "
                          "(paths and hub ids need no installing)")
+    check_name(name, "model name")  # and short enough to be a folder name
     if name in MODELS:
         raise FlameError(f"model name {name!r} is reserved for a built-in model; pick another name")
 

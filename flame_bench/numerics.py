@@ -15,6 +15,7 @@ The settings are environment variables read when torch/MKL first dispatch, so th
 from __future__ import annotations
 
 import os
+import sys
 
 ENV = "FLAME_BENCH_NUMERICS"
 MODES = ("reproducible", "native")
@@ -36,8 +37,9 @@ def apply() -> None:
     """Pin the kernels for this process and its children (no-op in native mode). Call before importing torch."""
     try:
         wanted = requested_mode()
-    except NumericsError as e:
-        raise SystemExit(f"error: {e}") from None
+    except NumericsError as e:  # bad input: one line, exit 2 (as every CLI error)
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(2) from None
     if wanted == "reproducible":
         os.environ.update(PINNED)
 

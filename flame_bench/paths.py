@@ -12,9 +12,39 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flame_bench.errors import FlameError
+
+
+def _folder(var: str, default: Path) -> Path:
+    """The folder `var` names (else `default`); one line if it, or what it would be made in, is not a folder."""
+    path = Path(os.environ.get(var) or default).expanduser()
+    where = f"{var}={path}" if os.environ.get(var) else f"{path} (the default for {var})"
+    for above in (path, *path.parents):
+        if above.exists():
+            if not above.is_dir():
+                what = "is a file" if above == path else f"is inside the file {above}"
+                raise FlameError(f"{where} {what}; point {var} at a folder")
+            break
+    return path
+
+
+MAX_NAME = 100  # characters of a user-chosen name that becomes part of a file name (a run, a model)
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` if it can become part of a file name; else one line naming `what` (`--name`, `model name`)."""
+    if not name.strip():
+        raise FlameError(f"{what} is empty; name it (e.g. my-model)")
+    bad = next((c for c in ("/", "\\", "\0") if c in name), None)
+    if bad or len(name) > MAX_NAME:
+        problem = f"contains {bad!r}" if bad else f"is {len(name)} characters long"
+        raise FlameError(f"{what} {name[:40]!r}{'…' if len(name) > 40 else ''} {problem}; it becomes a file name: "
+                         f"use at most {MAX_NAME} characters and no '/', '\\' or NUL")
+    return name
+
 
 def home() -> Path:
-    return Path(os.environ.get("FLAME_BENCH_HOME") or Path.home() / ".cache" / "flame-bench").expanduser()
+    return _folder("FLAME_BENCH_HOME", Path.home() / ".cache" / "flame-bench")
 
 
 def models_dir() -> Path:
@@ -35,7 +65,7 @@ def llm_cache_path() -> Path:
 # -- the results tree (relative to the working directory unless FLAME_BENCH_RESULTS says otherwise) ---------------
 def results_dir() -> Path:
     """Run records, comparisons, the leaderboard, caches, worlds and trained stages: `./results` by default."""
-    return Path(os.environ.get("FLAME_BENCH_RESULTS") or "results").expanduser()
+    return _folder("FLAME_BENCH_RESULTS", Path("results"))
 
 
 def runs_dir() -> Path:

@@ -5,13 +5,24 @@ from __future__ import annotations
 import os
 import random
 
+from flame_bench.errors import FlameError
+
+
+def threads() -> int:
+    """CPU threads for torch: `FLAME_BENCH_THREADS` (a whole number >= 1, default 2); one line if it is not."""
+    value = os.environ.get("FLAME_BENCH_THREADS", "").strip() or "2"
+    if not value.isdigit() or int(value) < 1:
+        raise FlameError(f"FLAME_BENCH_THREADS={value!r} is not a thread count; set it to a whole number >= 1 "
+                         "(e.g. 2) or unset it")
+    return int(value)
+
 
 def torch_setup(seed: int | None = None):  # -> torch.device
     """Import torch with sane CPU settings; return the device to use (CUDA when present)."""
     import torch
 
     if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, min(int(os.environ.get("FLAME_BENCH_THREADS", "2")), os.cpu_count() or 1)))
+        torch.set_num_threads(min(threads(), os.cpu_count() or 1))
     if seed is not None:
         random.seed(seed)
         torch.manual_seed(seed)

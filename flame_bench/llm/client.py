@@ -46,13 +46,15 @@ class OpenAIBackend:
     """An OpenAI-compatible endpoint at `base_url` (ending in `/v1`) serving `model`; see the module docstring."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float | None = None,
-                 max_retries: int | None = None, backoff: float = 0.5, workers: int | None = None):
+                 max_retries: int | None = None, backoff: float = 0.5, workers: int | None = None,
+                 option: str = "--llm"):
+        """`option`: where the user gave this endpoint (`--llm`, `--generation`, ...), named in the fix of an error."""
         timeout = CLIENT_DEFAULTS["timeout"] if timeout is None else timeout
         max_retries = CLIENT_DEFAULTS["max_retries"] if max_retries is None else max_retries
         workers = CLIENT_DEFAULTS["workers"] if workers is None else workers
         self.base_url = base_url.rstrip("/")  # requests go here; anything shown or stored uses `shown_url`
         self.shown_url = redact_url(self.base_url)
-        self.model = model
+        self.model, self.option = model, option
         self.timeout, self.max_retries, self.backoff, self.workers = timeout, max_retries, backoff, workers
         self.reports_each = True  # `on_result` is called per request as it returns: the cache commits each one
         self._key = api_key if api_key is not None else (os.environ.get("FLAME_BENCH_API_KEY")
@@ -61,6 +63,7 @@ class OpenAIBackend:
     @classmethod
     def from_env(cls, base_url: str | None = None, model: str | None = None, **kw: Any) -> OpenAIBackend:
         """Base URL and model from the arguments, else `FLAME_BENCH_LLM_BASE_URL` / `FLAME_BENCH_LLM_MODEL`."""
+        explicit = bool(base_url)
         base_url = base_url or os.environ.get("FLAME_BENCH_LLM_BASE_URL")
         model = model or os.environ.get("FLAME_BENCH_LLM_MODEL")
         if not base_url:
@@ -68,7 +71,8 @@ class OpenAIBackend:
                              "--llm URL")
         if not model:
             raise FlameError(f"no model name for the LLM endpoint {redact_url(base_url)}: set FLAME_BENCH_LLM_MODEL")
-        return cls(base_url, model, **kw)
+        kw.setdefault("option", "--llm" if explicit else "FLAME_BENCH_LLM_BASE_URL")
+        return cls(check_endpoint_url(base_url), model, **kw)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.shown_url!r}, model={self.model!r})"
@@ -113,8 +117,10 @@ class OpenAIBackend:
                 cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
             except httpx.TransportError as e:
                 cause = f"transport error ({_short(e)})"
-        raise FlameError(self._redact(f"LLM endpoint {self.shown_url} failed after {self.max_retries} attempts: "
-                                      f"{cause}; check that the server is up or pass another --llm"))
+        attempts = max(1, self.max_retries)
+        raise FlameError(self._redact(f"LLM endpoint {self.shown_url} failed after {attempts} "
+                                      f"attempt{'s' if attempts > 1 else ''}: {cause}; check that the server is up "
+                                      f"or pass another {self.option}"))
 
     def _redact(self, message: str) -> str:
         """Never let the key or URL credentials reach a message, even if the server echoes them back."""
@@ -259,6 +265,16 @@ class OpenAIBackend:
                                                 temperature=0.0, **params), strict=True):
                 res[i] = answer
         return [res[i] for i in range(len(prompts))]
+
+
+def check_endpoint_url(url: str) -> str:
+    """`url` as given, if it can be an OpenAI-compatible base URL: requests append routes (`/models`) to it, so a
+    `?query` or `#fragment` never worked; the key goes in FLAME_BENCH_API_KEY."""
+    if "?" in url or "#" in url:
+        raise FlameError(f"endpoint URL {redact_url(url)} has a ?query or #fragment, which requests cannot append "
+                         "routes to; pass the bare base URL (e.g. http://127.0.0.1:8000/v1) and any key in "
+                         "FLAME_BENCH_API_KEY")
+    return url
 
 
 def _prompt_key(body: dict[str, Any]) -> str:

@@ -98,8 +98,9 @@ def prepare_output(out: Path, force: bool) -> Path:
             raise FlameError(f"{out} is not empty; pass --force to replace the world there or choose another --out")
         unlisted = _unlisted_files(out)  # --force replaces a world, never a user's other files
         if unlisted is None:
-            raise FlameError(f"{out} is not a flame-bench world (no world manifest.json), so --force will not replace "
-                             "it; choose another --out")
+            why = "its manifest.json is not a world's" if (out / "manifest.json").is_file() else "no manifest.json"
+            raise FlameError(f"{out} is not a flame-bench world ({why}), so --force will not replace it; choose "
+                             "another --out")
         if unlisted:
             shown = ", ".join(unlisted[:3]) + (f" and {len(unlisted) - 3} more" if len(unlisted) > 3 else "")
             raise FlameError(f"{out} holds files its world does not list ({shown}), so --force will not replace it; "
@@ -167,6 +168,20 @@ def publish(staging: Path, out: Path) -> None:
         publish_dir(staging, out)
 
 
+def _world_manifest(path: Path, fix: str) -> dict[str, Any]:
+    """The manifest of the world at `path`, if it is one this flame-bench reads; else one line and `fix`."""
+    manifest = read_json(path / "manifest.json")
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if not isinstance(version, int):
+        raise FlameError(f"{path}/manifest.json has no schema_version; {fix}")
+    if version > SCHEMA_VERSION:
+        raise FlameError(f"{path} was built by a newer flame-bench (world schema {version} > {SCHEMA_VERSION}); "
+                         "upgrade flame-bench or rebuild the world")
+    if not isinstance(manifest.get("files"), dict):
+        raise FlameError(f"{path}/manifest.json lists no files; {fix}")
+    return manifest
+
+
 @dataclass
 class WorldDir:
     """A validated, complete world directory; data loads lazily."""
@@ -184,19 +199,10 @@ class WorldDir:
             raise FlameError(f"no world at {path}; build one with `flame-bench world build --out {path}`")
         if not (path / "manifest.json").exists():
             raise FlameError(f"{path} is not a complete flame-bench world (no manifest.json); {fix}")
+        _world_manifest(path, fix)  # a world's manifest: only then is a reader lock made beside the folder
         hold_for_reading(path)  # what is verified here is what this process reads until it ends
-        manifest = read_json(path / "manifest.json")
-        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        if not isinstance(version, int):
-            raise FlameError(f"{path}/manifest.json has no schema_version; {fix}")
-        if version > SCHEMA_VERSION:
-            raise FlameError(
-                f"{path} was built by a newer flame-bench (world schema {version} > {SCHEMA_VERSION}); "
-                "upgrade flame-bench or rebuild the world"
-            )
-        files = manifest.get("files")
-        if not isinstance(files, dict):
-            raise FlameError(f"{path}/manifest.json lists no files; {fix}")
+        manifest = _world_manifest(path, fix)  # read again under the lock: a build may have replaced it meanwhile
+        files = manifest["files"]
         has_model = "base_model" in manifest or (path / MODEL_DIR).is_dir()  # data-only worlds exist in tests
         required = ["pools.json", *FILES.values(), *([f"{MODEL_DIR}/config.json"] if has_model else [])]
         missing = [rel for rel in required if rel not in files]

@@ -170,8 +170,14 @@ def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str]
     "items": [{"id", "loglikelihoods", "score"} in item order]}}; "score" is lm-eval's per-document `acc`.
     """
     import lm_eval
+    import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
 
+    from flame_bench.provenance import git_commit
+
+    # lm-eval's own commit lookup runs `git describe` in the working folder, whose stderr ("fatal: not a git
+    # repository") reaches the terminal outside a checkout; flame-bench's names its own checkout, silently
+    lm_eval.evaluator.get_git_commit_hash = git_commit
     items = list(items)[:limit]
     ids = [it["id"] for it in items]
     if len(set(ids)) != len(ids):
