@@ -424,6 +424,18 @@ def _saved_comparisons() -> list[tuple[Path, list[str], str, int, int | None]]:
     return out
 
 
+def _world_flag(source_name: str, saved: list | None = None) -> str:
+    """The `--world ...` a suggested `compare` needs to reach `source_name` ("" for the default world and real
+    sources, whose systems name their data)."""
+    mine = [x for x in (_saved_comparisons() if saved is None else saved) if x[2] == source_name]
+    spec = _saved_source(mine[0][0]) if mine else {}
+    if spec.get("kind") == "fact-world":
+        return f" --world {spec['path']}"
+    if spec or source_name == "default-s0":
+        return ""
+    return f" --world <the folder of world {source_name}>"
+
+
 def _no_comparison(names: list[str], source_name: str, seed: int) -> FlameError:
     """Why no saved comparison serves `seed`, with what is there instead (systems, sources, seeds, limited runs)."""
     saved = _saved_comparisons()
@@ -433,14 +445,7 @@ def _no_comparison(names: list[str], source_name: str, seed: int) -> FlameError:
         return FlameError(f"no saved comparison holds system {', '.join(map(repr, unknown))} (saved comparisons hold: "
                           f"{', '.join(held)}); check the name")
     mine = [x for x in saved if x[2] == source_name]
-    spec = _saved_source(mine[0][0]) if mine else {}
-    if spec.get("kind") == "fact-world":
-        world = f" --world {spec['path']}"
-    elif spec or source_name == "default-s0":  # a real source's systems name their data; the default needs no flag
-        world = ""
-    else:
-        world = f" --world <the folder of world {source_name}>"
-    command = f"`flame-bench compare {' '.join(names)} --seed {seed}{world}`"
+    command = f"`flame-bench compare {' '.join(names)} --seed {seed}{_world_flag(source_name, saved)}`"
     if saved and not mine:
         return FlameError(f"no saved comparison on {source_name!r} (saved comparisons are on: "
                           f"{', '.join(sorted({x[2] for x in saved}))}); pass one of them as --world, or run {command}")
@@ -498,7 +503,8 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
     if len(set(contents.values())) > 1:  # e.g. a world rebuilt from another definition of its preset
         seen = ", ".join(f"seed {s}: {c[:8]}" for s, c in sorted(contents.items()))
         raise FlameError(f"the saved comparisons on {source_name} come from different worlds ({seen}); run "
-                         f"`flame-bench compare {' '.join(names)} --seed N` again for the seeds of the stale world")
+                         f"`flame-bench compare {' '.join(names)} --seed N{_world_flag(source_name)}` again for the "
+                         "seeds of the stale world")
     runs0 = per_seed[seeds[0]][names[0]]["runs"]
     cols = table_columns([TASKS.get(t) for t in runs0 if t in TASKS])
     summary: dict[str, Any] = {"source": source_name, "seeds": seeds, "systems": {}, "pooled_deltas": {},
@@ -516,7 +522,7 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
                     if not _same(saved, value := rec.metrics.get(col.metric)):
                         raise FlameError(f"{files[s]}: {name} {col.label} is {saved} but its run record {rec.path} "
                                          f"has {value} (a stale or edited comparison); re-run `flame-bench compare "
-                                         f"{' '.join(names)} --seed {s}`")
+                                         f"{' '.join(names)} --seed {s}{_world_flag(source_name)}`")
                 if bad := invalid_value(saved):
                     left_out.append(f"{name} {col.label} seed {s}: {bad}")
                 elif saved is not None:

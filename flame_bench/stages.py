@@ -166,8 +166,10 @@ def stage_key(recipe: Recipe, config: Any, input_model: Path, source, seed: int)
     classifier = source.fact_classifier
     parts: dict[str, Any] = {
         "recipe": recipe.name, "version": recipe.version,
-        # trainer / peft enter the key only when set, so stages without them keep the keys they always had
-        "config": {k: v for k, v in asdict(config).items() if v is not None or k not in STAGE_SECTIONS},
+        # trainer / peft enter the key only when set, so stages without them keep the keys they always had; a
+        # config's NOT_IN_KEY fields (guards that decide whether a stage trains, never what) stay out
+        "config": {k: v for k, v in asdict(config).items()
+                   if (v is not None or k not in STAGE_SECTIONS) and k not in getattr(config, "NOT_IN_KEY", ())},
         "rules": recipe.fingerprint(config, source), "input_model": model_sha256(input_model),
         "source": source.training_fingerprint(), "seed": seed,
         "classifier": f"{classifier.name}@{classifier.version}",

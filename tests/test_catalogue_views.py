@@ -121,7 +121,8 @@ def test_seeds_leave_out_nan_and_refuse_a_stale_comparison(tmp_path: Path, monke
     seeds_table(summary, ["baseline", "flame"])
     edited = _comparison(tmp_path, 1, {"baseline": 1.0, "flame": 0.6}, saved={"baseline": 0.8, "flame": 0.6})
     with pytest.raises(FlameError, match=rf"{re.escape(str(edited))}: baseline Bio FS is 0.8 but its run record .* has "
-                                         r"1.0 \(a stale or edited comparison\)"):
+                                         r"1.0 \(a stale or edited comparison\); re-run `flame-bench compare baseline "
+                                         r"flame --seed 1 --world /worlds/w`"):
         across_seeds(["baseline", "flame"], "w", [0, 1])
 
 

@@ -313,8 +313,8 @@ def test_baseline_and_flame_train_and_compare_on_real_data_without_a_world(scrip
     root = write_suite(isolated / "suite").parent
     baseline = write_system(root, "real_base", plain_model, "  - recipe: sft\n" + TINY_SFT +
                             "  - recipe: dpo\n" + TINY_DPO)
-    flame = write_system(root, "real_flame", plain_model, "  - recipe: flame_sft\n" + TINY_SFT +
-                         "  - recipe: flame_dpo\n" + TINY_DPO)
+    flame = write_system(root, "real_flame", plain_model, "  - recipe: flame_sft\n" + TINY_SFT +  # 4 DPO prompts:
+                         "  - recipe: flame_dpo\n" + TINY_DPO.replace("}", ", allow_no_fact_pairs: true}"))  # may be 0
     code, out, err = run_cli(["compare", str(baseline), str(flame), "--quiet"])
     assert code == 0, err
     assert "Table 11" in out and "Win rate" in out and "Bio FS" in out and "TQA" not in out  # no TruthfulQA data
@@ -328,6 +328,7 @@ def test_baseline_and_flame_train_and_compare_on_real_data_without_a_world(scrip
     built = (stats["if_pairs"], stats["fact_pairs"])
     assert stats["train_pairs"] == (2 * max(built) if min(built) else max(built))  # mixed 50/50 when both exist
     assert stats["fact_pairs"] + sum(v for k, v in stats.items() if k.startswith("dropped_fact")) == 2  # accounted
+    assert bool(stats.get("warnings")) == (stats["fact_pairs"] < 0.05 * stats["if_pairs"])  # FLAME's guard said so
     rows = {r["system"]: r for r in comparison["training"]}
     assert rows["real_flame"]["seed #inst x∈X_fact"] == "4" and rows["real_base"]["fact pairs"].endswith("unused)")
     for system in comparison["systems"]:  # every stage changed the weights it started from

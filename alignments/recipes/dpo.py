@@ -20,10 +20,19 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from flame_bench.errors import FlameError
-from flame_bench.flame import IF_PAIR_RULE, PairParams, PairSet, build_pairs, get_fact_pair_rule, mix_pairs
+from flame_bench.flame import (
+    IF_PAIR_RULE,
+    PairParams,
+    PairSet,
+    build_pairs,
+    fact_pair_guards,
+    get_fact_pair_rule,
+    mix_pairs,
+)
 from flame_bench.io import sha256_json, write_jsonl
 from flame_bench.registry import RECIPES
 from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.ui import console
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
@@ -31,6 +40,7 @@ RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warm
 @dataclass
 class DPORecipeConfig:
     LIMITS: ClassVar[dict[str, float]] = TRAINING_LIMITS  # upper bounds (others: MAX_NUMBER)
+    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ("allow_no_fact_pairs",)  # changes whether it trains, never what
     beta: float = 0.1
     learning_rate: float = 5e-5
     epochs: float = 1.0
@@ -42,6 +52,7 @@ class DPORecipeConfig:
     fact_pair_rule: str = "maxmin"  # the paper's rule; "enum" / "composite" are its Table 7 ablations
     min_fact_gap: float = 0.2  # "enum" only: smaller RM_fact differences count as equal
     max_instructions: int | None = None  # use only the first N DPO prompts (sweeps, smoke runs)
+    allow_no_fact_pairs: bool = False  # flame_dpo: train even if no factuality pair was built (a guard: not in the key)
     trainer: dict[str, Any] | None = None  # forwarded to trl's DPOConfig (a stage's `trainer:` mapping)
     peft: dict[str, Any] | None = None  # LoRA; the reference is the adapter-disabled policy, not a second copy
 
@@ -127,12 +138,16 @@ def _recipe(mode: str):
     def run(ctx: StageContext, config: DPORecipeConfig) -> dict[str, Any]:
         # sampling, scoring and pair building on the main process alone; every rank trains on the same pairs
         pairs = PairSet(**ctx.on_main("pairs", lambda: asdict(make_pairs(ctx, config))))
+        warnings = fact_pair_guards(pairs.stats, config.allow_no_fact_pairs) if mode == "flame" else []
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
         train = {"if": pairs.if_pairs, "fact": pairs.fact_pairs}.get(mode) or (
             mix_pairs(pairs.if_pairs, pairs.fact_pairs) if mode == "flame" else [])
         if not train:
             raise FlameError(f"{mode} DPO has no preference pairs ({pairs.stats}); use more DPO prompts or a "
                              "policy whose samples differ")
-        return {**pairs.stats, "train_pairs": len(train), **train_dpo(ctx, train, config), "config": asdict(config)}
+        return {**pairs.stats, "train_pairs": len(train), **train_dpo(ctx, train, config), "config": asdict(config),
+                **({"warnings": warnings} if warnings else {})}
 
     return run
 
