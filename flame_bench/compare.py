@@ -510,6 +510,12 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
     summary: dict[str, Any] = {"source": source_name, "seeds": seeds, "systems": {}, "pooled_deltas": {},
                                "columns": [{"label": c.label, "percent": c.percent} for _, c in cols]}
     records: dict[str, RunRecord] = {}
+
+    def run_of(path: str) -> RunRecord:  # each run record read once
+        if path not in records:
+            records[path] = load_run(path)
+        return records[path]
+
     left_out: list[str] = []
     for name in names:
         summary["systems"][name] = {}
@@ -518,7 +524,7 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
             for s in seeds:
                 saved = per_seed[s][name]["metrics"].get(col.label)
                 if task.name in (runs := per_seed[s][name]["runs"]):
-                    rec = records.get(runs[task.name]) or records.setdefault(runs[task.name], load_run(runs[task.name]))
+                    rec = run_of(runs[task.name])
                     if not _same(saved, value := rec.metrics.get(col.metric)):
                         raise FlameError(f"{files[s]}: {name} {col.label} is {saved} but its run record {rec.path} "
                                          f"has {value} (a stale or edited comparison); re-run `flame-bench compare "
@@ -550,7 +556,7 @@ def across_seeds(names: list[str], source_name: str, seeds: list[int]) -> dict[s
             summary["pooled_deltas"][name][col.label] = d.__dict__ if d else None
     if bins := _bins_across_seeds(names, [per_seed[s] for s in seeds]):
         summary["by_popularity_bin"] = bins
-    summary["numerics"] = runs_numerics(load_run(path) for s in seeds for n in names
+    summary["numerics"] = runs_numerics(run_of(path) for s in seeds for n in names
                                         for path in per_seed[s][n]["runs"].values())
     return summary
 

@@ -204,9 +204,10 @@ def score_outputs(items: Sequence[dict[str, Any]], outputs: Sequence[str], score
     `query_is_instruction`: retrieve once per response with the instruction as query (FLAME's RM_fact and Alpaca
     Fact); otherwise FActScore's per-fact query (topic + fact).
     """
-    missing = [t for it in items for t in unknown_topics(scorer.source, it.get("topics") or [])]
+    absent = [unknown_topics(scorer.source, it.get("topics") or []) for it in items]
+    missing = [t for topics in absent for t in topics]
     if missing:  # left out and counted, never scored against an empty page
-        kept = [i for i, it in enumerate(items) if not unknown_topics(scorer.source, it.get("topics") or [])]
+        kept = [i for i, topics in enumerate(absent) if not topics]
         items, outputs = [items[i] for i in kept], [outputs[i] for i in kept]
     queries = [it["instruction"] if query_is_instruction else None for it in items]
     scores = scorer.score_many(outputs, [list(it.get("topics") or []) for it in items], queries)
