@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +49,20 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@contextmanager
+def serving(backend: Any) -> Iterator[str]:
+    """`backend` behind flame-bench's OpenAI-compatible server on a free port of 127.0.0.1; yields its /v1 URL."""
+    from flame_bench.llm.serve import make_server
+
+    server = make_server(backend, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import run_cli, serving
 
 from flame_bench.cache import GenerationCache
 from flame_bench.errors import FlameError
@@ -24,16 +23,9 @@ from flame_bench.models import resolve_model
 def served_base(smoke_world) -> Iterator[str]:
     """The smoke world's base model behind `flame-bench serve`'s server on a free port; yields its base URL."""
     from flame_bench.llm.backends import HFBackend
-    from flame_bench.llm.serve import make_server
 
-    server = make_server(HFBackend(smoke_world / "model", name="base"), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HFBackend(smoke_world / "model", name="base")) as url:
+        yield url
 
 
 def _outputs(results: Path) -> dict[str, str]:

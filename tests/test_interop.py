@@ -9,12 +9,11 @@ import math
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, serving
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -52,17 +51,10 @@ def tiny_judge_model(out: Path) -> Path:
 @pytest.fixture()
 def served_judge(tmp_path) -> Iterator[tuple[str, Path]]:
     from flame_bench.llm.backends import HFBackend
-    from flame_bench.llm.serve import make_server
 
     model = tiny_judge_model(tmp_path / "judge_model")
-    server = make_server(HFBackend(model, name="tiny-judge"), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", model
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HFBackend(model, name="tiny-judge")) as url:
+        yield url, model
 
 
 def test_alpaca_eval_annotator_through_serve_and_alpaca_eval_recomputes_the_win_rate(served_judge, tmp_path,

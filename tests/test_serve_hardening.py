@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_cli
+from conftest import run_cli, serving
 
 TIMEOUT = 30.0  # generous: every hostile request must be answered well within it
 CONTEXT = 512  # the smoke model's max_position_embeddings (and its tokenizer's model_max_length)
@@ -25,16 +25,9 @@ VOCAB = 542  # the smoke model's vocabulary
 def base_url(smoke_world: Path) -> Iterator[str]:
     """The smoke world's base model behind `make_server` on a free port of 127.0.0.1."""
     from flame_bench.llm.backends import HFBackend
-    from flame_bench.llm.serve import make_server
 
-    server = make_server(HFBackend(smoke_world / "model", name="base"), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(HFBackend(smoke_world / "model", name="base")) as url:
+        yield url
 
 
 def post(url: str, body: Any, route: str = "completions") -> tuple[int, dict[str, Any]]:
