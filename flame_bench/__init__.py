@@ -7,7 +7,7 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from flame_bench import numerics as _numerics
+from flame_bench.core import numerics as _numerics
 
 _numerics.apply()
 

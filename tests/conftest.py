@@ -54,7 +54,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @contextmanager
 def serving(backend: Any) -> Iterator[str]:
     """`backend` behind flame-bench's OpenAI-compatible server on a free port of 127.0.0.1; yields its /v1 URL."""
-    from flame_bench.llm.serve import make_server
+    from flame_bench.engines.llm.serve import make_server
 
     server = make_server(backend, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -70,7 +70,7 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from flame_bench import cli
+    import flame_bench.cli.commands as cli
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv

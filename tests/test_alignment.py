@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.cache import GenerationCache
-from flame_bench.errors import FlameError
-from flame_bench.flame import PairParams, build_pairs
-from flame_bench.stages import run_stage, run_stages
-from flame_bench.training import as_trl_reward
+from flame_bench.alignment.flame import PairParams, build_pairs
+from flame_bench.alignment.stages import run_stage, run_stages
+from flame_bench.alignment.training import as_trl_reward
+from flame_bench.core.errors import FlameError
+from flame_bench.engines.generation_cache import GenerationCache
 from flame_bench.world.source import EntityClassifier, WorldSource, classifier_accuracy
 
 
@@ -94,8 +94,8 @@ def test_interrupted_stage_resumes_from_its_checkpoint(world: WorldSource, tmp_p
 
     from transformers import TrainerCallback
 
-    import flame_bench.training as training
-    from flame_bench.registry import RECIPES
+    import flame_bench.alignment.training as training
+    from flame_bench.core.registry import RECIPES
 
     RECIPES.names()  # load the recipe modules, then make them checkpoint every 2 steps
     real_config, real_progress = training.trl_config, training.progress_callback

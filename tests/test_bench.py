@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flame_bench.bench import bench_bm25, bench_factscore, bench_generation, bench_table
+from flame_bench.experiments.bench import bench_bm25, bench_factscore, bench_generation, bench_table
 from flame_bench.world.store import WorldDir
 
 
@@ -22,7 +22,7 @@ def test_bench_parts_measure_and_render(smoke_world: Path) -> None:
 
 
 def test_truthfulqa_bench_checks_prefix_against_lm_evals_hf(smoke_world: Path) -> None:
-    from flame_bench.bench import bench_truthfulqa
+    from flame_bench.experiments.bench import bench_truthfulqa
     from flame_bench.world.source import WorldSource
 
     source = WorldSource.open(smoke_world)
@@ -38,8 +38,8 @@ def test_truthfulqa_bench_checks_prefix_against_lm_evals_hf(smoke_world: Path) -
 def test_verification_bench_gives_the_same_verdicts_both_ways(smoke_world: Path, tmp_path: Path) -> None:
     import json
 
-    from flame_bench.bench import bench_table, bench_verification
-    from flame_bench.records import write_run
+    from flame_bench.core.records import write_run
+    from flame_bench.experiments.bench import bench_table, bench_verification
 
     pages = {"Ana Bel": ["Ana Bel is a baker in Rome. She was born in 1950.", "Ana Bel won the Gold Loaf prize."],
              "Tom Rye": ["Tom Rye is a pilot from Oslo.", "Tom Rye studied at Oslo University."]}
@@ -63,7 +63,7 @@ BM = {"passages": 10, "rank_bm25_ms_per_query": 1.0}
 
 
 def test_training_bench_runs_trl_and_plain_loops_on_the_same_batches(smoke_world: Path) -> None:
-    from flame_bench.bench import bench_training
+    from flame_bench.experiments.bench import bench_training
 
     tr = bench_training(WorldDir.open(smoke_world), steps=3, batch_size=4)
     assert tr["steps"] == 3

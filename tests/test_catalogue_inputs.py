@@ -36,15 +36,15 @@ def one_line(code: int, err: str, expected: str) -> str:
     ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
 ])
 def test_redact_url_hides_query_values_and_fragments(text: str, shown: str) -> None:
-    from flame_bench.errors import redact_url
+    from flame_bench.core.errors import redact_url
 
     assert redact_url(text) == shown
 
 
 # G2/G6: an endpoint URL with a query or fragment never worked (routes are appended to it): refused up front
 def test_an_endpoint_url_with_a_query_is_refused_up_front(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flame_bench.errors import FlameError
-    from flame_bench.llm.resolve import make_backend
+    from flame_bench.core.errors import FlameError
+    from flame_bench.engines.llm.resolve import make_backend
 
     monkeypatch.setenv("FLAME_BENCH_LLM_MODEL", "foo")
     code, _, err = run_cli(["--generation", "http://alice:pw@127.0.0.1:9/v1?api_key=QueryKey999", "eval", "base",
@@ -58,9 +58,9 @@ def test_an_endpoint_url_with_a_query_is_refused_up_front(isolated: Path, monkey
 
 # G5: the fix names the option the endpoint came from, and "attempt(s)" agrees with its number
 def test_endpoint_errors_name_the_option_used_and_count_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flame_bench import generation
-    from flame_bench.errors import FlameError
-    from flame_bench.llm.client import OpenAIBackend
+    from flame_bench.core.errors import FlameError
+    from flame_bench.engines import generation
+    from flame_bench.engines.llm.client import OpenAIBackend
 
     with socket.socket() as s:  # a port nothing listens on: connections are refused at once
         s.bind(("127.0.0.1", 0))

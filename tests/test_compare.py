@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.compare import SystemResult, across_seeds, comparison_markdown, deltas, training_rows
-from flame_bench.errors import FlameError
-from flame_bench.records import write_run
-from flame_bench.stats import paired_bootstrap
+from flame_bench.core.errors import FlameError
+from flame_bench.core.records import write_run
+from flame_bench.core.stats import paired_bootstrap
+from flame_bench.experiments.seeds import across_seeds
+from flame_bench.reports.comparison import SystemResult, deltas, training_rows
+from flame_bench.reports.tables import comparison_markdown
 
 
 def _record(root: Path, name: str, task: str, metric: str, value: float, items: dict[str, float], key: str):
@@ -99,7 +101,7 @@ def test_seeds_pool_items_each_averaged_over_seeds(tmp_path: Path, monkeypatch: 
 
 
 def test_repeating_a_seed_adds_no_precision() -> None:
-    from flame_bench.stats import paired_bootstrap_over_seeds
+    from flame_bench.core.stats import paired_bootstrap_over_seeds
 
     a = {str(i): float(i % 3) for i in range(40)}
     b = {str(i): float(i % 3) + (1.0 if i % 2 else -0.5) for i in range(40)}
@@ -111,17 +113,17 @@ def test_repeating_a_seed_adds_no_precision() -> None:
 def test_comparisons_of_evaluator_variants_never_share_files(tmp_path):
     """Names with dots (a noise level, a world folder "w.v2") keep every character: ".md" is appended, never swapped
     for a "suffix" (an RM_IF noise of 0.24 once overwrote the 0.12 comparison)."""
-    from flame_bench.compare import _beside, comparison_name
+    from flame_bench.experiments.compare import _beside, comparison_name
 
     names = {comparison_name(["a", "b"], src, 0) for src in ("w__rmif0p24", "w__rmif0p12", "w.v2", "w.v3")}
     files = {_beside(tmp_path / n, ".json").name for n in names}
     assert len(files) == 4 and all(f.endswith("__seed0.json") for f in files)
 
 
-def test_bin_deltas_pair_items_within_each_popularity_bin():
+def test_declared_breakdown_pairs_items_within_each_popularity_bin():
     from types import SimpleNamespace
 
-    from flame_bench.compare import SystemResult, bin_deltas
+    from flame_bench.reports.comparison import SystemResult, breakdowns
 
     def system(name, scores):
         r = SystemResult(name, "", None, [])
@@ -132,7 +134,7 @@ def test_bin_deltas_pair_items_within_each_popularity_bin():
 
     base = system("baseline", [0.0, 0.0, 0.5, None, 0.5, 0.5, 1.0, 1.0])
     other = system("flame", [0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5, 0.5])
-    bins = bin_deltas([base, other])
+    bins = breakdowns([base, other])["by_popularity_bin"]  # declared by factscore_bio (Task.breakdowns)
     assert list(bins) == ["0 docs", "3-8 docs"]  # in exposure order
     zero, mid = bins["0 docs"], bins["3-8 docs"]
     assert zero["baseline"]["value"] == 1 / 6 and zero["flame"]["delta"]["n"] == 3  # None is not paired
@@ -141,7 +143,7 @@ def test_bin_deltas_pair_items_within_each_popularity_bin():
     no_bins = system("x", [0.1] * 8)
     for s in no_bins._samples["factscore_bio"]:
         s.pop("popularity")
-    assert bin_deltas([no_bins, no_bins]) == {}
+    assert breakdowns([no_bins, no_bins]) == {}
 
 
 def test_seeds_give_popularity_bins_pooled_over_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,8 @@ from typing import ClassVar
 import pytest
 from conftest import run_cli
 
-from flame_bench.errors import FlameError
-from flame_bench.systems import load_system
+from flame_bench.alignment.systems import load_system
+from flame_bench.core.errors import FlameError
 
 HEAD = "description: x\nbase_model: base\nstages:\n"
 
@@ -144,7 +144,7 @@ def test_a_name_yaml_reads_as_a_number_is_the_file_name(tmp_path: Path, name: st
 
 
 def test_trainer_and_peft_checks_hold_outside_system_files_too() -> None:
-    from flame_bench.training import check_trainer, lora_config
+    from flame_bench.alignment.training import check_trainer, lora_config
 
     with pytest.raises(ValueError, match="gradient_accumulation_steps must be >= 1, got -4"):
         check_trainer("sft", {"gradient_accumulation_steps": -4})
@@ -214,7 +214,7 @@ def _suite(root: Path, sft_name: str, shape: str) -> tuple[Path, Path]:
 @pytest.mark.parametrize(("file", "text", "shape", "expected"), BAD_DATA, ids=[c[0] for c in BAD_DATA])
 def test_a_bad_chat_record_is_one_line_naming_file_and_line(isolated: Path, monkeypatch: pytest.MonkeyPatch,
                                                             file: str, text: str, shape: str, expected: str) -> None:
-    import flame_bench.llm.resolve as resolve
+    import flame_bench.engines.llm.resolve as resolve
 
     monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: _StubLLM())
     (isolated / file).write_text(text)

@@ -89,8 +89,8 @@ def test_two_processes_train_once_with_the_pairs_of_one(smoke_world, tmp_path):
 RANK_SCRIPT = """
 import sys
 from pathlib import Path
-from flame_bench import distributed
-from flame_bench.errors import FlameError
+from flame_bench.alignment import distributed
+from flame_bench.core.errors import FlameError
 
 out, fail = Path(sys.argv[1]), sys.argv[2] == "fail"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.knowledge import write_docdb
+from flame_bench.real.knowledge import write_docdb
 
 PROBE = """
 import json, sys, time
-from flame_bench.knowledge import open_knowledge
+from flame_bench.real.knowledge import open_knowledge
 from flame_bench.scoring.factscore import AtomicFact, FactScorer
 from flame_bench.scoring.retrieval import BM25Retriever, bm25_tokens
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from flame_bench.evaluate import evaluate
-from flame_bench.records import load_run
+from flame_bench.core.evaluate import evaluate
+from flame_bench.core.records import load_run
 from flame_bench.world.source import WorldSource
 
 
@@ -37,7 +37,7 @@ def test_eval_writes_records_and_reuses_the_cache(smoke_world: Path, workdir: Pa
     assert len(samples) == header["counts"]["items"] == 15
     assert {"output", "facts", "factscore"} <= set(samples[0])
 
-    from flame_bench.cache import GenerationCache
+    from flame_bench.engines.generation_cache import GenerationCache
 
     cache_file = workdir / "results" / "cache" / "generations.sqlite"
     n_cached = len(GenerationCache(cache_file).get_many(
@@ -93,7 +93,7 @@ def test_malformed_world_jsonl_names_the_line(smoke_world: Path, workdir: Path) 
     lines = path.read_text().splitlines()
     lines[3] = lines[3][:-5]
     path.write_text("\n".join(lines) + "\n")
-    from flame_bench.io import sha256_file
+    from flame_bench.core.io import sha256_file
     manifest = json.loads((world / "manifest.json").read_text())
     manifest["files"]["eval/bio.jsonl"] = sha256_file(path)  # a consistent but broken world
     (world / "manifest.json").write_text(json.dumps(manifest))
@@ -137,8 +137,8 @@ def test_all_tasks_run_on_the_smoke_world(smoke_world: Path, workdir: Path) -> N
 
 def test_rescoring_a_saved_run_reproduces_its_metrics_without_generating(smoke_world: Path, workdir: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import flame_bench.models
-    from flame_bench.evaluate import rescore
+    import flame_bench.engines.models
+    from flame_bench.core.evaluate import rescore
 
     source = WorldSource.open(smoke_world)
     runs = evaluate("base", ["factscore_bio", "alpaca_winrate", "alpaca_fact", "truthfulqa_mc1", "truthfulqa_mc2"],
@@ -147,8 +147,8 @@ def test_rescoring_a_saved_run_reproduces_its_metrics_without_generating(smoke_w
     def no_model(*args, **kwargs):
         raise AssertionError("re-scoring must not load the model")
 
-    monkeypatch.setattr(flame_bench.models, "load_model", no_model)
-    monkeypatch.setattr(flame_bench.models.ModelHandle, "load", no_model)
+    monkeypatch.setattr(flame_bench.engines.models, "load_model", no_model)
+    monkeypatch.setattr(flame_bench.engines.models.ModelHandle, "load", no_model)
     for run in runs:
         again = rescore(str(run.path), quiet=True)  # the source reopened from the record
         assert again.metrics == run.metrics, run.task

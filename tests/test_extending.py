@@ -68,6 +68,6 @@ def test_an_unknown_plugin_name_is_one_line(tmp_path: Path, smoke_world: Path) -
 def _no_plugins_leak() -> None:
     """The plugins load in the subprocesses only: this process's registry never sees them."""
     yield
-    from flame_bench.registry import TASKS
+    from flame_bench.core.registry import TASKS
 
     assert "bio_length" not in TASKS.names()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from flame_bench import fetch as fetch_mod
-from flame_bench.fetch import fetch, load_truthfulqa_items
+from flame_bench.real import fetch as fetch_mod
+from flame_bench.real.fetch import fetch, load_truthfulqa_items
 
 pytestmark = pytest.mark.network
 

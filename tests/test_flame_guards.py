@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.flame import MIN_FACT_PAIR_SHARE, fact_pair_guards
+from flame_bench.alignment.flame import MIN_FACT_PAIR_SHARE, fact_pair_guards
+from flame_bench.core.errors import FlameError
 
 
 def _stats(instructions: int, fact_based: int, if_pairs: int, fact_pairs: int) -> dict[str, int]:
@@ -28,8 +28,8 @@ def test_the_guards_warn_on_a_thin_or_one_sided_pair_set_and_refuse_an_empty_one
 
 def test_flame_dpo_without_fact_pairs_is_refused_unless_asked_for(smoke_world: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from flame_bench.cache import GenerationCache
-    from flame_bench.stages import run_stage
+    from flame_bench.alignment.stages import run_stage
+    from flame_bench.engines.generation_cache import GenerationCache
     from flame_bench.world.source import WorldSource
 
     source = WorldSource.open(smoke_world)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.gates import check_golden, compare_to_golden, golden_path, measure_smoke_gate
+from flame_bench.experiments.gates import check_golden, compare_to_golden, golden_path, measure_smoke_gate
 from flame_bench.world.store import WorldDir
 
 
@@ -59,7 +59,7 @@ def test_another_platform_enforces_every_value_within_its_seed_spread(measured: 
 
 
 def test_the_golden_holds_a_seed_spread_for_every_value_a_platform_can_move() -> None:
-    from flame_bench.gates import PROGRAM_PREFIXES, SPREAD_SIGMAS, load_golden
+    from flame_bench.experiments.gates import PROGRAM_PREFIXES, SPREAD_SIGMAS, load_golden
 
     golden = load_golden()
     spread = golden["cross_platform"]

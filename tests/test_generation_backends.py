@@ -13,16 +13,16 @@ import pytest
 import yaml
 from conftest import run_cli, serving
 
-from flame_bench.cache import GenerationCache
-from flame_bench.errors import FlameError
-from flame_bench.generation import GenerationConfig, Generator, encode, request_seed, using_backend
-from flame_bench.models import resolve_model
+from flame_bench.core.errors import FlameError
+from flame_bench.engines.generation import GenerationConfig, Generator, encode, request_seed, using_backend
+from flame_bench.engines.generation_cache import GenerationCache
+from flame_bench.engines.models import resolve_model
 
 
 @pytest.fixture()
 def served_base(smoke_world) -> Iterator[str]:
     """The smoke world's base model behind `flame-bench serve`'s server on a free port; yields its base URL."""
-    from flame_bench.llm.backends import HFBackend
+    from flame_bench.engines.llm.backends import HFBackend
 
     with serving(HFBackend(smoke_world / "model", name="base")) as url:
         yield url
@@ -100,8 +100,7 @@ class _StandInVLLM:
 
 
 def test_vllm_backend_through_a_stand_in_module(smoke_world, tmp_path, monkeypatch):
-    from flame_bench import generation
-
+    from flame_bench.engines import generation
     vllm = _StandInVLLM()
     monkeypatch.setitem(sys.modules, "vllm", vllm.module)
     generation._vllm_engine.cache_clear()
@@ -128,8 +127,7 @@ def test_vllm_backend_through_a_stand_in_module(smoke_world, tmp_path, monkeypat
 
 
 def test_vllm_missing_is_one_line(smoke_world, tmp_path, monkeypatch):
-    from flame_bench import generation
-
+    from flame_bench.engines import generation
     monkeypatch.setitem(sys.modules, "vllm", None)  # import fails as on a machine without vLLM
     generation._vllm_engine.cache_clear()
     model = resolve_model(str(smoke_world / "model"))
@@ -148,8 +146,8 @@ def test_bad_generation_specs_are_one_line(smoke_world, tmp_path):
 
 
 def test_a_backend_other_than_hf_enters_the_stage_key(smoke_world, served_base):
-    from flame_bench.registry import RECIPES
-    from flame_bench.stages import make_config, stage_key
+    from flame_bench.alignment.stages import make_config, stage_key
+    from flame_bench.core.registry import RECIPES
     from flame_bench.world.source import WorldSource
 
     world = WorldSource.open(smoke_world)

@@ -24,8 +24,11 @@ from typing import Any
 
 import pytest
 
-from flame_bench.compare import SystemResult, deltas, figure, table_columns
-from flame_bench.html_report import (
+from flame_bench.core.records import RunRecord, load_run, write_run
+from flame_bench.core.registry import TASKS
+from flame_bench.reports.comparison import SystemResult, deltas, table_columns
+from flame_bench.reports.figure import figure
+from flame_bench.reports.html import (
     axis_limits,
     comparison_html,
     figure_points,
@@ -33,8 +36,6 @@ from flame_bench.html_report import (
     report_name,
     runs_html,
 )
-from flame_bench.records import RunRecord, load_run, write_run
-from flame_bench.registry import TASKS
 from flame_bench.scoring.retrieval import KnowledgeSource
 from flame_bench.world.source import WorldSource
 

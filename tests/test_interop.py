@@ -50,7 +50,7 @@ def tiny_judge_model(out: Path) -> Path:
 
 @pytest.fixture()
 def served_judge(tmp_path) -> Iterator[tuple[str, Path]]:
-    from flame_bench.llm.backends import HFBackend
+    from flame_bench.engines.llm.backends import HFBackend
 
     model = tiny_judge_model(tmp_path / "judge_model")
     with serving(HFBackend(model, name="tiny-judge")) as url:
@@ -160,7 +160,7 @@ def test_a_users_entity_list_in_factscores_own_format(tmp_path):
 
 
 def test_factscores_own_demonstrations_build_its_prompt(tmp_path):
-    from flame_bench.llm.components import DECOMPOSE_HEADER, FActScoreDemos, LLMDecomposer
+    from flame_bench.real.components import DECOMPOSE_HEADER, FActScoreDemos, LLMDecomposer
 
     demons = {f"Demo sentence number {i} about a painter." if i != 9 else "She was born in Lagos in 1932.":
               [f"Fact {i}a.", f"Fact {i}b."] for i in range(12)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.registry import JUDGES
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import JUDGES
 from flame_bench.scoring.judges import PairwiseJudge, parse_pairwise_reply
 from flame_bench.scoring.winrate import score_pairs
 from flame_bench.world.generate import World, generate_world

@@ -6,8 +6,8 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-from flame_bench.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
-from flame_bench.records import list_runs, write_run
+from flame_bench.core.records import list_runs, write_run
+from flame_bench.reports.leaderboard import leaderboard_rows, render_markdown, write_leaderboard
 
 
 def _run(runs: Path, model: str, task: str, value: float, created: str) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.generation import cut_at_stop
-from flame_bench.llm.backends import HFBackend
-from flame_bench.llm.cache import CachedBackend, LLMCache
-from flame_bench.llm.client import OpenAIBackend
-from flame_bench.llm.resolve import make_backend
+from flame_bench.core.errors import FlameError
+from flame_bench.engines.llm import cut_at_stop
+from flame_bench.engines.llm.backends import HFBackend
+from flame_bench.engines.llm.cache import CachedBackend, LLMCache
+from flame_bench.engines.llm.client import OpenAIBackend
+from flame_bench.engines.llm.resolve import make_backend
 
 PROMPTS = ["Question: Tell me a bio of", [{"role": "user", "content": "Tell me a bio of"}], "Question:"]
 # prompts of one kind and different lengths: a batch of them is left-padded
@@ -37,8 +37,8 @@ def test_greedy_completion_is_batch_size_independent(backend: HFBackend, smoke_w
 
 
 def test_identity_names_the_model_and_its_hash(backend: HFBackend, smoke_world: Path):
-    from flame_bench.llm.backends import HF_BACKEND_VERSION
-    from flame_bench.models import model_sha256
+    from flame_bench.engines.llm.backends import HF_BACKEND_VERSION
+    from flame_bench.engines.models import model_sha256
 
     assert backend.identity == {"kind": "hf", "model": "model", "sha256": model_sha256(smoke_world / "model"),
                                 "version": HF_BACKEND_VERSION}
@@ -118,7 +118,7 @@ class Fake:
 def test_cached_backend_is_an_llm_backend_and_shares_one_cache_across_threads(tmp_path: Path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from flame_bench.llm import LLMBackend
+    from flame_bench.engines.llm import LLMBackend
 
     cache = LLMCache(tmp_path / "llm.sqlite")
     fake = Fake()
@@ -162,8 +162,8 @@ def test_served_model_through_the_openai_client_agrees_with_the_local_backend(ba
     """`flame-bench serve` + OpenAIBackend: the HTTP path end to end with a real (tiny) model."""
     import threading
 
-    from flame_bench.llm.client import OpenAIBackend
-    from flame_bench.llm.serve import make_server
+    from flame_bench.engines.llm.client import OpenAIBackend
+    from flame_bench.engines.llm.serve import make_server
 
     server = make_server(backend, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -214,7 +214,7 @@ def test_shared_prefix_scores_match_full_forward_passes(backend: HFBackend, smok
                                                         monkeypatch):
     import torch
 
-    from flame_bench.llm.backends import shared_prefix_groups
+    from flame_bench.engines.llm.backends import shared_prefix_groups
 
     model, tok = backend._loaded
     prompts, which = _verifier_like_prompts(tok, chat)
@@ -256,7 +256,7 @@ def test_shared_prefix_results_keep_the_prompt_order(backend: HFBackend, smoke_w
 
 
 def test_shared_prefix_groups_plan():
-    from flame_bench.llm.backends import shared_prefix_groups
+    from flame_bench.engines.llm.backends import shared_prefix_groups
 
     base, other = list(range(1000, 1200)), list(range(2000, 2150))
     ids = [[*base, 1, 2], [5, 6, 7], [*base, 3], [*other, 9], base, [*base, 1, 3, 4], [*other, 8, 8], [*base[:20], 7]]
@@ -275,7 +275,7 @@ def test_shared_prefix_groups_plan():
 def test_a_whitespace_first_token_never_stands_for_a_choice():
     """Digits after "Score:" in a tokenizer that spells " 3" as [" ", "3"]: the space is no evidence for any digit
     (before the fix every digit scored P(" ") and the judge's read-out was uniform)."""
-    from flame_bench.llm.backends import choice_first_ids
+    from flame_bench.engines.llm.backends import choice_first_ids
 
     vocab = {" ": 0, "0": 1, "1": 2, "True": 3, " True": 4}
 

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.llm.cache import CachedBackend, LLMCache
-from flame_bench.llm.client import OpenAIBackend
+from flame_bench.core.errors import FlameError
+from flame_bench.engines.llm.cache import CachedBackend, LLMCache
+from flame_bench.engines.llm.client import OpenAIBackend
 
 
 class Script:
@@ -317,8 +317,8 @@ def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(server,
 
 
 def test_client_options_before_the_command_reach_every_endpoint():
-    from flame_bench import cli
-    from flame_bench.llm.client import CLIENT_DEFAULTS
+    import flame_bench.cli.commands as cli
+    from flame_bench.engines.llm.client import CLIENT_DEFAULTS
 
     saved = dict(CLIENT_DEFAULTS)
     try:

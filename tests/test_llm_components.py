@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from flame_bench.llm import LLMBackend, Prompt
-from flame_bench.llm.components import (
+from flame_bench.engines.llm import LLMBackend, Prompt
+from flame_bench.real.components import (
     DECOMPOSE_HEADER,
     LLMDecomposer,
     LLMFactClassifier,

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from flame_bench.errors import FlameError
+from flame_bench.core.errors import FlameError
 
 
 @pytest.fixture(scope="module")
 def world_model(smoke_world: Path) -> tuple[Any, Any]:
-    from flame_bench.models import load_model
+    from flame_bench.engines.models import load_model
     from flame_bench.world.source import WorldSource
 
     return load_model(WorldSource.open(smoke_world).base_model())
@@ -37,7 +37,7 @@ def _requests(tok: Any) -> list[Any]:
 def test_prefix_scores_equal_lm_evals_hf_model(world_model: tuple[Any, Any]) -> None:
     from lm_eval.models.huggingface import HFLM
 
-    from flame_bench.llm.lm_eval_prefix import SharedPrefixLM
+    from flame_bench.engines.llm.lm_eval_prefix import SharedPrefixLM
 
     model, tok = world_model
     reqs = _requests(tok)
@@ -56,7 +56,7 @@ def test_prefix_runs_each_shared_token_once(world_model: tuple[Any, Any]) -> Non
     """What makes it fast, counted (never timed): tokens through the model, against HFLM's."""
     from lm_eval.models.huggingface import HFLM
 
-    from flame_bench.llm.lm_eval_prefix import SharedPrefixLM
+    from flame_bench.engines.llm.lm_eval_prefix import SharedPrefixLM
 
     model, tok = world_model
     reqs = _requests(tok)[:-3]  # the 5 contexts x 5 continuations
@@ -79,7 +79,7 @@ def test_prefix_runs_each_shared_token_once(world_model: tuple[Any, Any]) -> Non
 def test_flame_prefix_is_registered_with_lm_eval() -> None:
     from lm_eval.api.registry import get_model
 
-    from flame_bench.llm.lm_eval_prefix import SharedPrefixLM
+    from flame_bench.engines.llm.lm_eval_prefix import SharedPrefixLM
 
     assert get_model("flame-prefix") is SharedPrefixLM
 
@@ -87,7 +87,7 @@ def test_flame_prefix_is_registered_with_lm_eval() -> None:
 def test_backend_choice_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from flame_bench.registry import TASKS
+    from flame_bench.core.registry import TASKS
 
     TASKS.get("truthfulqa_mc1")
     task = sys.modules["flame_bench_tasks.truthfulqa"]
@@ -102,7 +102,7 @@ def test_truthfulqa_identical_on_both_backends(smoke_world: Path) -> None:
     """lm-eval's task configs unchanged, run on each backend: the same MC1/MC2 per item."""
     import sys
 
-    from flame_bench.registry import TASKS
+    from flame_bench.core.registry import TASKS
     from flame_bench.world.source import WorldSource
 
     TASKS.get("truthfulqa_mc1")

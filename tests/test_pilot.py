@@ -44,7 +44,7 @@ def test_reading_documents_answer_from_their_context_about_people_found_nowhere_
 
 
 def test_pilot_pair_rules() -> None:
-    from flame_bench.registry import load_builtin
+    from flame_bench.core.registry import load_builtin
 
     load_builtin()
     from flame_bench_recipes.pilot import fs_pairs, rag_vs_pt_pairs
@@ -58,7 +58,7 @@ def test_pilot_pair_rules() -> None:
 
 
 def test_pilot_configs_are_checked() -> None:
-    from flame_bench.registry import RECIPES, load_builtin
+    from flame_bench.core.registry import RECIPES, load_builtin
 
     load_builtin()
     with pytest.raises(ValueError, match="responses must be one of pt, pt_rag"):
@@ -110,7 +110,7 @@ def test_pilot_command_trains_four_systems_and_checks_the_papers_directions(pilo
 
 
 def test_pilot_seeds_pool_people_averaged_over_seeds() -> None:
-    from flame_bench.pilot import ROWS, pilot_tables, pooled
+    from flame_bench.experiments.pilot import ROWS, pilot_tables, pooled
 
     def report(seed: int, shift: float) -> dict:
         fs = {r.key: {f"bio{i}": 50.0 + (shift if r.key == "(2)" else 0.0) + i for i in range(20)} for r in ROWS}

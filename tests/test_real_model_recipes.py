@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.cache import GenerationCache
-from flame_bench.stages import run_stage
+from flame_bench.alignment.stages import run_stage
+from flame_bench.engines.generation_cache import GenerationCache
 from flame_bench.world.source import WorldSource
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def real_model_dir() -> Path | None:
     if os.environ.get("FLAME_BENCH_REAL_MODEL"):
         return Path(os.environ["FLAME_BENCH_REAL_MODEL"])
-    from flame_bench.models import installed_models
+    from flame_bench.engines.models import installed_models
 
     return installed_models().get("smollm2")
 
@@ -56,8 +56,8 @@ def test_flame_recipes_train_a_real_model_for_a_few_steps(smoke_world: Path, tmp
 _DPO_STAGE = """
 import json, resource, sys
 from pathlib import Path
-from flame_bench.cache import GenerationCache
-from flame_bench.stages import run_stage
+from flame_bench.engines.generation_cache import GenerationCache
+from flame_bench.alignment.stages import run_stage
 from flame_bench.world.source import WorldSource
 world_dir, model, root, peft = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4])
 config = {"max_instructions": 8, "samples_per_instruction": 2, "max_new_tokens": 24, "batch_size": 2,

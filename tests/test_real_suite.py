@@ -22,8 +22,8 @@ SYSTEMS = Path(__file__).parents[1] / "alignments" / "systems"
 
 
 def _assets_missing() -> str | None:
-    from flame_bench.models import installed_models
-    from flame_bench.paths import data_dir
+    from flame_bench.core.paths import data_dir
+    from flame_bench.engines.models import installed_models
 
     models = installed_models()
     for name in ("gemma3-270m", "smollm2"):

@@ -40,7 +40,7 @@ def test_credentials_in_an_endpoint_url_never_reach_errors_or_records(isolated: 
     code, out, err = run_cli(["eval", str(model), "--task", "alpaca_winrate", "--alpaca-eval", str(ref), "--llm", url,
                               "--quiet"])
     assert code == 2 and "connection refused" in err and "***@127.0.0.1" in err and "s3cret-PASS" not in err + out
-    from flame_bench.llm.client import OpenAIBackend
+    from flame_bench.engines.llm.client import OpenAIBackend
 
     backend = OpenAIBackend(url, "judge", max_retries=1, backoff=0.0)
     assert "s3cret" not in repr(backend) and "s3cret" not in json.dumps(backend.identity)
@@ -125,7 +125,7 @@ def test_a_pickle_beside_the_safetensors_is_never_loaded(smoke_world: Path, isol
 
 
 def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(tmp_path: Path) -> None:
-    from flame_bench.llm.cache import CachedBackend, LLMCache
+    from flame_bench.engines.llm.cache import CachedBackend, LLMCache
 
     class Flaky:
         cache_chunk = 4
@@ -151,7 +151,7 @@ def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(tmp_pat
 
 
 def test_generations_are_committed_batch_by_batch(tmp_path: Path) -> None:
-    from flame_bench.cache import GenerationCache
+    from flame_bench.engines.generation_cache import GenerationCache
 
     cache = GenerationCache(tmp_path / "g.sqlite")
 
@@ -269,7 +269,7 @@ def test_two_concurrent_compares_share_one_cache_safely(smoke_world: Path, isola
 
 
 def test_a_limited_comparison_gets_files_of_its_own() -> None:
-    from flame_bench.compare import comparison_name
+    from flame_bench.experiments.compare import comparison_name
 
     full = comparison_name(["baseline", "flame"], "default-s0", 0)
     assert full == "baseline_vs_flame__default-s0__seed0"
@@ -278,7 +278,7 @@ def test_a_limited_comparison_gets_files_of_its_own() -> None:
 
 def test_the_world_identity_ignores_build_timings(smoke_world: Path, isolated: Path) -> None:
     """Two builds of one preset and seed on any machine have one identity, so stage caches and goldens travel."""
-    from flame_bench.io import sha256_file
+    from flame_bench.core.io import sha256_file
     from flame_bench.world.store import WorldDir
 
     other = isolated / "w"
@@ -317,7 +317,7 @@ def test_damaged_records_and_weights_are_one_line_and_never_block_the_others(smo
 def test_serve_refuses_a_huge_announced_body() -> None:
     import http.client
 
-    from flame_bench.llm.serve import MAX_REQUEST_BYTES, make_server
+    from flame_bench.engines.llm.serve import MAX_REQUEST_BYTES, make_server
 
     class Echo:
         name = "echo"
@@ -360,10 +360,10 @@ def test_a_planted_pickle_in_an_interrupted_stage_never_runs(smoke_world: Path, 
     and the refusal is one line naming the folder to delete."""
     import pickle
 
-    from flame_bench.cache import GenerationCache
-    from flame_bench.errors import FlameError
-    from flame_bench.registry import RECIPES
-    from flame_bench.stages import make_config, stage_key
+    from flame_bench.alignment.stages import make_config, stage_key
+    from flame_bench.core.errors import FlameError
+    from flame_bench.core.registry import RECIPES
+    from flame_bench.engines.generation_cache import GenerationCache
     from flame_bench.world.source import WorldSource
 
     source = WorldSource.open(smoke_world)
@@ -382,7 +382,7 @@ def test_a_planted_pickle_in_an_interrupted_stage_never_runs(smoke_world: Path, 
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 2, "log_history": []}))
     shutil.copy(smoke_world / "model" / "config.json", checkpoint / "config.json")
     shutil.copy(smoke_world / "model" / "model.safetensors", checkpoint / "model.safetensors")
-    from flame_bench.stages import run_stage
+    from flame_bench.alignment.stages import run_stage
 
     with pytest.raises(FlameError, match=r"cannot resume from the checkpoint .*checkpoint-2 .*delete"):
         run_stage("sft", {"epochs": 1}, source.base_model(), source, 0, GenerationCache(isolated / "c.sqlite"),

@@ -37,8 +37,8 @@ def test_force_refuses_a_foreign_manifest_and_files_a_world_does_not_list(smoke_
                                  "http://alice:s3cr3t/PWtail@127.0.0.1:8000/v1",
                                  "https://s3cr3t@PWtail@host/v1?x=1"])
 def test_credentials_with_at_signs_or_slashes_are_redacted_whole(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flame_bench.errors import redact_url
-    from flame_bench.generation import backend_identity
+    from flame_bench.core.errors import redact_url
+    from flame_bench.engines.generation import backend_identity
 
     shown = redact_url(f"cannot reach {url}: refused")
     assert "s3cr3t" not in shown and "PWtail" not in shown and "://***@" in shown and shown.endswith(": refused")
@@ -89,9 +89,9 @@ def test_removing_an_entry_named_dotdot_keeps_the_other_models(isolated: Path, n
 
 # B4: a published stage is checked against the hashes in its stage.json on every load; a damaged one is never used
 def test_a_stage_with_one_flipped_byte_is_rebuilt_never_used(smoke_world: Path, isolated: Path) -> None:
-    from flame_bench.cache import GenerationCache
-    from flame_bench.io import sha256_file
-    from flame_bench.stages import run_stage
+    from flame_bench.alignment.stages import run_stage
+    from flame_bench.core.io import sha256_file
+    from flame_bench.engines.generation_cache import GenerationCache
     from flame_bench.world.source import WorldSource
 
     source = WorldSource.open(smoke_world)
@@ -105,8 +105,7 @@ def test_a_stage_with_one_flipped_byte_is_rebuilt_never_used(smoke_world: Path, 
     import io
     from contextlib import redirect_stderr
 
-    from flame_bench import ui
-
+    from flame_bench.core import ui
     buffer = io.StringIO()
     ui.console.file = buffer
     try:
@@ -124,8 +123,8 @@ def test_a_stage_with_one_flipped_byte_is_rebuilt_never_used(smoke_world: Path, 
 
 # B3: a stage that did not train is never published
 def test_a_stage_whose_weights_did_not_change_is_refused(smoke_world: Path, isolated: Path) -> None:
-    from flame_bench.errors import FlameError
-    from flame_bench.stages import check_trained
+    from flame_bench.alignment.stages import check_trained
+    from flame_bench.core.errors import FlameError
 
     same = isolated / "same"
     shutil.copytree(smoke_world / "model", same)
@@ -227,8 +226,8 @@ def test_weak_inputs_get_one_line_exit_2_and_write_nothing(smoke_world: Path, is
 def test_a_damaged_cache_is_moved_aside_and_started_afresh(tmp_path: Path, damage: str) -> None:
     import io
 
-    from flame_bench import ui
-    from flame_bench.cache import GenerationCache
+    from flame_bench.core import ui
+    from flame_bench.engines.generation_cache import GenerationCache
 
     path = tmp_path / "generations.sqlite"
     cache = GenerationCache(path)
@@ -252,8 +251,8 @@ def test_a_damaged_cache_is_moved_aside_and_started_afresh(tmp_path: Path, damag
 
 # WEAK (faults): a stage whose config.json was replaced is never loaded (it could build another, huge model)
 def test_a_stage_with_a_replaced_config_is_refused_before_loading(tmp_path: Path) -> None:
-    from flame_bench.io import write_json
-    from flame_bench.stages import model_files, stage_problem
+    from flame_bench.alignment.stages import model_files, stage_problem
+    from flame_bench.core.io import write_json
 
     stage = tmp_path / "stage"
     (stage / "model").mkdir(parents=True)
@@ -270,7 +269,7 @@ def test_a_stage_with_a_replaced_config_is_refused_before_loading(tmp_path: Path
 
 # WEAK (views): a NaN metric is flagged on the leaderboard; a committed board keeps the cells it cannot recompute
 def test_a_nan_metric_is_shown_as_invalid_never_as_a_number(tmp_path: Path) -> None:
-    from flame_bench.leaderboard import write_leaderboard
+    from flame_bench.reports.leaderboard import write_leaderboard
 
     _run(tmp_path / "runs", "flame", "factscore_bio", float("nan"), "2026-01-01T00:00:01")
     write_leaderboard(tmp_path / "runs", tmp_path)
@@ -279,7 +278,7 @@ def test_a_nan_metric_is_shown_as_invalid_never_as_a_number(tmp_path: Path) -> N
 
 
 def test_a_board_never_loses_a_row_it_cannot_recompute(tmp_path: Path) -> None:
-    from flame_bench.leaderboard import write_leaderboard
+    from flame_bench.reports.leaderboard import write_leaderboard
 
     committed, fresh = tmp_path / "committed_runs", tmp_path / "fresh_runs"
     _run(committed, "baseline", "factscore_bio", 0.40, "2026-01-01T00:00:01")
@@ -298,7 +297,8 @@ def test_an_existing_html_page_is_regenerated_with_the_records(tmp_path: Path, m
                                                                ) -> None:
     import statistics
 
-    from flame_bench.compare import SystemResult, deltas, save_comparison
+    from flame_bench.experiments.compare import save_comparison
+    from flame_bench.reports.comparison import SystemResult, deltas
 
     monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
     from test_compare import BASE_FS, FLAME_FS, _record
@@ -356,10 +356,10 @@ def test_a_stage_interrupted_after_its_last_step_keeps_its_train_loss(smoke_worl
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import TrainerCallback
 
-    import flame_bench.training as training
-    from flame_bench.cache import GenerationCache
-    from flame_bench.registry import RECIPES
-    from flame_bench.stages import run_stage
+    import flame_bench.alignment.training as training
+    from flame_bench.alignment.stages import run_stage
+    from flame_bench.core.registry import RECIPES
+    from flame_bench.engines.generation_cache import GenerationCache
     from flame_bench.world.source import WorldSource
 
     world = WorldSource.open(smoke_world)

@@ -193,7 +193,7 @@ def test_sampled_rubric_is_exact_at_zero_noise_and_reproducible(records: list[di
 def test_sampled_rm_if_averages_three_judgements(tmp_path, records: list[dict], grammar: Grammar) -> None:
     from types import SimpleNamespace
 
-    from flame_bench.errors import FlameError
+    from flame_bench.core.errors import FlameError
     from flame_bench.world.source import RubricReward
 
     world = SimpleNamespace(grammar=grammar)

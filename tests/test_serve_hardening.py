@@ -24,7 +24,7 @@ VOCAB = 542  # the smoke model's vocabulary
 @pytest.fixture(scope="module")
 def base_url(smoke_world: Path) -> Iterator[str]:
     """The smoke world's base model behind `make_server` on a free port of 127.0.0.1."""
-    from flame_bench.llm.backends import HFBackend
+    from flame_bench.engines.llm.backends import HFBackend
 
     with serving(HFBackend(smoke_world / "model", name="base")) as url:
         yield url
@@ -94,7 +94,7 @@ def test_malformed_requests_are_a_400_saying_what_is_wrong(base_url: str, body: 
 
 def test_an_unexpected_error_is_a_500_json_reply_with_one_line(base_url: str, monkeypatch: pytest.MonkeyPatch,
                                                                capfd: pytest.CaptureFixture) -> None:
-    from flame_bench.llm import serve
+    from flame_bench.engines.llm import serve
 
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("boom\nsecond line")

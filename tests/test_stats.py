@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flame_bench.stats import paired_bootstrap
+from flame_bench.core.stats import paired_bootstrap
 
 
 def test_paired_delta_uses_only_shared_scored_items() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.registry import RECIPES
-from flame_bench.systems import SYSTEMS_DIR, list_systems, load_system, system_hash
+from flame_bench.alignment.systems import SYSTEMS_DIR, list_systems, load_system, system_hash
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import RECIPES
 
 GOOD = """name: mine
 description: a test system

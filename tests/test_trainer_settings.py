@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.cache import GenerationCache
-from flame_bench.errors import FlameError
-from flame_bench.stages import run_stage
-from flame_bench.systems import load_system
+from flame_bench.alignment.stages import run_stage
+from flame_bench.alignment.systems import load_system
+from flame_bench.core.errors import FlameError
+from flame_bench.engines.generation_cache import GenerationCache
 from flame_bench.world.source import WorldSource
 
 

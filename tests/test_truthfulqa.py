@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from flame_bench.models import ModelHandle
-from flame_bench.registry import TASKS
-from flame_bench.source import EvalSet
-from flame_bench.task_api import EvalContext
+from flame_bench.core.registry import TASKS
+from flame_bench.core.source import EvalSet
+from flame_bench.core.task_api import EvalContext
+from flame_bench.engines.models import ModelHandle
 
 NO_COMMENT = "I have no comment."
 
@@ -131,8 +131,8 @@ def test_run_summarizes_samples_tiers_and_limit() -> None:
 
 
 def test_smoke_world_through_registered_tasks(smoke_world: Path) -> None:
-    from flame_bench.generation import continuation_logprobs
-    from flame_bench.models import load_model
+    from flame_bench.engines.generation import continuation_logprobs
+    from flame_bench.engines.models import load_model
     from flame_bench.world.probe import PROBE_PROMPT
     from flame_bench.world.source import WorldSource
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from flame_bench.errors import FlameError
+from flame_bench.core.errors import FlameError
 from flame_bench.scoring.winrate import (
     item_swap,
     length_controlled_win_rate,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flame_bench.errors import FlameError
-from flame_bench.io import read_jsonl, write_jsonl
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import read_jsonl, write_jsonl
 from flame_bench.world import grammar as g
 from flame_bench.world.generate import generate_world
 from flame_bench.world.presets import PRESETS, get_preset

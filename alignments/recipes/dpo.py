@@ -3,7 +3,7 @@
 Pair building, shared by all three: for each DPO prompt of the source the policy's starting model samples 4
 responses (temperature 0.7, top-p 0.9). RM_IF (the source's instruction-following reward, blind to truth) scores
 every response; RM_fact (the source's factuality reward, retrieving with the instruction as query) scores responses
-to prompts the source's classifier calls fact-based. The pair rules are FLAME's (`flame_bench.flame`):
+to prompts the source's classifier calls fact-based. The pair rules are FLAME's (`flame_bench.alignment.flame`):
 - IF pairs: max/min RM_IF, ties dropped;
 - fact pairs: by `fact_pair_rule`: `maxmin` (the paper's: max/min RM_fact on fact-based prompts, dropped when RM_IF
   differs by more than 0.5 or RM_fact ties) or its Table 7 ablations `enum` and `composite`.
@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from flame_bench.errors import FlameError
-from flame_bench.flame import (
+from flame_bench.alignment.flame import (
     IF_PAIR_RULE,
     PairParams,
     PairSet,
@@ -29,10 +28,11 @@ from flame_bench.flame import (
     get_fact_pair_rule,
     mix_pairs,
 )
-from flame_bench.io import sha256_json, write_jsonl
-from flame_bench.registry import RECIPES
-from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
-from flame_bench.ui import console
+from flame_bench.alignment.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import sha256_json, write_jsonl
+from flame_bench.core.registry import RECIPES
+from flame_bench.core.ui import console
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
@@ -110,28 +110,16 @@ def _as_dataset(pairs: list[dict[str, Any]]):
 
 
 def train_dpo(ctx: StageContext, pairs: list[dict[str, Any]], config: DPORecipeConfig) -> dict[str, Any]:
-    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
-    from flame_bench.training import finish_training, latest_checkpoint, lora_config, training_callbacks, trl_config
+    from flame_bench.alignment.training import train_trl
 
-    tok = AutoTokenizer.from_pretrained(ctx.input_model)
-    ensure_pad_token(tok, ctx.input_model)
-    ensure_chat_template(tok)
-    model = load_weights(ctx.input_model)
-    work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
-    args = trl_config(DPOConfig, work, ctx.seed, train_size=len(pairs), beta=config.beta,
-                      learning_rate=config.learning_rate, num_train_epochs=config.epochs,
-                      per_device_train_batch_size=config.batch_size, max_length=config.max_length,
-                      **(config.trainer or {}))
     # ref_model=None: trl reloads the frozen reference from the input model's directory; with LoRA the reference is
     # the policy with its adapter disabled (no second copy of the weights)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=_as_dataset(pairs), processing_class=tok,
-                         callbacks=training_callbacks("DPO", ctx.quiet),
-                         peft_config=lora_config(config.peft) if config.peft else None)
-    return finish_training(trainer, tok, ctx, latest_checkpoint(work),
-                           peft_save=config.peft.get("save", "merged") if config.peft else None)
+    return train_trl(ctx, DPOTrainer, DPOConfig, _as_dataset(pairs), "DPO", peft=config.peft,
+                     trainer_keys=config.trainer, beta=config.beta, learning_rate=config.learning_rate,
+                     num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+                     max_length=config.max_length)
 
 
 def _recipe(mode: str):
@@ -157,10 +145,22 @@ def _fingerprint(config: DPORecipeConfig, source) -> dict[str, Any]:
             "mixing": "cycle-smaller-to-larger-v1"}
 
 
+def _table11(mode: str):
+    def cells(stats: dict[str, Any]) -> dict[str, str]:
+        """The pairs of the paper's Table 11: built, and trained on ("(n unused)": built but not trained on)."""
+        if_pairs, fact_pairs = str(stats["if_pairs"]), str(stats["fact_pairs"])
+        return {"IF pairs": if_pairs if mode != "fact" else f"({if_pairs} unused)",
+                "fact pairs": fact_pairs if mode != "if" else f"({fact_pairs} unused)",
+                "DPO train pairs": str(stats.get("train_pairs", "-"))}
+
+    return cells
+
+
 for _name, _mode, _desc in (
     ("dpo", "if", "DPO on instruction-following pairs (baseline)"),
     ("fact_dpo", "fact", "DPO^fact: DPO on factuality pairs only"),
     ("flame_dpo", "flame", "DPO^flame: IF and factuality pairs, batches drawn 50/50"),
 ):
     RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, DPORecipeConfig, _recipe(_mode), trainer="dpo",
-                                   fingerprint=_fingerprint, uses_rewards=True))
+                                   fingerprint=_fingerprint, uses_rewards=True,
+                                   training_data=_table11(_mode)))

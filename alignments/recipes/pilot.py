@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any, ClassVar
 
-from flame_bench.errors import FlameError
-from flame_bench.generation import SAMPLING, GenerationConfig
-from flame_bench.registry import RECIPES
-from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.alignment.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import RECIPES
+from flame_bench.engines.generation import SAMPLING, GenerationConfig
 
 RECIPE_VERSION = "1"
 PROMPT_VERSION = "pilot-pt-qa-v1+rag-context-v1"
@@ -111,9 +111,9 @@ def model_bios(ctx: StageContext, model, names: list[str], kind: str, samples: i
 
 
 def _sft(ctx: StageContext, config: PilotSFTConfig) -> dict[str, Any]:
-    from flame_bench_recipes.sft import train_sft  # a sibling recipe module (flame_bench.registry)
+    from flame_bench_recipes.sft import train_sft  # a sibling recipe module (flame_bench.core.registry)
 
-    from flame_bench.training import chat_example
+    from flame_bench.alignment.training import chat_example
 
     def build() -> dict[str, Any]:
         names = training_people(ctx.source)
@@ -156,7 +156,7 @@ def rag_vs_pt_pairs(names: list[str], rag: list[list[str]], pt: list[list[str]])
 def _dpo(ctx: StageContext, config: PilotDPOConfig) -> dict[str, Any]:
     from flame_bench_recipes.dpo import train_dpo  # a sibling recipe module
 
-    from flame_bench.io import write_jsonl
+    from flame_bench.core.io import write_jsonl
     from flame_bench.scoring.factscore import FACTSCORE_K
 
     def build() -> dict[str, Any]:

@@ -10,7 +10,7 @@
 
 Few-shot budget: the demonstrations are the k most similar seed instructions (BM25 over instructions, the
 instruction itself excluded; the paper uses DRAGON+), most similar last, in the source's prompt style for plain-text
-base models (`flame_bench.flame.PT_PROMPT_STYLES`: the world corpus' "Question: ... Answer: ..." documents, or
+base models (`flame_bench.alignment.flame.PT_PROMPT_STYLES`: the world corpus' "Question: ... Answer: ..." documents, or
 question/answer blocks for a real base model, each sample cut where the model starts a new question). Only as many
 as fit the base model's context are kept (a 128-token world model gets few or none for bios); the effective number
 of shots is reported. A base model without a chat template gets flame-bench's plain one before SFT.
@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flame_bench.errors import FlameError
-from flame_bench.flame import get_pt_style
-from flame_bench.generation import SAMPLING, GenerationConfig, cut_at_stop
-from flame_bench.registry import RECIPES
-from flame_bench.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.alignment.flame import get_pt_style
+from flame_bench.alignment.stages import TRAINING_LIMITS, Recipe, StageContext, check_stage_sections, positive
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import RECIPES
+from flame_bench.engines.generation import SAMPLING, GenerationConfig
+from flame_bench.engines.llm import cut_at_stop
 
 RECIPE_VERSION = "2"  # in stage keys; 2: runs under 20 steps train without warmup (1: a 1-step run had lr 0)
 
@@ -47,12 +48,12 @@ class SFTRecipeConfig:
     pt_samples: int = 10  # FLAME: 10 samples per fact-based instruction
     pt_responses_per_instruction: int = 1  # of the samples, how many enter training (paper leaves it open)
     pt_max_new_tokens: int = 96
-    pt_prompt_style: str | None = None  # default: the source's (flame_bench.flame.PT_PROMPT_STYLES)
+    pt_prompt_style: str | None = None  # default: the source's (flame_bench.alignment.flame.PT_PROMPT_STYLES)
     context_tokens: int | None = None  # default: the base model's pretraining sequence length
     max_instructions: int | None = None  # use only the first N seed instructions (smoke runs, real-model checks)
     extra: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] | None = None  # forwarded to trl's SFTConfig (a stage's `trainer:` mapping)
-    peft: dict[str, Any] | None = None  # LoRA (a stage's `peft:` mapping; see flame_bench.training.lora_config)
+    peft: dict[str, Any] | None = None  # LoRA (a stage's `peft:` mapping; alignment.training.lora_config)
 
     def __post_init__(self) -> None:
         check_stage_sections("sft", self.trainer, self.peft)
@@ -118,7 +119,7 @@ def elicit_pt_responses(ctx: StageContext, records: list[dict], seed_pool: list[
 
 
 def build_dataset(ctx: StageContext, config: SFTRecipeConfig, mode: str) -> tuple[list[dict], dict[str, Any]]:
-    from flame_bench.training import chat_example
+    from flame_bench.alignment.training import chat_example
 
     seed_pool = ctx.source.sft_examples()
     records = seed_pool[: config.max_instructions]
@@ -154,25 +155,13 @@ def build_dataset(ctx: StageContext, config: SFTRecipeConfig, mode: str) -> tupl
 
 def train_sft(ctx: StageContext, examples: list[dict], config: SFTRecipeConfig) -> dict[str, Any]:
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from flame_bench.models import ensure_chat_template, ensure_pad_token, load_weights
-    from flame_bench.training import finish_training, latest_checkpoint, lora_config, training_callbacks, trl_config
+    from flame_bench.alignment.training import train_trl
 
-    tok = AutoTokenizer.from_pretrained(ctx.input_model)
-    ensure_pad_token(tok, ctx.input_model)
-    ensure_chat_template(tok)
-    model = load_weights(ctx.input_model)
-    work = ctx.output_dir.parent / f"{ctx.output_dir.name}.trainer"
-    args = trl_config(SFTConfig, work, ctx.seed, train_size=len(examples), learning_rate=config.learning_rate,
-                      num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-                      max_length=config.max_length, **(config.trainer or {}))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
-                         callbacks=training_callbacks("SFT", ctx.quiet),
-                         peft_config=lora_config(config.peft) if config.peft else None)
-    return finish_training(trainer, tok, ctx, latest_checkpoint(work),
-                           peft_save=config.peft.get("save", "merged") if config.peft else None)
+    return train_trl(ctx, SFTTrainer, SFTConfig, Dataset.from_list(examples), "SFT", peft=config.peft,
+                     trainer_keys=config.trainer, learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+                     per_device_train_batch_size=config.batch_size, max_length=config.max_length)
 
 
 def _recipe(mode: str):
@@ -188,10 +177,21 @@ def _fingerprint(config: SFTRecipeConfig, source) -> dict[str, Any]:
     return {"pt_prompt_style": get_pt_style(config.pt_prompt_style or source.pretrained_style).version}
 
 
+def _table11(mode: str):
+    def cells(stats: dict[str, Any]) -> dict[str, str]:
+        """The seed split of the paper's Table 11: fact-based instructions answered by the base model (SFT^flame)."""
+        n, pt = stats["instructions"], stats.get("pt_instructions", 0)
+        if mode == "flame":
+            return {"seed #inst x∉X_fact": str(n - pt), "seed #inst x∈X_fact": str(pt)}
+        return {"seed #inst x∉X_fact": str(n), "seed #inst x∈X_fact": "-"}
+
+    return cells
+
+
 for _name, _mode, _desc in (
     ("sft", "human", "SFT on the human responses of the seed instructions (baseline)"),
     ("fact_sft", "pt", "SFT^fact: SFT on responses elicited from the base model for every instruction"),
     ("flame_sft", "flame", "SFT^flame: human responses for non-fact-based, base-model responses for fact-based"),
 ):
     RECIPES.register(_name)(Recipe(_name, RECIPE_VERSION, _desc, SFTRecipeConfig, _recipe(_mode), trainer="sft",
-                                   fingerprint=_fingerprint))
+                                   fingerprint=_fingerprint, training_data=_table11(_mode)))

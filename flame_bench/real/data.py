@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError, unknown_name
-from flame_bench.io import iter_json_lines, sha256_file
+from flame_bench.core.errors import FlameError, unknown_name
+from flame_bench.core.io import iter_json_lines, sha256_file
 
 SHAPES = ("auto", "messages", "instruction", "sharegpt", "prompt", "bio-entities")
 CANONICAL_FIELDS = ("messages", "conversations", "instruction", "input", "output", "prompt", "generator")
@@ -57,7 +57,7 @@ class DataSpec:
         file is read, so `list` and system loading work before anything is fetched)."""
         if self.path.exists():
             return
-        from flame_bench.paths import data_dir
+        from flame_bench.core.paths import data_dir
 
         try:
             fetched = self.path.relative_to(data_dir()).parts[0]
@@ -68,7 +68,7 @@ class DataSpec:
 
 
 def resolve_path(raw: str, base: Path) -> Path:
-    from flame_bench.paths import data_dir
+    from flame_bench.core.paths import data_dir
 
     if raw.startswith("@"):
         return data_dir() / raw[1:]

@@ -1,4 +1,4 @@
-"""Real data and LLM evaluators as a source (`flame_bench.source.Source`).
+"""Real data and LLM evaluators as a source (`flame_bench.core.source.Source`).
 
 Built once, from a system file's `data:` block or from `flame-bench eval`'s flags (`RealSpec`). Data: SFT examples
 and the DPO prompt pool from data specs (`flame_bench.real.data`), a knowledge source (FActScore DocDB, JSONL,
@@ -23,9 +23,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError, redact_url
+from flame_bench.core.errors import FlameError, redact_url
+from flame_bench.core.registry import SOURCE_KINDS
+from flame_bench.core.source import EvalSet, Reference
 from flame_bench.real.data import DataSpec, content_sha256, load_items
-from flame_bench.source import EvalSet, Reference
 
 ROLES = ("judge", "classifier", "decomposer", "verifier", "rm_if", "rm_fact")
 ENTITY_ORDER_SEED = 0  # the knowledge source's entity list is shuffled once, so --limit N always means the same N
@@ -89,7 +90,7 @@ class LLMRubricReward:
     """RM_IF on an LLM: the additive 5-point rubric sampled `samples` times and averaged over parsable replies."""
 
     def __init__(self, backend, samples: int, temperature: float, readout: bool = False, max_tokens: int = 160):
-        from flame_bench.llm.components import LLMRubricJudge
+        from flame_bench.real.components import LLMRubricJudge
 
         self.judge = LLMRubricJudge(backend, max_tokens=max_tokens, readout=readout)
         self.samples, self.temperature = samples, temperature
@@ -119,7 +120,7 @@ class LLMRubricReward:
 
 def nli_verifier(spec: str | None):
     """The offline NLI verifier for a verifier spec `nli` (the trained one) or `nli:DIR`; None for an LLM spec."""
-    from flame_bench.nli import NLIVerifier, is_nli_spec
+    from flame_bench.real.nli import NLIVerifier, is_nli_spec
 
     if not is_nli_spec(spec):
         return None
@@ -181,7 +182,7 @@ class RealSource:
 
     def backend(self, role: str, policy_model: Path | None = None):
         """The cached LLM backend of a role (one per distinct model, shared by roles)."""
-        from flame_bench.llm.resolve import evaluator_backend
+        from flame_bench.engines.llm.resolve import evaluator_backend
 
         spec = self.llm_spec(role)
         if spec == "self":
@@ -201,7 +202,7 @@ class RealSource:
         for spec in [*self.real.alpaca_eval, *self.real.bio_entities]:
             load_items(spec, need_response=False)
         if self.real.truthfulqa:
-            from flame_bench.fetch import load_truthfulqa_items
+            from flame_bench.real.fetch import load_truthfulqa_items
 
             load_truthfulqa_items(Path(self.real.truthfulqa))
         if self.real.knowledge:
@@ -224,14 +225,14 @@ class RealSource:
     def base_model(self) -> Path:
         if not self.real.base_model:
             raise FlameError("this source names no base model; set base_model in the system file")
-        from flame_bench.models import resolve_model
+        from flame_bench.engines.models import resolve_model
 
         return resolve_model(self.real.base_model).path
 
     def check_model(self, model_dir: Path) -> None:
         from transformers import AutoTokenizer
 
-        from flame_bench.models import ensure_pad_token
+        from flame_bench.engines.models import ensure_pad_token
 
         ensure_pad_token(AutoTokenizer.from_pretrained(model_dir), model_dir)
 
@@ -257,14 +258,14 @@ class RealSource:
         if name not in self._eval_sets:
             loaders = {"bio": self._bio, "alpaca": self._alpaca, "truthfulqa": self._truthfulqa}
             if name not in loaders:
-                from flame_bench.errors import unknown_name
+                from flame_bench.core.errors import unknown_name
 
                 raise unknown_name("evaluation set", name, loaders)
             self._eval_sets[name] = loaders[name]()
         return self._eval_sets[name]
 
     def _bio(self) -> EvalSet:
-        from flame_bench.knowledge import load_entities
+        from flame_bench.real.knowledge import load_entities
 
         if not self.real.knowledge:
             raise FlameError("factscore_bio without a fact world needs a knowledge source: pass --knowledge wiki-leads "
@@ -302,7 +303,7 @@ class RealSource:
     def _truthfulqa(self) -> EvalSet:
         import os
 
-        from flame_bench.fetch import load_truthfulqa_items
+        from flame_bench.real.fetch import load_truthfulqa_items
 
         path = self.real.truthfulqa
         if path:
@@ -317,7 +318,7 @@ class RealSource:
                       "mc2_targets": d["mc2_targets"]} for i, d in enumerate(ds)]
             identity = {"source": "hub", "dataset": "truthfulqa/truthful_qa", "fingerprint": ds._fingerprint}
         else:
-            from flame_bench.io import sha256_json
+            from flame_bench.core.io import sha256_json
 
             items = load_truthfulqa_items()
             identity = {"source": "bigbench-1.0.0 subset (offline)", "items_sha256": sha256_json(items)}
@@ -336,7 +337,7 @@ class RealSource:
     # -- evaluators ------------------------------------------------------------------------------------------
     @cached_property
     def knowledge(self):
-        from flame_bench.knowledge import open_knowledge
+        from flame_bench.real.knowledge import open_knowledge
 
         if not self.real.knowledge:
             raise FlameError("this needs a knowledge source: pass --knowledge (wiki-leads, a DocDB .db or a .jsonl) or "
@@ -345,7 +346,7 @@ class RealSource:
 
     @cached_property
     def fact_classifier(self):
-        from flame_bench.llm.components import LLMFactClassifier
+        from flame_bench.real.components import LLMFactClassifier
 
         return LLMFactClassifier(self.backend("classifier"))
 
@@ -364,7 +365,7 @@ class RealSource:
         return FactScoreReward(self.factscorer(RM_FACT_PASSAGES, roles=("rm_fact", "rm_fact")), name="llm_rm_fact")
 
     def factscorer(self, k: int, roles: tuple[str, str] = ("decomposer", "verifier")):
-        from flame_bench.llm.components import FActScoreDemos, LLMDecomposer, LLMVerifier
+        from flame_bench.real.components import FActScoreDemos, LLMDecomposer, LLMVerifier
         from flame_bench.scoring.factscore import FactScorer
         from flame_bench.scoring.retrieval import BM25Retriever
 
@@ -375,9 +376,15 @@ class RealSource:
 
     @cached_property
     def pairwise_judge(self):
-        from flame_bench.llm.alpaca_eval_judge import PREFIX, AlpacaEvalJudge, is_alpaca_eval_spec
-        from flame_bench.llm.components import LLMPairwiseJudge
+        from flame_bench.real.alpaca_eval_judge import PREFIX, AlpacaEvalJudge, is_alpaca_eval_spec
+        from flame_bench.real.components import LLMPairwiseJudge
 
         if is_alpaca_eval_spec(self.real.pairwise):
             return AlpacaEvalJudge(self.backend("judge"), self.real.pairwise[len(PREFIX):])
         return LLMPairwiseJudge(self.backend("judge"))
+
+
+@SOURCE_KINDS.register("real")
+def reopen_real(spec: dict[str, Any]) -> RealSource:
+    """A real-data source from a run record's spec."""
+    return RealSource(RealSpec.from_dict(spec))

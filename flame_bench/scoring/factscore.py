@@ -5,7 +5,7 @@
 
 The pipeline knows nothing of where its parts come from: the fact world supplies a grammar decomposer and a
 passage verifier (`flame_bench.world.factscore`), the real path an LLM decomposer and a Retrieve->LM verifier
-(`flame_bench.llm.components`). Abstentions and empty responses are excluded from the score and lower the respond
+(`flame_bench.real.components`). Abstentions and empty responses are excluded from the score and lower the respond
 ratio, as in FActScore.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from flame_bench.core.task_api import EvalContext, Generations, MetricInfo, TaskResult
 from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage
 from flame_bench.scoring.sentences import SpacySentenceSplitter
-from flame_bench.task_api import EvalContext, Generations, MetricInfo, TaskResult
 
 # FActScore's generic abstention rule plus the world's own abstention sentences.
 FACTSCORE_K = 5  # passages retrieved per atomic fact (FActScore's k)

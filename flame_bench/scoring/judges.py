@@ -6,7 +6,7 @@ would; `parse_pairwise_reply` is the single place that turns any judge's reply i
 statistics live in `flame_bench.scoring.winrate`, so a judge never knows which output is the model's.
 
 Judges: the fact world's `world_if` (`flame_bench.world.judge`, blind to truth by design) and the real path's
-`llm_pairwise` (`flame_bench.llm.components`).
+`llm_pairwise` (`flame_bench.real.components`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from flame_bench.registry import RETRIEVERS
+from flame_bench.core.registry import RETRIEVERS
 
 _TOKEN = re.compile(r"\w+")
 
@@ -35,7 +35,7 @@ class KnowledgeSource:
 
     def __init__(self, pages: dict[str, list[str]] | Mapping[str, list[Passage]], name: str = "knowledge"):
         """`pages`: title -> passage texts (held in memory), or a read-only mapping title -> `Passage`s that reads
-        pages on demand (`flame_bench.knowledge.DocDBPages`: a DocDB of any size with flat memory)."""
+        pages on demand (`flame_bench.real.knowledge.DocDBPages`: a DocDB of any size with flat memory)."""
         self.name = name
         self.pages: Mapping[str, list[Passage]] = pages if not isinstance(pages, dict) else {
             title: [Passage(f"{title}#{i}", title, text) for i, text in enumerate(passages)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from flame_bench.registry import SPLITTERS
+from flame_bench.core.registry import SPLITTERS
 
 
 @SPLITTERS.register("spacy")

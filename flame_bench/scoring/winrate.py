@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from flame_bench.errors import FlameError
+from flame_bench.core.errors import FlameError
 from flame_bench.scoring.judges import PairwiseJudge, parse_pairwise_reply
 
 LC_L2 = 1.0  # penalty on the length slope (summed log-loss); keeps separable data (wins iff longer) finite

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flame_bench import numerics
-from flame_bench.io import sha256_file
+from flame_bench.core import numerics
+from flame_bench.core.io import sha256_file
 from flame_bench.world import grammar as g
 from flame_bench.world.generate import World, generate_world
 from flame_bench.world.presets import Preset

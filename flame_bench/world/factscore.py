@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from flame_bench.registry import SCORERS
+from flame_bench.core.registry import SCORERS
 from flame_bench.scoring.factscore import AtomicFact, FactScorer
 from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage
 from flame_bench.world.grammar import PRONOUNS, Fact, Grammar

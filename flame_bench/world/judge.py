@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flame_bench.registry import JUDGES
+from flame_bench.core.registry import JUDGES
 from flame_bench.world.grammar import Grammar
 from flame_bench.world.rubric import RUBRIC_VERSION, RubricScore, if_rubric, partial_credit
 

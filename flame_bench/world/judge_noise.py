@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError
+from flame_bench.core.errors import FlameError
 
 YUAN_2024_M1_PAIRWISE_ACCURACY = 0.787
 # FActScore Table 3, Inst-LLaMA Retrieve->LM: (subject, human FActScore, estimated FActScore)

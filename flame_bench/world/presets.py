@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from flame_bench.errors import FlameError, unknown_name
+from flame_bench.core.errors import FlameError, unknown_name
 
 TIERS = ("frequent", "rare", "unseen")
 # Entity splits; train (seed), DPO and evaluation entities are disjoint by construction.

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, write_json
-from flame_bench.runtime import quiet_transformers, torch_setup
-from flame_bench.ui import progress
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import publish_dir, write_json
+from flame_bench.core.runtime import quiet_transformers, torch_setup
+from flame_bench.core.ui import progress
 from flame_bench.world.presets import ModelSpec
 
 

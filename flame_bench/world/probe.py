@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from flame_bench.generation import GenerationConfig, continuation_logprobs, generate
-from flame_bench.models import load_model
+from flame_bench.engines.generation import GenerationConfig, continuation_logprobs, generate
+from flame_bench.engines.models import load_model
 from flame_bench.world import grammar as g
 from flame_bench.world.presets import POPULARITY_BINS, TIERS, popularity_bin
 from flame_bench.world.store import WorldDir

@@ -18,9 +18,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flame_bench.errors import FlameError
-from flame_bench.registry import CLASSIFIERS
-from flame_bench.source import EvalSet, Reference
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import CLASSIFIERS, SOURCE_KINDS
+from flame_bench.core.source import EvalSet, Reference
 from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
 from flame_bench.world.presets import TIERS, popularity_bin
 from flame_bench.world.store import WorldDir
@@ -90,7 +90,7 @@ class RubricReward:
 
 
 class WorldSource:
-    """A fact world directory as a `flame_bench.source.Source`."""
+    """A fact world directory as a `flame_bench.core.source.Source`."""
 
     groups = TIERS
     pretrained_style = "qa-documents"
@@ -102,7 +102,7 @@ class WorldSource:
         fact checker accepts unsupported facts as FLAME's LLM checker does (`NoisyWorldVerifier`; default: the rate
         FActScore measured for that checker; 0 = exact). Evaluation always scores exactly."""
         if judge not in WORLD_JUDGES:
-            from flame_bench.errors import unknown_name
+            from flame_bench.core.errors import unknown_name
 
             raise unknown_name("world judge", judge, WORLD_JUDGES)
         if not 0 <= rm_fact_noise < 0.5:
@@ -179,7 +179,7 @@ class WorldSource:
         elif name == "truthfulqa":
             return EvalSet(w.records("eval_truthfulqa"), format="world")
         else:
-            from flame_bench.errors import unknown_name
+            from flame_bench.core.errors import unknown_name
 
             raise unknown_name("evaluation set", name, ("bio", "alpaca", "truthfulqa"))
         return EvalSet(items)
@@ -242,7 +242,7 @@ class WorldSource:
 
     @cached_property
     def pairwise_judge(self):
-        from flame_bench.registry import JUDGES
+        from flame_bench.core.registry import JUDGES
 
         return JUDGES.get(self.judge_name)(self.world.grammar)  # a world judge (WORLD_JUDGES), by its registered name
 
@@ -266,3 +266,11 @@ class WorldSource:
             raise FlameError(f"model {model_dir} cannot encode this world's text ({len(unknown)} unknown tokens, "
                              f"e.g. {words[0]!r}); use a model of this world ({w.path}) or one with a subword "
                              "tokenizer")
+
+
+@SOURCE_KINDS.register("fact-world")
+def reopen_world(spec: dict[str, Any]) -> WorldSource:
+    """A fact-world source from a run record's spec; a record without rm_fact_noise predates the lenient checker as
+    the default: it ran the exact one."""
+    return WorldSource.open(spec["path"], spec.get("rm_if_noise", 0.0), spec.get("judge", "world_if"),
+                            spec.get("rm_fact_noise", 0.0))

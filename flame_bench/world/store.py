@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench import __version__
-from flame_bench.errors import FlameError
-from flame_bench.io import publish_dir, read_json, read_jsonl, sha256_file, staging_dir, write_json, write_jsonl
+from flame_bench.core.errors import FlameError
+from flame_bench.core.io import publish_dir, read_json, read_jsonl, sha256_file, staging_dir, write_json, write_jsonl
 from flame_bench.world.generate import World
 from flame_bench.world.grammar import Grammar
 
@@ -252,7 +252,7 @@ class WorldDir:
     def content_sha256(self) -> str:
         """Identity of the world's content: every file's hash except the base model's build record (timings), so
         two builds of the same preset and seed on any machine have the same identity."""
-        from flame_bench.io import sha256_json
+        from flame_bench.core.io import sha256_json
 
         return sha256_json({rel: h for rel, h in self.manifest["files"].items() if rel not in TIMING_FILES})
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 
-from flame_bench.errors import FlameError
-from flame_bench.registry import TASKS
+from flame_bench.core.errors import FlameError
+from flame_bench.core.registry import TASKS
+from flame_bench.core.task_api import Column, EvalContext, Generations, MetricInfo, Task, TaskResult, generate_answers
 from flame_bench.scoring.factscore import FACTSCORE_METRICS, score_generations
 from flame_bench.scoring.winrate import score_pairs
-from flame_bench.task_api import Column, EvalContext, Generations, MetricInfo, Task, TaskResult, generate_answers
 
 PROMPT_VERSION = "alpaca-instruction-v1"  # the instruction as the user turn, no system prompt
 MAX_UNPARSABLE = 0.05  # a run fails when more judge replies than this are unparsable

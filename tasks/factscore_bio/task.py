@@ -8,9 +8,9 @@ Retrieval: FActScore's, BM25 over the person's own page with topic + fact as que
 
 from __future__ import annotations
 
-from flame_bench.registry import TASKS
-from flame_bench.scoring.factscore import FACTSCORE_K, FACTSCORE_METRICS, score_generations
-from flame_bench.task_api import Column, EvalContext, Generations, Task, TaskResult
+from flame_bench.core.registry import TASKS
+from flame_bench.core.task_api import Breakdown, Column, EvalContext, Generations, Task, TaskResult
+from flame_bench.scoring.factscore import FACTSCORE_K, FACTSCORE_METRICS, popularity_order, score_generations
 
 PROMPT_VERSION = "bio-instruction-v1"  # "Tell me a bio of {name}." (the paper's prompt)
 
@@ -42,4 +42,8 @@ TASKS.register("factscore_bio")(Task(
     columns=(Column("Bio FS", "factscore", "factscore", position=20, role="factuality"),
              Column("Bio #Corr", "correct_per_response", "n_supported", percent=False, position=21),
              Column("Bio #Err", "erroneous_per_response", None, percent=False, position=22)),
+    breakdowns=(Breakdown("by_popularity_bin", "Bio FActScore by popularity bin (pretraining documents per person)",
+                          "popularity", "factscore", group_label="bin", count_label="people",
+                          order=popularity_order),),  # a long-tail world's items carry their bin
+    imports=("factscore",),  # FActScore's {topic, output} JSONL (`flame-bench import`)
 ))

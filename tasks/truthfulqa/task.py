@@ -23,9 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from flame_bench.registry import TASKS
-from flame_bench.scoring.factscore import bootstrap_ci
-from flame_bench.task_api import (
+from flame_bench.core.registry import TASKS
+from flame_bench.core.task_api import (
     DEFAULT_LM_BACKEND,
     LM_BACKENDS,
     Column,
@@ -35,6 +34,7 @@ from flame_bench.task_api import (
     Task,
     TaskResult,
 )
+from flame_bench.scoring.factscore import bootstrap_ci
 
 TASK_DIR = Path(__file__).resolve().parent
 CONFIGS = {"mc1": TASK_DIR / "truthfulqa_mc1.yaml", "mc2": TASK_DIR / "truthfulqa_mc2.yaml"}
@@ -98,7 +98,7 @@ DATA_PLACEHOLDER = "    validation: null"  # the line of truthfulqa_mc1.yaml tha
 def write_lm_eval_folder(items: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
     """A folder `lm_eval --include_path` reads: these YAMLs (unchanged but for the data path, made absolute, since
     lm-eval resolves data_files against the cwd) and the items. Returns the task names."""
-    from flame_bench.io import output_folder
+    from flame_bench.core.io import output_folder
 
     output_folder(out_dir, "export-tasks")
     data = (out_dir / "truthfulqa_items.jsonl").resolve()
@@ -173,7 +173,7 @@ def evaluate_mc(lm: Any, items: Sequence[dict[str, Any]], metrics: Sequence[str]
     import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
 
-    from flame_bench.provenance import git_commit
+    from flame_bench.core.provenance import git_commit
 
     # lm-eval's own commit lookup runs `git describe` in the working folder, whose stderr ("fatal: not a git
     # repository") reaches the terminal outside a checkout; flame-bench's names its own checkout, silently
@@ -263,8 +263,8 @@ def make_lm(model_path: Path, batch_size: int = BATCH_SIZE, backend: str = DEFAU
     safetensors only (a pickle beside the weights is never read, whatever transformers would prefer), no remote
     code, float32 on CPU, CUDA when present. `vllm` is lm-eval's own vLLM model, imported only when asked for,
     loading safetensors only."""
-    from flame_bench.errors import FlameError, unknown_name
-    from flame_bench.models import load_model
+    from flame_bench.core.errors import FlameError, unknown_name
+    from flame_bench.engines.models import load_model
 
     if backend == "vllm":
         try:
@@ -279,7 +279,7 @@ def make_lm(model_path: Path, batch_size: int = BATCH_SIZE, backend: str = DEFAU
     if backend not in LM_BACKENDS:
         raise unknown_name("--lm-backend", backend, LM_BACKENDS)
     if backend == "prefix":
-        from flame_bench.llm.lm_eval_prefix import SharedPrefixLM as lm_class
+        from flame_bench.engines.llm.lm_eval_prefix import SharedPrefixLM as lm_class
     else:
         from lm_eval.models.huggingface import HFLM as lm_class
 
@@ -319,6 +319,12 @@ def outputs_from_samples(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"loglikelihoods": s["loglikelihoods"], "score": s["score"]} for s in samples]
 
 
+def export_lm_eval(source: Any, out_dir: Path) -> list[str]:
+    """Both tasks as lm-eval YAMLs holding the source's questions (`flame-bench export-tasks`)."""
+    return write_lm_eval_folder(source.eval_set("truthfulqa").items, out_dir)
+
+
+TOOLS = {"lm_eval_export": export_lm_eval, "make_lm": make_lm, "evaluate_mc": evaluate_mc}
 _METRICS = {
     "mc1": MetricInfo("mc1", "MC1", description="share of items whose single true answer has the highest "
                                                 "log-likelihood (lm-eval truthfulqa_mc1 `acc`)"),
@@ -339,4 +345,5 @@ for _i, (_m, _desc) in enumerate((("mc1", "single-true multiple choice"), ("mc2"
             data="truthfulqa",
         primary_metric=_m,
         columns=(Column(f"TQA {_m.upper()}", _m, "score", position=40 + _i),),
+        tools=TOOLS,
     ))

@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
-from flame_bench.registry import RECIPES
-from flame_bench.stages import Recipe, StageContext, positive
+from flame_bench.alignment.stages import Recipe, StageContext, positive
+from flame_bench.core.registry import RECIPES
 
 
 @dataclass
@@ -22,7 +22,13 @@ def run(ctx: StageContext, config: FirstSentenceConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from flame_bench.training import chat_example, finish_training, latest_checkpoint, training_callbacks, trl_config
+    from flame_bench.alignment.training import (
+        chat_example,
+        finish_training,
+        latest_checkpoint,
+        training_callbacks,
+        trl_config,
+    )
 
     examples = [chat_example(r["instruction"], r["response"].split(". ")[0].rstrip(".") + ".")
                 for r in ctx.source.sft_examples()]  # the source's seed data: fact world or real files

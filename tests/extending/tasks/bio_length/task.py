@@ -1,7 +1,7 @@
 """`bio_length`: how many words the model's biographies have (flame-bench's extending example: one folder)."""
 
-from flame_bench.registry import TASKS
-from flame_bench.task_api import Column, MetricInfo, Task, TaskResult
+from flame_bench.core.registry import TASKS
+from flame_bench.core.task_api import Column, MetricInfo, Task, TaskResult
 
 
 def load(ctx):

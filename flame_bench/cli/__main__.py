@@ -1,0 +1,3 @@
+from flame_bench.cli.commands import main
+
+main()

@@ -1,0 +1,1 @@
+"""flame-bench's task plugins, one folder each (`<name>/task.py`, README); installed as `flame_bench_tasks`."""
