@@ -70,7 +70,7 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    import flame_bench.cli.commands as cli
+    import flame_bench.cli.root as cli
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv

@@ -142,9 +142,9 @@ def test_the_lenient_checker_is_the_worlds_default_rm_fact_and_the_exact_one_a_n
         world: WorldDir, tmp_path: Path) -> None:
     import json
 
-    from flame_bench.cli.commands import checked_default_world
     from flame_bench.core.errors import FlameError
     from flame_bench.core.source import open_source
+    from flame_bench.world.build import checked_default_world
     from flame_bench.world.judge_noise import FLAME_CHECKER_FALSE_ACCEPT
     from flame_bench.world.source import WorldSource
 
@@ -168,7 +168,7 @@ def test_the_noise_commands_read_one_run_per_model_of_this_world_and_name_unusab
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from flame_bench.cli.commands import saved_world_runs
+    from flame_bench.cli.world import saved_world_runs
     from flame_bench.core.errors import FlameError
     from flame_bench.core.records import write_run
 

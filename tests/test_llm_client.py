@@ -317,7 +317,7 @@ def test_a_judging_run_killed_midway_resumes_with_only_the_missing_calls(server,
 
 
 def test_client_options_before_the_command_reach_every_endpoint():
-    import flame_bench.cli.commands as cli
+    import flame_bench.cli.root as cli
     from flame_bench.engines.llm.client import CLIENT_DEFAULTS
 
     saved = dict(CLIENT_DEFAULTS)

@@ -14,14 +14,13 @@ half of it), and an interrupted stage resumes from its trainer checkpoints there
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import math
 import shutil
 import time
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from flame_bench.alignment import distributed
 from flame_bench.alignment.limits import MAX_NUMBER
 from flame_bench.core import numerics
 from flame_bench.core.errors import FlameError, unknown_name
-from flame_bench.core.io import publish_dir, read_json, sha256_file, sha256_json, write_json
+from flame_bench.core.io import locked, publish_dir, read_json, sha256_file, sha256_json, write_json
 from flame_bench.core.paths import stages_dir
 from flame_bench.core.registry import RECIPES
 from flame_bench.core.ui import console
@@ -125,27 +124,34 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 TRAINING_LIMITS: dict[str, float] = {"epochs": 1000, "batch_size": 65536, "learning_rate": math.inf}
 
 
-def make_config(recipe: Recipe, overrides: dict[str, Any], where: str):
+def make_config(recipe: Recipe, overrides: dict[str, Any], where: str, key_lines: dict[str, str] | None = None):
     """The recipe's config with `overrides`, every key, type and range checked before any work: no NaN, the
-    recipe's own ranges (its `__post_init__`), then at most its `LIMITS` (default MAX_NUMBER)."""
+    recipe's own ranges (its `__post_init__`), then at most its `LIMITS` (default MAX_NUMBER). An error about one
+    key names that key's place (`key_lines`: key -> "file:line", from the system file), else `where`."""
+    key_lines = key_lines or {}
+
+    def at(key: str | None) -> str:
+        return key_lines.get(key or "", where)
+
     hints = typing.get_type_hints(recipe.config_cls)
     fields = {f.name for f in dataclasses.fields(recipe.config_cls)}
     for key, value in overrides.items():
         if key not in fields:
-            raise FlameError(f"{where}: {unknown_name(f'{recipe.name} config key', key, fields)}")
+            raise FlameError(f"{at(key)}: {unknown_name(f'{recipe.name} config key', key, fields)}")
         if not _type_ok(value, hints[key]):
             expected = getattr(hints[key], "__name__", str(hints[key]).replace("typing.", ""))
-            raise FlameError(f"{where}: {recipe.name} config {key} must be {expected}, got {value!r}")
+            raise FlameError(f"{at(key)}: {recipe.name} config {key} must be {expected}, got {value!r}")
         if isinstance(value, float) and math.isnan(value):
-            raise FlameError(f"{where}: {recipe.name} config {key} must be a finite number, got nan")
+            raise FlameError(f"{at(key)}: {recipe.name} config {key} must be a finite number, got nan")
     try:
         config = recipe.config_cls(**overrides)
-    except (ValueError, TypeError, FlameError) as e:
-        raise FlameError(f"{where}: {recipe.name} config: {e}") from None
+    except (ValueError, TypeError, FlameError) as e:  # the recipe's own range checks name the key they refuse
+        named = next((k for k in overrides if str(e).startswith(k) or f" {k} " in f" {e} "), None)
+        raise FlameError(f"{at(named)}: {recipe.name} config: {e}") from None
     for key, value in overrides.items():
         most = getattr(recipe.config_cls, "LIMITS", {}).get(key, MAX_NUMBER)
         if isinstance(value, int | float) and not isinstance(value, bool) and value > most:
-            raise FlameError(f"{where}: {recipe.name} config {key} must be at most {most:g}, got {value!r}")
+            raise FlameError(f"{at(key)}: {recipe.name} config {key} must be at most {most:g}, got {value!r}")
     return config
 
 
@@ -261,16 +267,10 @@ def check_trained(input_model: Path, output_model: Path, stats: dict[str, Any], 
                          "effective step); nothing was published; fix the stage's settings")
 
 
-@contextmanager
-def stage_lock(final: Path) -> Iterator[None]:
-    """Exclusive lock on one stage: a second run of the same stage waits, then finds it finished."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with (final.parent / f".{final.name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def stage_lock(final: Path):
+    """Exclusive lock on one stage (`.NAME.lock` beside it): a second run of the same stage waits, then finds it
+    finished."""
+    return locked(final, "lock")
 
 
 def run_stage(recipe_name: str, overrides: dict[str, Any], input_model: Path, source, seed: int,

@@ -227,7 +227,9 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
             if section in keys:
                 config[section] = _stage_section(section, keys[section], raw[section], str(recipe), where,
                                                  key_lines[section])
-        _check_config(str(recipe), config, f"{where}:{key_lines.get('config', line)}")
+        config_lines = {str(k.value): f"{where}:{_line(k)}" for k, _ in keys["config"].value
+                        } if isinstance(keys.get("config"), yaml.MappingNode) else {}
+        _check_config(str(recipe), config, f"{where}:{key_lines.get('config', line)}", config_lines)
         stages.append(StageSpec(str(recipe), config))
     base_model = _text(nodes, "base_model", where)
     source = None
@@ -263,14 +265,15 @@ def _text(nodes: dict[str, yaml.Node], key: str, where: str) -> str:
     return "" if node is None or node.tag == "tag:yaml.org,2002:null" else node.value
 
 
-def _check_config(recipe: str, config: dict[str, Any], where: str) -> None:
-    """A registered recipe's config (keys, types, ranges: `alignment.stages.make_config`), before any work."""
+def _check_config(recipe: str, config: dict[str, Any], where: str, key_lines: dict[str, str]) -> None:
+    """A registered recipe's config (keys, types, ranges: `alignment.stages.make_config`), before any work; an
+    error about one key names its own line."""
     from flame_bench.core.registry import RECIPES
 
     if recipe in RECIPES:
         from flame_bench.alignment.stages import make_config
 
-        make_config(RECIPES.get(recipe), config, where)
+        make_config(RECIPES.get(recipe), config, where, key_lines)
 
 
 def _stage_section(section: str, node: yaml.Node, raw: Any, recipe: str, where: str, line: int) -> dict[str, Any]:
@@ -362,6 +365,8 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
             spec.rm_if_temperature = float(value)
         elif key == "pairwise":
             try:
+                from flame_bench.real.alpaca_eval_judge import check_pairwise_spec
+
                 spec.pairwise = check_pairwise_spec(value)
             except FlameError as e:
                 raise FlameError(f"{where}:{line}: {e}") from None
@@ -377,19 +382,6 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
             spec.llm = value
         else:
             spec.roles[key] = value
-
-
-def check_pairwise_spec(value: Any) -> str:
-    """The win-rate judge protocol: `llm_pairwise` or `alpaca_eval:<config>` (the config must exist)."""
-    from flame_bench.real.alpaca_eval_judge import PREFIX, annotator_config
-
-    if value == "llm_pairwise":
-        return value
-    if isinstance(value, str) and value.startswith(PREFIX):
-        annotator_config(value[len(PREFIX):])
-        return value
-    raise FlameError(f"pairwise judge must be llm_pairwise or alpaca_eval:<config> (e.g. "
-                     f"alpaca_eval:weighted_alpaca_eval_gpt4_turbo), got {value!r}")
 
 
 def system_hash(spec: SystemSpec, extra: dict[str, Any] | None = None) -> str:

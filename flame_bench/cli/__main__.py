@@ -1,3 +1,3 @@
-from flame_bench.cli.commands import main
+from flame_bench.cli import main
 
 main()

@@ -250,3 +250,27 @@ def import_outputs(path: Path, fmt: str, source, name: str, seed: int = 0, runs_
     header["imported_from"] = {"path": str(path.resolve()), "format": fmt, "sha256": model.sha256}
     return write_run(runs_dir or default_runs_dir(), run_dir_name(task.name, name, header["config_hash"]), header,
                      result.samples)
+
+
+def rescoring_source(ref: str, llm: str | None = None, verifier: str | None = None,
+                     world_judge: str | None = None):
+    """The source `rescore` judges run `ref` with: None (the run's own, reopened from its record), or its source
+    with other evaluators: real data with another `llm` or `verifier`, a fact world with another pairwise judge."""
+    from flame_bench.core.source import open_source
+
+    if llm is None and verifier is None and world_judge is None:
+        return None
+    spec = dict(load_run(ref).header.get("source_spec") or {})
+    if llm is not None or verifier is not None:
+        if spec.get("kind") != "real":
+            raise FlameError("--llm / --verifier re-judge real data; a fact-world run is scored by the world's own "
+                             "programs")
+        roles = {} if llm is not None else dict(spec.get("roles") or {})
+        if verifier is not None:
+            roles["verifier"] = verifier
+        spec = {**spec, **({"llm": llm} if llm is not None else {}), "roles": roles}
+    if world_judge is not None:
+        if spec.get("kind") != "fact-world":
+            raise FlameError("--world-judge re-judges fact-world runs; for real data pass --llm")
+        spec = {**spec, "judge": world_judge}
+    return open_source(spec)

@@ -208,3 +208,26 @@ def verify_pinned(path: Path, expected_sha256: str, requirement: str) -> str:
         raise FlameError(f"{path.name} has sha256 {digest[:16]}…, expected {expected_sha256[:16]}… for "
                          f"{requirement}; the file is corrupt or not the pinned release")
     return digest
+
+
+def check_output_dir(out: Path, force: bool, what: str) -> bool:
+    """Refuse an `--out` that is a file, or a non-empty folder without --force, in one line each. True when `out`
+    is a non-empty folder --force may replace once the caller has checked it holds a `what` (a world, a model)."""
+    if out.exists() and not out.is_dir():
+        raise FlameError(f"{out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FlameError(f"{out} is not empty; pass --force to replace the {what} there or choose another --out")
+        return True
+    return False
+
+
+def checked_schema_version(header: Any, supported: int, missing: str, newer: str) -> int:
+    """The `schema_version` of a JSON header (a run record, a world manifest): one line `missing` when it has none,
+    `newer` (formatted with {version}) when this flame-bench cannot read it."""
+    version = header.get("schema_version") if isinstance(header, dict) else None
+    if not isinstance(version, int):
+        raise FlameError(missing)
+    if version > supported:
+        raise FlameError(newer.format(version=version))
+    return version

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flame_bench.core.errors import FlameError
-from flame_bench.core.io import published_dir, read_json, read_jsonl, write_json, write_jsonl
+from flame_bench.core.io import checked_schema_version, published_dir, read_json, read_jsonl, write_json, write_jsonl
 from flame_bench.core.paths import runs_dir as runs_path
 
 RUN_SCHEMA_VERSION = 1
@@ -102,11 +102,8 @@ def load_run(ref: str | Path, runs_dir: Path | None = None) -> RunRecord:
     if not (path / "run.json").is_file():
         raise FlameError(f"no run record at {ref} (expected a directory with run.json); see `flame-bench report`")
     header = read_json(path / "run.json")
-    version = header.get("schema_version") if isinstance(header, dict) else None
-    if not isinstance(version, int):
-        raise FlameError(f"{path}/run.json is not a flame-bench run record")
-    if version > RUN_SCHEMA_VERSION:
-        raise FlameError(f"{path} was written by a newer flame-bench (run schema {version}); upgrade flame-bench")
+    checked_schema_version(header, RUN_SCHEMA_VERSION, f"{path}/run.json is not a flame-bench run record",
+                           f"{path} was written by a newer flame-bench (run schema {{version}}); upgrade flame-bench")
     problem = _header_problem(header)
     if problem:
         raise FlameError(f"{path}/run.json is damaged ({problem}); delete the run or re-run its evaluation")

@@ -39,11 +39,17 @@ def paired_bootstrap_over_seeds(a: Sequence[Mapping[str, float | None]], b: Sequ
     return _bootstrap([sum(v) / len(v) for _, v in sorted(per_item.items())], seed, iters)
 
 
+def bootstrap_interval(values: Sequence[float], seed: int = 0, iters: int = 1000) -> tuple[float, float] | None:
+    """95% percentile bootstrap interval of the mean of `values` (resampled with `random.Random(seed)`)."""
+    if not values:
+        return None
+    n = len(values)
+    rng = random.Random(seed)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
+    return means[int(0.025 * iters)], means[int(0.975 * iters) - 1]
+
+
 def _bootstrap(diffs: list[float], seed: int, iters: int) -> Delta | None:
     """The mean of `diffs` with a 95% percentile bootstrap interval (resampling the differences)."""
-    if not diffs:
-        return None
-    n = len(diffs)
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
-    return Delta(sum(diffs) / n, means[int(0.025 * iters)], means[int(0.975 * iters) - 1], n)
+    interval = bootstrap_interval(diffs, seed, iters)
+    return None if interval is None else Delta(sum(diffs) / len(diffs), *interval, len(diffs))

@@ -66,3 +66,16 @@ def measure(pairs: Sequence[dict[str, Any]], judges: dict[str, Verdicts]) -> dic
                      "first_position": picks_first / (2 * len(pairs)), "pairs": len(pairs),
                      "by_subset": {s: sum(v) / len(v) for s, v in sorted(by_subset.items())}}
     return out
+
+
+def run_checks(pairs: list, llm_specs: list[str]) -> dict[str, dict[str, Any]]:
+    """`flame-bench judge-check`: the reference judges and each LLM of `llm_specs` ('none' names no LLM) as an
+    AlpacaEval-style pairwise judge, measured on `pairs` in both orders."""
+    from flame_bench.engines.llm.resolve import evaluator_backend
+    from flame_bench.real.components import LLMPairwiseJudge
+
+    judges = {"always_first": always_first, "longer_wins": longer_wins}
+    for spec in [s for s in llm_specs or [None] if s != "none"]:
+        backend = evaluator_backend(spec, quiet=False)
+        judges[f"{backend.identity.get('model', spec)} (llm_pairwise)"] = llm_verdicts(LLMPairwiseJudge(backend))
+    return measure(pairs, judges)

@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flame_bench.core.errors import FlameError
@@ -184,3 +185,41 @@ def measure(source: KnowledgeSource, claims: Sequence[Claim], verifiers: dict[st
         out[name] = {"accuracy": (sum(pos) + sum(neg)) / len(claims), "tpr": sum(pos) / len(pos),
                      "tnr": sum(neg) / len(neg), "claims": len(claims)}
     return out
+
+
+def run_checks(knowledge: str, llm_specs: list[str], n: int, seed: int = 0, chat: bool = True,
+               nli: list[str] | None = None, hard: bool = True) -> dict[str, Any]:
+    """`flame-bench verifier-check`: the entity-swap set (and the harder one) from `knowledge`, measured for the
+    reference verifiers, each offline NLI verifier of `nli` ('default' or a directory) and each LLM of `llm_specs`
+    (raw prompt, evidence-calibrated, and as a chat turn with `chat`; 'none' names no LLM)."""
+    from flame_bench.engines.llm.resolve import evaluator_backend
+    from flame_bench.real.components import LLMVerifier
+    from flame_bench.real.knowledge import load_entities, open_knowledge
+
+    source = open_knowledge(knowledge)
+    topics = load_entities(knowledge)
+    sets = {"entity-swap": (build_claims(source, topics, n, seed), "half true (verbatim), half with one entity "
+                            "swapped in from another article")}
+    if hard:
+        sets["harder"] = (build_hard_claims(source, topics, n, seed), "half true (not verbatim), half with one "
+                          "entity swapped for another of the same article")
+    verifiers = {"always_true": always_true, "lexical": lexical}
+    for where in nli or []:
+        from flame_bench.real.nli import NLIVerifier
+
+        verifier = NLIVerifier(None if where == "default" else Path(where))
+        verifiers[f"nli {verifier.version}"] = verify_fn(verifier)
+    for spec in [s for s in llm_specs or [None] if s != "none"]:  # `--llm none`: no LLM verifier
+        backend = evaluator_backend(spec, quiet=False)
+        label = backend.identity.get("model", spec)
+        verifiers[f"{label} (raw prompt)"] = verify_fn(LLMVerifier(backend))
+        verifiers[f"{label} (raw prompt, evidence-calibrated)"] = verify_fn(LLMVerifier(backend,
+                                                                                     evidence_calibrated=True))
+        if chat:
+            verifiers[f"{label} (chat prompt)"] = verify_fn(LLMVerifier(backend, chat=True))
+    report: dict[str, Any] = {"knowledge": source.name, "seed": seed, "sets": {}}
+    for set_name, (claims, what) in sets.items():
+        report["sets"][set_name] = {"n_claims": len(claims), "what": what,
+                                    "results": measure(source, claims, verifiers),
+                                    "examples": [c.__dict__ for c in claims[:10]]}
+    return report

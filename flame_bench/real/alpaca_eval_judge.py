@@ -131,3 +131,14 @@ class AlpacaEvalJudge:
 
     def compare(self, record: dict[str, Any], output_1: str, output_2: str) -> str:
         return self.compare_many([(record, output_1, output_2)])[0]
+
+
+def check_pairwise_spec(value: Any) -> str:
+    """The win-rate judge protocol: `llm_pairwise` or `alpaca_eval:<config>` (the config must exist)."""
+    if value == "llm_pairwise":
+        return value
+    if isinstance(value, str) and value.startswith(PREFIX):
+        annotator_config(value[len(PREFIX):])
+        return value
+    raise FlameError(f"pairwise judge must be llm_pairwise or alpaca_eval:<config> (e.g. "
+                     f"alpaca_eval:weighted_alpaca_eval_gpt4_turbo), got {value!r}")

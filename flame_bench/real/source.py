@@ -70,6 +70,32 @@ class RealSpec:
                 **({"factscore_demos": self.factscore_demos} if self.factscore_demos else {})}
 
     @classmethod
+    def from_flags(cls, flags: dict[str, str]) -> RealSpec:
+        """`flame-bench eval`'s real-data flags (knowledge, llm, truthfulqa, verifier, judge, factscore_demos,
+        entities, alpaca_eval) as a spec; every evaluator role on `llm`, files checked before any work."""
+        from flame_bench.real.alpaca_eval_judge import check_pairwise_spec
+        from flame_bench.real.data import make_spec
+
+        spec = cls(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
+                   llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {},
+                   pairwise=check_pairwise_spec(flags["judge"]) if "judge" in flags else None)
+        if "factscore_demos" in flags:
+            from flame_bench.real.components import FActScoreDemos
+
+            FActScoreDemos(Path(flags["factscore_demos"]))  # a bad file is refused before any work
+            spec.factscore_demos = str(Path(flags["factscore_demos"]).resolve())
+        if "entities" in flags:
+            spec.bio_entities = [make_spec({"path": str(Path(flags["entities"]).resolve()), "shape": "bio-entities"},
+                                           Path.cwd(), "--entities")]
+        if "alpaca_eval" in flags:
+            path = Path(flags["alpaca_eval"])
+            if path.is_dir():
+                raise FlameError(f"--alpaca-eval {path} is a directory; pass an AlpacaEval-format JSON file")
+            spec.alpaca_eval = [make_spec({"path": str(path.resolve()), "shape": "instruction"}, Path.cwd(),
+                                          "--alpaca-eval")]
+        return spec
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RealSpec:
         from flame_bench.real.data import make_spec
 

@@ -8,16 +8,14 @@ evaluations finishing at once never leave a torn or stale board.
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from flame_bench.core.io import write_json, write_text
+from flame_bench.core.io import locked, write_json, write_text
 from flame_bench.core.paths import results_dir
 from flame_bench.core.paths import runs_dir as runs_path
 from flame_bench.core.records import RunRecord, invalid_value, list_runs, model_label
@@ -137,23 +135,12 @@ def render_markdown(tasks: list[str], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def _locked(out_dir: Path):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / ".leaderboard.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def write_leaderboard(runs_dir: Path | None = None, out_dir: Path | None = None,
                       skipped: list[str] | None = None) -> tuple[list[str], list[dict]]:
     """Rewrite `leaderboard.{md,json}` from the records (a damaged record is skipped and named in `skipped`, and so
     is the number of cells carried over from the board already there: `_keep_unrecomputable`)."""
     out_dir, runs_dir = out_dir or results_dir(), runs_dir or runs_path()
-    with _locked(out_dir):
+    with locked(out_dir / "leaderboard", "lock"):  # .leaderboard.lock: one writer at a time
         records = list_runs(runs_dir, skipped)
         tasks, rows = leaderboard_rows(records)  # re-read inside the lock: never stale
         tasks, rows = _keep_unrecomputable(out_dir / "leaderboard.json", tasks, rows, {r.run_id for r in records},

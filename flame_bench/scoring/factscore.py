@@ -12,11 +12,11 @@ ratio, as in FActScore.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from flame_bench.core.stats import bootstrap_interval
 from flame_bench.core.task_api import EvalContext, Generations, MetricInfo, TaskResult
 from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage
 from flame_bench.scoring.sentences import SpacySentenceSplitter
@@ -139,16 +139,6 @@ class FactScorer:
                 for i in range(len(responses))]
 
 
-def bootstrap_ci(values: Sequence[float], seed: int = 0, iters: int = 1000) -> tuple[float, float] | None:
-    """95% percentile bootstrap interval of the mean."""
-    if not values:
-        return None
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
-    return means[int(0.025 * iters)], means[int(0.975 * iters) - 1]
-
-
 def aggregate(scores: Sequence[ResponseScore], seed: int = 0) -> tuple[dict[str, float | None],
                                                                        dict[str, tuple[float, float]]]:
     """FActScore (gamma 0 and 10), respond ratio, facts / correct / erroneous per responding response."""
@@ -168,8 +158,8 @@ def aggregate(scores: Sequence[ResponseScore], seed: int = 0) -> tuple[dict[str,
         "correct_per_response": mean([s.supported for s in responding]),
         "erroneous_per_response": mean([s.n - s.supported for s in responding]) if n else None,
     }
-    cis = {k: ci for k, ci in (("factscore", bootstrap_ci(prec, seed)),
-                               ("factscore_gamma10", bootstrap_ci(prec10, seed))) if ci}
+    cis = {k: ci for k, ci in (("factscore", bootstrap_interval(prec, seed)),
+                               ("factscore_gamma10", bootstrap_interval(prec10, seed))) if ci}
     return metrics, cis
 
 

