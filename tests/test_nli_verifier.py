@@ -149,7 +149,7 @@ def test_a_missing_verifier_says_how_to_train_one(tmp_path) -> None:
 
 
 def test_hhh_pairs_and_the_judge_check_references(tmp_path, monkeypatch) -> None:
-    from flame_bench.experiments.judge_check import always_first, load_pairs, longer_wins, measure
+    from flame_bench.scoring.judge_check import always_first, load_pairs, longer_wins, measure
 
     sdist = tmp_path / "bigbench-1.0.0.tar.gz"
     prefix = fetch_mod.ASSETS["hhh"].member

@@ -301,8 +301,8 @@ def test_a_base_model_without_pad_and_eos_tokens_is_refused(scripted: ScriptedLL
     root = write_suite(isolated / "suite").parent
     a = write_system(root, "a", plain_model, "  - recipe: sft\n")
     b = write_system(root, "b", plain_model, "  - recipe: flame_sft\n")
-    code, _, err = run_cli(["compare", str(a), str(b), "--quiet"])
-    assert code == 2 and "has no pad token and no eos token" in err and "Traceback" not in err
+    code, _, err = run_cli(["compare", str(a), str(b), "--quiet", "--allow-missing-topics"])  # the suite's
+    assert code == 2 and "has no pad token and no eos token" in err and "Traceback" not in err  # "Nobody Here"
     assert not (isolated / "results" / "systems").exists()
 
 
@@ -316,6 +316,9 @@ def test_baseline_and_flame_train_and_compare_on_real_data_without_a_world(scrip
     flame = write_system(root, "real_flame", plain_model, "  - recipe: flame_sft\n" + TINY_SFT +  # 4 DPO prompts:
                          "  - recipe: flame_dpo\n" + TINY_DPO.replace("}", ", allow_no_fact_pairs: true}"))  # may be 0
     code, out, err = run_cli(["compare", str(baseline), str(flame), "--quiet"])
+    assert code == 2 and "'Nobody Here'" in err and "--allow-missing-topics" in err  # stopped before training
+    code, out, err = run_cli(["compare", str(baseline), str(flame), "--quiet", "--allow-missing-topics",
+                              "--allow-weak-evaluators"])
     assert code == 0, err
     assert "Table 11" in out and "Win rate" in out and "Bio FS" in out and "TQA" not in out  # no TruthfulQA data
     comparison = json.loads(next((isolated / "results" / "comparisons").glob("*tiny-real*.json")).read_text())

@@ -121,3 +121,20 @@ def test_import_scores_factscore_format_outputs_and_export_writes_them_back(plai
     code, _, err = run_cli(["import", str(tmp_path / "bad.jsonl"), "--name", "x", "--knowledge", str(kb),
                             "--llm", str(plain_model)])
     assert code == 2 and "bad.jsonl:1" in err and "output" in err
+
+
+def test_an_entity_missing_from_the_knowledge_stops_eval_with_its_near_match(plain_model: Path, tmp_path: Path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("".join(json.dumps({"title": t, "text": f"{t} was born in 1900. {t} was a writer."}) + "\n"
+                          for t in ("Marie Curie", "Bo Park")))
+    people = tmp_path / "people.txt"
+    people.write_text("Marie Curry\nBo Park\n")
+    args = ["eval", str(plain_model), "--task", "factscore_bio", "--knowledge", str(kb), "--entities", str(people),
+            "--llm", str(plain_model), "--max-new-tokens", "8", "--quiet"]
+    code, _, err = run_cli(args)
+    assert code == 2 and "'Marie Curry' (did you mean 'Marie Curie'?)" in err and "--allow-missing-topics" in err
+    assert not (tmp_path / "results" / "runs").exists()  # nothing ran
+    code, _, err = run_cli([*args, "--allow-missing-topics"])
+    assert code == 0, err
+    header = json.loads(next((tmp_path / "results" / "runs").glob("factscore_bio__*/run.json")).read_text())
+    assert header["counts"]["missing_topics"] == 1 and header["counts"]["items"] == 1  # left out, counted

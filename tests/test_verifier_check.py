@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flame_bench.experiments.verifier_check import always_true, build_claims, lexical, measure
+from flame_bench.scoring.verifier_check import always_true, build_claims, lexical, measure
 from flame_bench.scoring.retrieval import KnowledgeSource
 
 PAGES = {
@@ -42,7 +42,7 @@ HARD_PAGES = {
 
 
 def test_the_harder_set_defeats_word_matching():
-    from flame_bench.experiments.verifier_check import build_hard_claims
+    from flame_bench.scoring.verifier_check import build_hard_claims
 
     source = KnowledgeSource(HARD_PAGES)
     claims = build_hard_claims(source, list(HARD_PAGES), n=2, seed=0)

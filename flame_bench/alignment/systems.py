@@ -53,7 +53,8 @@ from flame_bench.core.io import sha256_json
 
 SYSTEMS_DIR = shipped.systems_dir()
 TOP_KEYS = {"name": True, "description": True, "base_model": True, "stages": True, "paper_row": False,
-            "data": False, "evaluator": False, "generation": False}
+            "data": False, "evaluator": False, "generation": False, "eval_generation": False}
+EVAL_GENERATION_KEYS = {"max_new_tokens": False, "temperature": False, "top_p": False}
 STAGE_KEYS = {"recipe": True, "config": False, "trainer": False, "peft": False}
 DATA_KEYS = {"name": False, "sft": False, "dpo_prompts": False, "knowledge": False, "eval": False,
              "evaluator": False}
@@ -79,6 +80,8 @@ class SystemSpec:
     path: Path
     data: Any = None  # flame_bench.real.source.RealSpec for real data; None for the fact world
     generation: str | None = None  # this system's generation backend (hf, vllm, a URL); None: the command's
+    # how its evaluation outputs are decoded: {max_new_tokens, temperature, top_p}; empty: the default (greedy, 128)
+    eval_generation: tuple[tuple[str, Any], ...] = ()
 
     @property
     def uses_world(self) -> bool:
@@ -251,9 +254,28 @@ def load_system(name_or_path: str, systems_dir: Path = SYSTEMS_DIR,
             generation = check_generation_spec(str(data["generation"]))
         except FlameError as e:
             raise FlameError(f"{where}:{_line(nodes['generation'])}: {e}") from None
+    eval_generation = _eval_generation(nodes["eval_generation"], data["eval_generation"], where) \
+        if "eval_generation" in nodes else ()
     return SystemSpec(name=name, description=_text(nodes, "description", where), base_model=base_model,
                       stages=tuple(stages), paper_row=_text(nodes, "paper_row", where) or None, path=path,
-                      data=source, generation=generation)
+                      data=source, generation=generation, eval_generation=eval_generation)
+
+
+def _eval_generation(node: yaml.Node, raw: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    """`eval_generation: {max_new_tokens, temperature, top_p}`, each key checked with its own line."""
+    import math
+
+    keys = _check_keys(node, EVAL_GENERATION_KEYS, where, "a mapping of max_new_tokens, temperature, top_p")
+    checks = {"max_new_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                                 "a whole number of tokens in [1, 4096]"),
+              "temperature": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                              and 0 <= v <= 10, "a number in [0, 10] (0 = greedy)"),
+              "top_p": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1,
+                        "a number in (0, 1]")}
+    for key, (ok, what) in checks.items():
+        if key in keys and not ok(raw[key]):
+            raise FlameError(f"{where}:{_line(keys[key])}: eval_generation {key} must be {what}, got {raw[key]!r}")
+    return tuple(sorted(raw.items()))
 
 
 def _text(nodes: dict[str, yaml.Node], key: str, where: str) -> str:

@@ -55,7 +55,7 @@ def judge_check_cmd(
 ) -> None:
     """Measure pairwise judges on human preferences (BIG-bench HHH-alignment pairs, both orders)."""
     from flame_bench.core.io import write_json
-    from flame_bench.experiments.judge_check import load_pairs, run_checks
+    from flame_bench.scoring.judge_check import load_pairs, run_checks
 
     pairs = load_pairs(n)
     result = run_checks(pairs, llm or [])
@@ -89,7 +89,7 @@ def verifier_check_cmd(
 ) -> None:
     """Measure FActScore verifiers on true sentences vs the same sentences with one entity swapped."""
     from flame_bench.core.io import write_json
-    from flame_bench.experiments.verifier_check import run_checks
+    from flame_bench.scoring.verifier_check import run_checks
 
     report = run_checks(knowledge, llm or [], n, seed, chat=chat, nli=nli or [], hard=hard)
     for set_name, found in report["sets"].items():

@@ -60,6 +60,9 @@ def eval_cmd(
                                                  "(GPU).")] = "prefix",
     lm_batch_size: Annotated[int, typer.Option(min=1, help="Log-likelihood batch size (contexts per pass for "
                                                            "prefix, requests per pass for hf and vllm).")] = 32,
+    allow_missing_topics: Annotated[bool, typer.Option(
+        "--allow-missing-topics", help="Real path: evaluate the entities the knowledge source has pages for and count "
+                                       "the others, instead of stopping.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Evaluate a model on tasks; writes one run record per task under results/runs/ and prints a report."""
@@ -77,7 +80,8 @@ def eval_cmd(
                            top_p=top_p, batch_size=batch_size, seed=seed)
     real = {k: str(v) for k, v in (("knowledge", knowledge), ("llm", llm), ("truthfulqa", truthfulqa),
                                    ("alpaca_eval", alpaca_eval), ("verifier", verifier), ("judge", judge),
-                                   ("entities", entities), ("factscore_demos", factscore_demos))
+                                   ("entities", entities), ("factscore_demos", factscore_demos),
+                                   ("allow_missing_topics", allow_missing_topics or None))
             if v is not None}
     if world is None and is_world_model(model):
         world = default_world_dir("default", 0)
@@ -85,6 +89,8 @@ def eval_cmd(
         raise FlameError(f"--{next(iter(real)).replace('_', '-')} is for real data, not a fact world; drop it or "
                          "evaluate a model that is not a world model")
     source = open_world(world) if world is not None else real_source_from_flags(real, quiet)
+    if world is None and any(TASKS.get(n).data == "bio" for n in names):
+        source.eval_set("bio")  # every entity has a knowledge page (or is allowed missing) before any generation
     records = evaluate(model, names, source, reference=reference, limit=limit, seed=seed, generation=gen,
                        quiet=quiet, lm_backend=lm_backend, lm_batch_size=lm_batch_size)
     print_records(records)

@@ -66,6 +66,12 @@ def compare_cmd(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Compare on these tasks only (repeatable) "
                                                                         "[default: every task with columns].")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N items of each task.")] = None,
+    allow_missing_topics: Annotated[bool, typer.Option(
+        "--allow-missing-topics", help="Real data: evaluate the entities the knowledge source has pages for and "
+                                       "count the others, instead of stopping.")] = False,
+    allow_weak_evaluators: Annotated[bool, typer.Option(
+        "--allow-weak-evaluators", help="Run even when an evaluator the numbers rest on measures weak on its check "
+                                        "(its cells are marked).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     html: Annotated[bool, typer.Option("--html", help="Also write one self-contained HTML page (table, figure, "
                                                       "every item's evidence) beside the comparison.")] = False,
@@ -103,7 +109,8 @@ def compare_cmd(
 
         world_source = WorldSource.open(world or built_default_world(preset, quiet), rm_if_noise, world_judge,
                                         rm_fact_noise)
-    results, source = train_and_evaluate(specs, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task)
+    results, source = train_and_evaluate(specs, world_source, seed=seed, limit=limit, quiet=quiet, task_names=task,
+                                         allow_weak=allow_weak_evaluators, allow_missing_topics=allow_missing_topics)
     if not distributed.is_main():  # under `accelerate launch`: the main process reports and writes
         return
     dl = deltas(results, seed)

@@ -63,6 +63,21 @@ def resolve_reference(ref: str, source, generator_for, runs_dir: Path, name: str
                      {it["id"]: o for it, o in zip(items, outs, strict=True)})
 
 
+def task_quality(task: Task, source, quiet: bool = True) -> dict[str, Any]:
+    """The measured quality of every evaluator `task`'s metrics rest on (`Task.evaluators`), as records carry it;
+    a weak one is named on the console."""
+    from dataclasses import asdict
+
+    from flame_bench.scoring.quality import evaluator_quality
+
+    found = evaluator_quality(source, task.evaluators, quiet)
+    for q in found.values():
+        if q.verdict == "weak":
+            console.print(f"[yellow]warning:[/yellow] {task.name}: {q.note()}; its numbers are not meaningful",
+                          highlight=False)
+    return {role: asdict(q) for role, q in found.items()}
+
+
 def _answers_reference_items(task_name: str) -> bool:
     """Whether a run of `task_name` answered the instructions a pairwise reference covers (the source's "alpaca"
     evaluation set), so its outputs can serve as one."""
@@ -149,6 +164,7 @@ def evaluate(model_ref: str, task_names: list[str], source, reference: str = "hu
             result = task.score(ctx, task.generate(ctx, items))
             header = _header(task, model, source, generation, result, ctx.reference, seed, cut, t0,
                              backend_identity(current_generation_backend()))
+            header["evaluator_quality"] = task_quality(task, source, quiet)
             record = write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header,
                                result.samples)
             records.append(record)
@@ -198,6 +214,7 @@ def rescore(run_ref: str, source=None, runs_dir: Path | None = None, quiet: bool
     generation = GenerationConfig(**saved) if saved else EVAL_GENERATION
     header = _header(task, model, source, generation, result, reference, h["seed"], h.get("limit"), t0, backend)
     header["rescored_from"] = run.run_id
+    header["evaluator_quality"] = task_quality(task, source, quiet)
     return write_run(runs_dir, run_dir_name(task.name, model.name, header["config_hash"]), header, result.samples)
 
 

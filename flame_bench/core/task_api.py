@@ -50,6 +50,7 @@ class Column:
     position: int = 50
     reference_item_score: float | None = None
     role: str = ""
+    judged: bool = True  # the value rests on the task's evaluators (a response length does not)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ class Task:
     data: str | TaskData = ""
     breakdowns: tuple[Breakdown, ...] = ()  # per-group views compare and seeds show (e.g. per popularity bin)
     imports: tuple[str, ...] = ()  # formats of outside outputs `flame-bench import` scores as runs of this task
+    # the evaluator roles its metrics rest on ("verifier", "pairwise_judge", "classifier"): each role's measured
+    # quality is recorded beside the metrics, and a weak one marks them (flame_bench.scoring.quality)
+    evaluators: tuple[str, ...] = ()
     # named operations a task offers to commands beyond load/generate/score, found by name, never by task:
     # "lm_eval_export" (source, out_dir) -> lm-eval task names written (`export-tasks`); "make_lm" and
     # "evaluate_mc" (an lm-eval model per scorer and the multiple-choice metrics over it: `bench --truthfulqa`)

@@ -1,3 +1,2 @@
 """Experiments: what flame-bench runs end to end. `compare` (train and evaluate systems head to head), `seeds`
-(pool saved comparisons), the paper's `pilot` study, regression `gates`, speed `bench`, and the evaluator checks
-(`verifier_check`, `judge_check`)."""
+(pool saved comparisons), the paper's `pilot` study, regression `gates` and speed `bench`."""

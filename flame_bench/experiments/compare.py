@@ -53,7 +53,7 @@ def compare_tasks(names: list[str] | None = None, source=None) -> list[Task]:
     return sorted(tasks, key=lambda t: (t.position, t.name))
 
 
-def system_sources(specs: list, world_source, quiet: bool = True) -> list:
+def system_sources(specs: list, world_source, quiet: bool = True, allow_missing_topics: bool = False) -> list:
     """The source each system trains on; the first one's evaluation data and evaluators serve every system."""
     from flame_bench.real.source import RealSource
 
@@ -67,7 +67,10 @@ def system_sources(specs: list, world_source, quiet: bool = True) -> list:
         if world_source is None:
             raise FlameError("fact-world systems need a world; pass --world or --preset")
         return [world_source] * len(specs)
-    sources = [RealSource(s.data, quiet=quiet) for s in specs]
+    from dataclasses import replace
+
+    sources = [RealSource(replace(s.data, allow_missing_topics=True) if allow_missing_topics else s.data, quiet=quiet)
+               for s in specs]
     first = sources[0].eval_fingerprint()
     for spec, src in zip(specs[1:], sources[1:], strict=True):
         if src.eval_fingerprint() != first:
@@ -77,9 +80,12 @@ def system_sources(specs: list, world_source, quiet: bool = True) -> list:
 
 
 def train_and_evaluate(systems: list, world_source=None, seed: int = 0, limit: int | None = None,
-                       quiet: bool = False, task_names: list[str] | None = None) -> tuple[list[SystemResult], Any]:
+                       quiet: bool = False, task_names: list[str] | None = None,
+                       allow_weak: bool = False, allow_missing_topics: bool = False
+                       ) -> tuple[list[SystemResult], Any]:
     """Train every system (names, files or loaded `SystemSpec`s; stages cached), evaluate each on every compare
-    task; returns (results, eval source)."""
+    task; returns (results, eval source). Refused before anything trains when an evaluator the numbers rest on
+    measures weak on its check, unless `allow_weak` (then its cells are marked)."""
     from flame_bench.alignment.systems import SystemSpec, load_system
     from flame_bench.core.registry import RECIPES
 
@@ -87,10 +93,11 @@ def train_and_evaluate(systems: list, world_source=None, seed: int = 0, limit: i
              for s in systems]  # every file checked before training
     if len({s.name for s in specs}) != len(specs):
         raise FlameError("a system is named twice; name each system once")
-    sources = system_sources(specs, world_source, quiet)
+    sources = system_sources(specs, world_source, quiet, allow_missing_topics)
     tasks = compare_tasks(task_names, sources[0])
     for src in {id(s): s for s in sources}.values():  # data reads and endpoints answer before anything trains
         src.validate()
+    check_evaluators(sources[0], tasks, specs, allow_weak, quiet)
     for spec, source in zip(specs, sources, strict=True):  # every base model and stage config, too
         check_stages(spec.base_model, [(s.recipe, dict(s.config)) for s in spec.stages], source, str(spec.path))
     cache = GenerationCache(generation_cache_path())
@@ -107,12 +114,54 @@ def train_and_evaluate(systems: list, world_source=None, seed: int = 0, limit: i
     if not distributed.is_main():  # under `accelerate launch`: the other ranks only train
         return results, eval_source
     reference = str(results[0].model_dir)
+    generation = eval_generation(specs, seed)
     for r, spec in zip(results, specs, strict=True):
         with using_backend(spec.generation):
             records = evaluate(str(r.model_dir), [t.name for t in tasks], eval_source, reference=reference, limit=limit,
-                               seed=seed, quiet=quiet, model_name=r.name, reference_name=results[0].name)
+                               seed=seed, quiet=quiet, model_name=r.name, reference_name=results[0].name,
+                               generation=generation)
         r.runs = {rec.task: rec for rec in records}
     return results, eval_source
+
+
+def eval_generation(specs: list, seed: int):
+    """How every system's evaluation outputs are decoded: the system files' `eval_generation` (one for all, since a
+    comparison is paired on one decoding), else the default (greedy, 128 new tokens)."""
+    from dataclasses import replace
+
+    from flame_bench.core.evaluate import EVAL_GENERATION
+
+    settings = {s.eval_generation for s in specs}
+    if len(settings) > 1:
+        raise FlameError(f"the systems decode their evaluations differently ({', '.join(str(s.path) for s in specs)}: "
+                         "eval_generation); a comparison is paired on one decoding: give them the same")
+    chosen = dict(next(iter(settings)))
+    if not chosen:
+        return EVAL_GENERATION
+    temperature = float(chosen.get("temperature", 0.0))
+    return replace(EVAL_GENERATION, max_new_tokens=int(chosen.get("max_new_tokens", EVAL_GENERATION.max_new_tokens)),
+                   do_sample=temperature > 0, temperature=temperature or 1.0, top_p=float(chosen.get("top_p", 1.0)),
+                   seed=seed)
+
+
+def check_evaluators(source, tasks: list[Task], specs: list, allow_weak: bool, quiet: bool) -> dict[str, Any]:
+    """The measured quality of every evaluator the comparison rests on: the tasks' (`Task.evaluators`) and, when a
+    stage trains on rewards, the verifier and the fact-based classifier; one line and a refusal when one is weak."""
+    from flame_bench.core.registry import RECIPES
+    from flame_bench.scoring.quality import evaluator_quality
+
+    roles = [r for t in tasks for r in t.evaluators]
+    if any(RECIPES.get(st.recipe).uses_rewards for spec in specs for st in spec.stages if st.recipe in RECIPES):
+        roles += ["verifier", "classifier"]
+    found = evaluator_quality(source, roles, quiet)
+    for q in found.values():
+        console.print(f"evaluator quality: {q.note()}", highlight=False)
+    weak = [q for q in found.values() if q.verdict == "weak"]
+    if weak and not allow_weak:
+        raise FlameError(f"{weak[0].note()}, so the numbers resting on it would mean nothing; use a better evaluator "
+                         "(`flame-bench verifier-check` / `judge-check` compare them) or pass --allow-weak-evaluators "
+                         "to run anyway with those cells marked")
+    return found
 
 
 def comparison_name(names: list[str], source_name: str, seed: int, limit: int | None = None) -> str:
@@ -145,6 +194,7 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         **breakdowns(results, seed),
         "source": source.spec, "source_fingerprint": source.fingerprint, "seed": seed, "limit": limit,
         "numerics": mode,
+        **({"evaluator_quality": quality} if (quality := _evaluator_quality(results)) else {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     figure(results, _beside(out, ".png"))
@@ -155,6 +205,15 @@ def save_comparison(results: list[SystemResult], dl: dict[str, dict[str, Delta |
         knowledge = _knowledge_or_none(source)
         write_text(_beside(out, ".html"), comparison_html(results, dl, out.name, knowledge))
         console.print(f"HTML report: {_beside(out, '.html')}")
+    return out
+
+
+def _evaluator_quality(results: list[SystemResult]) -> dict[str, Any]:
+    """role -> its measured quality, from the compared runs' records (one evaluation source serves every system)."""
+    out: dict[str, Any] = {}
+    for r in results:
+        for rec in r.runs.values():
+            out.update(rec.header.get("evaluator_quality") or {})
     return out
 
 

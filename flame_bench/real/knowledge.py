@@ -174,7 +174,10 @@ def open_knowledge(ref: str) -> KnowledgeSource:
 
 
 def load_entities(ref: str) -> list[str]:
-    """The entities to ask about: wiki-leads' people list, else every title of the source."""
+    """The entities to ask about: wiki-leads' people list, else every title of the source. wiki-leads' `people.txt`
+    holds the pages its source dataset files under the topic "People" (3,000-odd of its 10,033 pages); famous
+    people filed under other topics (scientists such as Curie, Einstein, Darwin) have pages but are not in it: ask
+    about them with `--entities FILE`."""
     if ref in NAMED_SOURCES:
         people = named_source_dir(ref) / "people.txt"
         _check_manifest(named_source_dir(ref), ref)

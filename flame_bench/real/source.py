@@ -53,6 +53,7 @@ class RealSpec:
     rm_if_max_tokens: int = 160  # length of the sampled justification
     pairwise: str | None = None  # the win-rate judge's protocol: llm_pairwise (default) or alpaca_eval:<config>
     factscore_demos: str | None = None  # FActScore's own demons.json for the decomposer (default: our demonstrations)
+    allow_missing_topics: bool = False  # evaluate the entities the knowledge source has, counting the others
 
     def to_dict(self) -> dict[str, Any]:
         def specs(xs: list[DataSpec]) -> list[dict[str, Any]]:
@@ -67,7 +68,8 @@ class RealSpec:
                 "rm_if_samples": self.rm_if_samples, "rm_if_temperature": self.rm_if_temperature,
                 "rm_if_readout": self.rm_if_readout, "rm_if_max_tokens": self.rm_if_max_tokens,
                 **({"pairwise": self.pairwise} if self.pairwise else {}),
-                **({"factscore_demos": self.factscore_demos} if self.factscore_demos else {})}
+                **({"factscore_demos": self.factscore_demos} if self.factscore_demos else {}),
+                **({"allow_missing_topics": True} if self.allow_missing_topics else {})}
 
     @classmethod
     def from_flags(cls, flags: dict[str, str]) -> RealSpec:
@@ -78,7 +80,8 @@ class RealSpec:
 
         spec = cls(name="real", knowledge=flags.get("knowledge"), truthfulqa=flags.get("truthfulqa"),
                    llm=flags.get("llm"), roles={"verifier": flags["verifier"]} if "verifier" in flags else {},
-                   pairwise=check_pairwise_spec(flags["judge"]) if "judge" in flags else None)
+                   pairwise=check_pairwise_spec(flags["judge"]) if "judge" in flags else None,
+                   allow_missing_topics=flags.get("allow_missing_topics") == "True")
         if "factscore_demos" in flags:
             from flame_bench.real.components import FActScoreDemos
 
@@ -109,7 +112,9 @@ class RealSpec:
                    rm_if_temperature=float(d.get("rm_if_temperature", 0.7)),
                    rm_if_readout=bool(d.get("rm_if_readout", False)),
                    rm_if_max_tokens=int(d.get("rm_if_max_tokens", 160)), pairwise=d.get("pairwise"),
-                   factscore_demos=d.get("factscore_demos"))
+                   factscore_demos=d.get("factscore_demos"),
+                   # a record reopened for rescoring keeps its own items (runs before the flag dropped the missing)
+                   allow_missing_topics=bool(d.get("allow_missing_topics", True)))
 
 
 class LLMRubricReward:
@@ -234,6 +239,8 @@ class RealSource:
         if self.real.knowledge:
             self.knowledge  # noqa: B018 - opens (and checks) the knowledge source
         self.preflight()
+        if self.real.knowledge:
+            self.eval_set("bio")  # every entity has a page, or one line names those that do not
 
     def preflight(self, roles: Sequence[str] = ROLES) -> None:
         """Make sure every evaluator endpoint answers before any training starts (one uncached 1-token call)."""
@@ -304,7 +311,9 @@ class RealSource:
             random.Random(ENTITY_ORDER_SEED).shuffle(entities)
         from flame_bench.scoring.factscore import unknown_topics
 
-        missing = unknown_topics(self.knowledge, entities)  # reported, never generated for nor scored
+        missing = unknown_topics(self.knowledge, entities)  # never generated for nor scored
+        if missing and not self.real.allow_missing_topics:
+            raise FlameError(missing_topics_error(missing, self.knowledge, len(entities)))
         absent = set(missing)
         items = [{"id": f"bio-{i:05d}", "instruction": f"Tell me a bio of {name}.", "name": name, "topics": [name],
                   "group": "all"} for i, name in enumerate(e for e in entities if e not in absent)]
@@ -414,3 +423,18 @@ class RealSource:
 def reopen_real(spec: dict[str, Any]) -> RealSource:
     """A real-data source from a run record's spec."""
     return RealSource(RealSpec.from_dict(spec))
+
+
+def missing_topics_error(missing: Sequence[str], knowledge, total: int) -> str:
+    """One line naming the entities the knowledge source has no page for, each with its nearest title."""
+    import difflib
+
+    titles = list(knowledge.pages)
+    shown = []
+    for name in missing[:5]:
+        near = difflib.get_close_matches(name, titles, n=1, cutoff=0.75)
+        shown.append(f"{name!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (f"{len(missing)} of {total} evaluation entities have no page in the knowledge source {knowledge.name}: "
+            f"{', '.join(shown)}{more}; fix the names, or pass --allow-missing-topics to evaluate the others (the "
+            "left-out ones are counted in the report)")

@@ -40,6 +40,12 @@ class SystemResult:
     def item_scores(self, task: str, key: str) -> dict[str, float | None]:
         return {s["id"]: s.get(key) for s in self.samples(task)}
 
+    def weak_evaluators(self, task: str) -> list[str]:
+        """The roles `task`'s run rests on that measured weak (its `evaluator_quality` block)."""
+        from flame_bench.scoring.quality import weak_roles
+
+        return weak_roles(self.runs[task].header.get("evaluator_quality") or {}) if task in self.runs else []
+
     def output_length(self, task: str) -> float:
         outs = [s["output"] for s in self.samples(task)]
         return sum(len(o) for o in outs) / max(1, len(outs))
@@ -167,3 +173,18 @@ def runs_numerics(records) -> str:
     for runs made before the mode was recorded."""
     modes = sorted({str((rec.header.get("environment") or {}).get("numerics", "unrecorded")) for rec in records})
     return modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes)
+
+
+WEAK_MARK = "†"  # a value resting on an evaluator at chance on its check
+
+
+def weak_mark(result: SystemResult, task: Task, col: Column) -> str:
+    return WEAK_MARK if col.judged and result.weak_evaluators(task.name) else ""
+
+
+def weak_notes(results: list[SystemResult]) -> list[str]:
+    """One line per weak evaluator behind the compared runs, for the footnote of every table that marks them."""
+    from flame_bench.scoring.quality import weak_note
+
+    notes = [weak_note(rec.header.get("evaluator_quality") or {}) for r in results for rec in r.runs.values()]
+    return [f"{WEAK_MARK} not meaningful: {n}" for n in dict.fromkeys(n for n in notes if n)]

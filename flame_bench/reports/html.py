@@ -260,10 +260,10 @@ def reopen_knowledge(results: list[SystemResult]) -> tuple[Any, str]:
         return None, f"the source could not be reopened ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
 
 
-def tablecolumns_of(results: list[SystemResult]) -> list[dict[str, Any]]:
+def table_columns_of(results: list[SystemResult]) -> list[dict[str, Any]]:
     """The Table 3 columns (the tasks' compare columns), plus each other task's primary metric."""
-    cols = [{"label": c.label, "task": t.name, "metric": c.metric, "percent": c.percent}
-            for t, c in columns_of(results)]
+    cols = [{"label": c.label, "task": t.name, "metric": c.metric, "percent": c.percent,
+             **({} if c.judged else {"judged": False})} for t, c in columns_of(results)]
     shown = {c["task"] for c in cols}
     for task in dict.fromkeys(t for r in results for t in r.runs):
         if task in shown:
@@ -284,11 +284,12 @@ def page_data(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]
     passages = passage_texts(ids, knowledge) if knowledge is not None and ids else {}
     if ids and not passages and not knowledge_note:
         knowledge_note = "the knowledge source has none of the cited passages"
-    cols = tablecolumns_of(results)
+    cols = table_columns_of(results)
     table = {r.name: {c["label"]: _table_cell(r.metric(c["task"], c["metric"]),
                                               (dl or {}).get(r.name, {}).get(c["label"]),
                                               (r.runs[c["task"]].header.get("confidence_intervals") or {}).get(
-                                                  c["metric"]) if c["task"] in r.runs else None)
+                                                  c["metric"]) if c["task"] in r.runs else None,
+                                              _weak(r, c))
                       for c in cols} for r in results}
     return {
         "systems": [r.name for r in results], "task_order": list(tasks),
@@ -299,11 +300,21 @@ def page_data(results: list[SystemResult], dl: dict[str, dict[str, Delta | None]
     }
 
 
-def _table_cell(value: float | None, delta: Delta | None, ci: list[float] | None) -> dict[str, Any]:
-    """One Table 3 cell; a non-finite value is null with its "invalid" flag (never a number, never a bare NaN)."""
+def _weak(result: SystemResult, col: dict[str, Any]) -> str:
+    """Why a cell's value is not meaningful (an evaluator at chance on its check), else ""."""
+    from flame_bench.scoring.quality import weak_note
+
+    if not col.get("judged", True) or col["task"] not in result.runs:
+        return ""
+    return weak_note(result.runs[col["task"]].header.get("evaluator_quality") or {})
+
+
+def _table_cell(value: float | None, delta: Delta | None, ci: list[float] | None, weak: str = "") -> dict[str, Any]:
+    """One Table 3 cell; a non-finite value is null with its "invalid" flag (never a number, never a bare NaN); a
+    value resting on a weak evaluator carries why it is not meaningful."""
     if (bad := invalid_value(value)) is not None:
         return {"value": None, "invalid": bad, "delta": None, "ci": None}
-    return {"value": value, "delta": delta.__dict__ if delta else None, "ci": ci}
+    return {"value": value, "delta": delta.__dict__ if delta else None, "ci": ci, **({"weak": weak} if weak else {})}
 
 
 # -- the page ------------------------------------------------------------------------------------------------------
@@ -328,6 +339,8 @@ def table_html(data: dict[str, Any], paired: bool) -> str:
             else:
                 ci = cell["ci"]
                 sub = f"[{fmt(ci[0], c['percent'])}, {fmt(ci[1], c['percent'])}]" if ci else ""
+            if cell.get("weak"):
+                sub = f"{sub} † not meaningful: {cell['weak']}".strip()
             cells.append(_cell(cell["value"], c["percent"], sub, c["label"], cell.get("invalid")))
         rows.append(f'<tr data-system="{e(name)}"><th><span class="sw" style="background:{data["colors"][name]}">'
                     f'</span>{e(name)}</th>{"".join(cells)}</tr>')

@@ -20,6 +20,7 @@ from flame_bench.core.paths import results_dir
 from flame_bench.core.paths import runs_dir as runs_path
 from flame_bench.core.records import RunRecord, invalid_value, list_runs, model_label
 from flame_bench.reports.runs import md_row
+from flame_bench.scoring.quality import weak_note
 
 NOT_HERE, UNREADABLE = "run not in this results/runs", "run record unreadable"
 
@@ -93,7 +94,8 @@ def leaderboard_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[dict
             row[task] = {"metric": key, "display": info["display"], "value": value,
                          "percent": info.get("percent", True), "run": rec.run_id,
                          "n": (rec.header.get("counts") or {}).get("items"), "limit": rec.header.get("limit"),
-                         "reference": (rec.header.get("reference") or {}).get("name")}
+                         "reference": (rec.header.get("reference") or {}).get("name"),
+                         **({"weak": note} if (note := weak_note(rec.header.get("evaluator_quality") or {})) else {})}
         rows.append(row)
     return tasks, rows
 
@@ -110,6 +112,8 @@ def _cell(entry: dict[str, Any] | None) -> str:
         notes.append(f"n={entry['n']}" + (" limited" if entry.get("limit") else ""))
     if entry.get("kept"):
         notes.append(UNREADABLE if entry.get("unreadable") else NOT_HERE)
+    if entry.get("weak"):  # an evaluator at chance on its check: the number means nothing
+        notes.append(f"not meaningful: {entry['weak']}")
     return f"{text} ({', '.join(notes)})" if notes else text
 
 

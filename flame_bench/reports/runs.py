@@ -55,6 +55,7 @@ def run_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
                 "display": info["display"], "value": value, "ci_low": ci[0] if ci else None,
                 "ci_high": ci[1] if ci else None, "percent": info.get("percent", True),
                 "n": h["counts"].get("items"),
+                "evaluators": evaluators_cell(h.get("evaluator_quality") or {}),
             }
             if (bad := invalid_value(value)) is not None:
                 row.update(value=None, ci_low=None, ci_high=None, invalid=bad)
@@ -72,10 +73,20 @@ def warn_invalid(rows: Sequence[dict[str, Any]]) -> None:
                       f"as invalid: {'; '.join(bad)}", highlight=False, markup=True)
 
 
+def evaluators_cell(quality: dict[str, Any]) -> str:
+    """A record's `evaluator_quality` in a few words: "verifier ok", "pairwise_judge weak (50.0%)", "-" for none."""
+    parts = []
+    for role, q in quality.items():
+        acc = q.get("accuracy") if isinstance(q, dict) else None
+        parts.append(f"{role} {q.get('verdict', '?') if isinstance(q, dict) else '?'}"
+                     + (f" ({100 * acc:.1f}%)" if isinstance(acc, int | float) else ""))
+    return ", ".join(parts) or "-"
+
+
 def _cell(row: dict[str, Any]) -> str:
     if row.get("invalid"):
         return f"invalid: {row['invalid']}"
-    text = _fmt(row["value"], row)
+    text = _fmt(row["value"], row) + ("†" if " weak" in row.get("evaluators", "") else "")
     if row["ci_low"] is not None:
         text += f" [{_fmt(row['ci_low'], row)}, {_fmt(row['ci_high'], row)}]"
     return text
@@ -83,13 +94,18 @@ def _cell(row: dict[str, Any]) -> str:
 
 def runs_table(records: Sequence[RunRecord]) -> Table:
     table = Table(title="flame-bench runs", caption="percent metrics x100; [95% CI]")
-    for col in ("task", "model", "metric", "value [95% CI]", "n", "run"):
+    for col in ("task", "model", "metric", "value [95% CI]", "n", "evaluators", "run"):
         table.add_column(col, overflow="fold")
     rows = run_rows(records)
     warn_invalid(rows)
     for row in rows:
         table.add_row(*(Text(str(c)) for c in (row["task"], row["model"], row["display"], _cell(row), row["n"],
-                                              row["run"])))
+                                              row["evaluators"], row["run"])))
+    from flame_bench.scoring.quality import weak_note
+
+    notes = dict.fromkeys(n for r in records if (n := weak_note(r.header.get("evaluator_quality") or {})))
+    if notes:
+        table.caption += "".join(f"\n† not meaningful: {n}" for n in notes)
     return table
 
 
@@ -116,7 +132,8 @@ def render_text(records: Sequence[RunRecord], fmt: str) -> str:
         return json.dumps([{k: v for k, v in r.items() if k != "percent"} for r in rows], indent=2, allow_nan=False)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=["run", "task", "model", "metric", "value", "ci_low", "ci_high", "n"],
+        w = csv.DictWriter(buf, fieldnames=["run", "task", "model", "metric", "value", "ci_low", "ci_high", "n",
+                                            "evaluators"],
                            extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows({k: r["invalid"] if k == "value" and r.get("invalid") else csv_cell(v) for k, v in r.items()}

@@ -11,7 +11,16 @@ from rich.text import Text
 
 from flame_bench.core.stats import Delta
 from flame_bench.core.task_api import Breakdown
-from flame_bench.reports.comparison import SystemResult, columns_of, fmt, fmt_delta, training_columns, training_rows
+from flame_bench.reports.comparison import (
+    SystemResult,
+    columns_of,
+    fmt,
+    fmt_delta,
+    training_columns,
+    training_rows,
+    weak_mark,
+    weak_notes,
+)
 from flame_bench.reports.runs import md_row
 
 
@@ -45,10 +54,12 @@ def comparison_table(results: list[SystemResult], dl: dict[str, dict[str, Delta 
     for r in results:
         cells = []
         for task, col in cols:
-            value = fmt(r.metric(task.name, col.metric), col.percent)
+            value = fmt(r.metric(task.name, col.metric), col.percent) + weak_mark(r, task, col)
             d = dl.get(r.name, {}).get(col.label)
             cells.append(value + (f"\n{fmt_delta(d, col.percent)}" if d else ""))
         table.add_row(r.name, *cells)
+    if notes := weak_notes(results):
+        table.caption = f"{table.caption}\n" + "\n".join(notes)
     return table
 
 
@@ -59,10 +70,10 @@ def comparison_markdown(results: list[SystemResult], dl: dict[str, dict[str, Del
         cells = []
         for task, col in cols:
             d = dl.get(r.name, {}).get(col.label)
-            cells.append(fmt(r.metric(task.name, col.metric), col.percent) + (
+            cells.append(fmt(r.metric(task.name, col.metric), col.percent) + weak_mark(r, task, col) + (
                 f" ({fmt_delta(d, col.percent)})" if d else ""))
         lines.append(md_row([r.name, *cells]))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in weak_notes(results))
 
 
 def training_table(results: list[SystemResult]) -> Table:

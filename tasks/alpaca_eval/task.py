@@ -106,7 +106,8 @@ TASKS.register("alpaca_winrate")(Task(
     needs_reference=True,
     columns=(Column("Win rate", "win_rate", "model_score", position=10, reference_item_score=0.5,
                     role="helpfulness"),
-             Column("Length", "mean_length", None, percent=False, position=90)),
+             Column("Length", "mean_length", None, percent=False, position=90, judged=False)),
+    evaluators=("pairwise_judge",),
 ))
 TASKS.register("alpaca_fact")(Task(
     name="alpaca_fact",
@@ -119,4 +120,5 @@ TASKS.register("alpaca_fact")(Task(
     data="alpaca",
     primary_metric="factscore",
     columns=(Column("Alpaca Fact FS", "factscore", "factscore", position=30),),
+    evaluators=("verifier", "classifier"),  # the classifier picks the fact-based instructions on real data
 ))

@@ -45,5 +45,6 @@ TASKS.register("factscore_bio")(Task(
     breakdowns=(Breakdown("by_popularity_bin", "Bio FActScore by popularity bin (pretraining documents per person)",
                           "popularity", "factscore", group_label="bin", count_label="people",
                           order=popularity_order),),  # a long-tail world's items carry their bin
-    imports=("factscore",),  # FActScore's {topic, output} JSONL (`flame-bench import`)
+    imports=("factscore",),
+    evaluators=("verifier",),  # FActScore's {topic, output} JSONL (`flame-bench import`)
 ))
