@@ -402,8 +402,10 @@ def _evaluator(node: yaml.Node, raw: Any, spec, where: str) -> None:
                              "LLM for " + key)
         elif key == "llm":
             spec.llm = value
+            spec.origins["llm"] = f"llm: at {where}:{line}"
         else:
             spec.roles[key] = value
+            spec.origins[key] = f"{key}: at {where}:{line}"
 
 
 def system_hash(spec: SystemSpec, extra: dict[str, Any] | None = None) -> str:

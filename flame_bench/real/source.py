@@ -54,6 +54,9 @@ class RealSpec:
     pairwise: str | None = None  # the win-rate judge's protocol: llm_pairwise (default) or alpaca_eval:<config>
     factscore_demos: str | None = None  # FActScore's own demons.json for the decomposer (default: our demonstrations)
     allow_missing_topics: bool = False  # evaluate the entities the knowledge source has, counting the others
+    # where each LLM was named ("llm" or a role -> "the verifier of suite.yaml:12"), for the fix of an endpoint error;
+    # not part of the spec's identity
+    origins: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         def specs(xs: list[DataSpec]) -> list[dict[str, Any]]:
@@ -222,7 +225,8 @@ class RealSource:
             spec = str(policy_model)
         key = spec or "<default>"
         if key not in self._backends:
-            self._backends[key] = evaluator_backend(spec, quiet=self.quiet)
+            origin = self.real.origins.get(role if role in self.real.roles else "llm")
+            self._backends[key] = evaluator_backend(spec, quiet=self.quiet, option=origin)
         return self._backends[key]
 
     def validate(self, training: bool = True) -> None:
@@ -252,6 +256,7 @@ class RealSource:
             backend = self.backend(role)
             inner = getattr(backend, "backend", backend)
             if inner.identity.get("kind") == "openai":
+                inner.probe()  # seconds, not minutes, for an endpoint that is down or never answers
                 inner.complete(["ping"], max_tokens=1)
 
     # -- data ------------------------------------------------------------------------------------------------

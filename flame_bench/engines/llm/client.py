@@ -38,6 +38,7 @@ class _Retryable(Exception):
 
 # How every OpenAI-compatible client of this process behaves unless told otherwise (`flame-bench --workers N
 # --timeout S --retries R COMMAND` sets them for a run)
+PROBE_SECONDS = 10.0  # the startup probe's limit: seconds, not the minutes of retried requests
 CLIENT_DEFAULTS: dict[str, Any] = {"workers": 4, "timeout": 60.0, "max_retries": 3}  # max_retries: attempts
 
 
@@ -68,10 +69,11 @@ class OpenAIBackend:
         if not base_url:
             raise FlameError("no LLM endpoint: set FLAME_BENCH_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1) or pass "
                              "--llm URL")
-        if not model:
-            raise FlameError(f"no model name for the LLM endpoint {redact_url(base_url)}: set FLAME_BENCH_LLM_MODEL")
         kw.setdefault("option", "--llm" if explicit else "FLAME_BENCH_LLM_BASE_URL")
-        return cls(check_endpoint_url(base_url), model, **kw)
+        backend = cls(check_endpoint_url(base_url), model or "", **kw)
+        if not model:  # the one model the server serves (GET /models), asked with the probe's short timeout
+            backend.model = backend.served_model()
+        return backend
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.shown_url!r}, model={self.model!r})"
@@ -209,17 +211,36 @@ class OpenAIBackend:
             params["tool_choice"] = tool_choice
         return self._run(prompts, finish, on_result, **params)
 
-    def served_model(self) -> str:
-        """The name of the one model this server serves (GET /models), for when no model name is given."""
+    def probe(self, seconds: float = PROBE_SECONDS) -> Any:
+        """GET /models once, with a short connect and first-byte timeout: an endpoint that is down, or accepts
+        connections and never answers, is named in seconds, before any work (not after every retry of a 60 s
+        request). Returns the reply (an httpx response; any HTTP status means the server answers)."""
         import httpx
 
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         try:
-            resp = httpx.get(f"{self.base_url}/models", headers=headers, timeout=self.timeout)
+            return httpx.get(f"{self.base_url}/models", headers=headers,
+                             timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)))
+        except httpx.TimeoutException:
+            cause = f"no answer within {seconds:g} s"
+        except httpx.ConnectError as e:
+            cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
+        except httpx.TransportError as e:
+            cause = f"transport error ({_short(e)})"
+        raise FlameError(self._redact(f"LLM endpoint {self.shown_url} does not answer ({cause}); check that the "
+                                      f"server is up, or change {self.option}"))
+
+    def served_model(self) -> str:
+        """The name of the one model this server serves (GET /models), for when no model name is given."""
+        try:
+            resp = self.probe()
+        except FlameError as e:
+            raise FlameError(f"{e} (it was asked for its model name: FLAME_BENCH_LLM_MODEL is unset)") from None
+        try:
             names = [m["id"] for m in resp.json()["data"]]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
-            raise FlameError(self._redact(f"LLM endpoint {self.shown_url} did not list its models ({_short(e)}); "
-                                          "set FLAME_BENCH_LLM_MODEL")) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise FlameError(self._redact(f"LLM endpoint {self.shown_url} did not list its models (HTTP "
+                                          f"{resp.status_code}, {_short(e)}); set FLAME_BENCH_LLM_MODEL")) from None
         if len(names) != 1:
             raise FlameError(f"LLM endpoint {self.shown_url} serves {len(names)} models ({', '.join(names[:5])}); "
                              "set FLAME_BENCH_LLM_MODEL to the one to use")

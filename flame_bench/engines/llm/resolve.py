@@ -21,12 +21,12 @@ from flame_bench.engines.models import check_model_dir
 DEFAULT_LOCAL_EVALUATOR = "smollm2"
 
 
-def make_evaluator(spec: str | None, quiet: bool = True) -> LLMBackend:
+def make_evaluator(spec: str | None, quiet: bool = True, option: str | None = None) -> LLMBackend:
     from flame_bench.engines.models import resolve_model
 
     if spec is None:
         if os.environ.get("FLAME_BENCH_LLM_BASE_URL"):
-            return make_backend("env")
+            return make_backend("env", **({"option": option} if option else {}))
         from flame_bench.engines.models import installed_models
 
         if DEFAULT_LOCAL_EVALUATOR not in installed_models():
@@ -34,17 +34,18 @@ def make_evaluator(spec: str | None, quiet: bool = True) -> LLMBackend:
                              "set FLAME_BENCH_LLM_BASE_URL, or run `flame-bench models add smollm2`")
         spec = DEFAULT_LOCAL_EVALUATOR
     if spec == "env" or spec.startswith(("http://", "https://")):
-        return make_backend(spec)
+        return make_backend(spec, **({"option": option} if option else {}))
     model = resolve_model(spec)  # short names, directories and hub ids
     return HFBackend(model.path, name=model.name, quiet=quiet)
 
 
-def evaluator_backend(spec: str | None, quiet: bool = True) -> LLMBackend:
-    """`make_evaluator(spec)` wrapped in the shared LLM cache (failed calls are never stored)."""
+def evaluator_backend(spec: str | None, quiet: bool = True, option: str | None = None) -> LLMBackend:
+    """`make_evaluator(spec)` wrapped in the shared LLM cache (failed calls are never stored); `option` says where
+    the LLM was named (a flag, or a system file's line), for the fix of an endpoint error."""
     from flame_bench.core.paths import llm_cache_path
     from flame_bench.engines.llm.cache import CachedBackend, LLMCache
 
-    return CachedBackend(make_evaluator(spec, quiet), LLMCache(llm_cache_path()))
+    return CachedBackend(make_evaluator(spec, quiet, option), LLMCache(llm_cache_path()))
 
 
 def make_backend(spec: str | None, **kw: Any) -> LLMBackend:
