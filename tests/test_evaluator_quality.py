@@ -79,10 +79,10 @@ def test_compare_refuses_a_weak_judge_and_marks_its_cells_when_allowed(smoke_wor
     monkeypatch.setattr(WorldSource, "pairwise_judge", property(lambda self: PicksSecond()))
     args = ["compare", "sft", "sft_seen", "--world", str(smoke_world), "--task", "alpaca_winrate",
             "--task", "factscore_bio", "--limit", "6", "--quiet"]
-    code, out, err = run_cli(args)
+    code, _, err = run_cli(args)
     assert code == 2 and "pairwise_judge at" in err and "--allow-weak-evaluators" in err
     assert "Traceback" not in err and not (isolated / "results" / "systems").exists()  # nothing trained
-    code, out, err = run_cli([*args, "--allow-weak-evaluators"])
+    code, _, err = run_cli([*args, "--allow-weak-evaluators"])
     assert code == 0, err
     md = next((isolated / "results" / "comparisons").glob("sft_vs_sft_seen__*.md")).read_text()
     assert "† not meaningful: pairwise_judge at" in md

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flame_bench.scoring.verifier_check import always_true, build_claims, lexical, measure
 from flame_bench.scoring.retrieval import KnowledgeSource
+from flame_bench.scoring.verifier_check import always_true, build_claims, lexical, measure
 
 PAGES = {
     "Ada Lovelace": ["Ada Lovelace was an English mathematician born in London in 1815. She worked with Charles "
