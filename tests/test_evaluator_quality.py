@@ -31,6 +31,15 @@ class PicksSecond:
         return "Preferred: 2"
 
 
+class Constant:
+    """An RM_IF that scores every response alike."""
+
+    identity, stats = {"name": "constant"}, {}
+
+    def score_many(self, records, responses):
+        return [3.0 for _ in responses]
+
+
 class CallsEverythingFactBased:
     name, version = "everything", "1"
 
@@ -46,11 +55,13 @@ def test_floors_come_from_chance():
 
 
 def test_the_worlds_exact_evaluators_are_ok(smoke_world: Path, isolated: Path):
-    found = quality.evaluator_quality(WorldSource.open(smoke_world), ["verifier", "pairwise_judge", "classifier"])
-    assert {r: q.verdict for r, q in found.items()} == {"verifier": "ok", "pairwise_judge": "ok", "classifier": "ok"}
+    found = quality.evaluator_quality(WorldSource.open(smoke_world), ["verifier", "pairwise_judge", "classifier",
+                                                                      "rm_if"])
+    assert {r: q.verdict for r, q in found.items()} == {"verifier": "ok", "pairwise_judge": "ok", "classifier": "ok",
+                                                        "rm_if": "ok"}
     assert found["verifier"].accuracy == 1.0 and found["verifier"].n == 2 * quality.N_CLAIM_PAIRS
     cached = list((isolated / "results" / "cache" / "evaluator_quality").glob("*.json"))
-    assert len(cached) == 3  # measured once per evaluator identity
+    assert len(cached) == 4  # measured once per evaluator identity
 
 
 def test_stub_evaluators_that_cannot_read_are_weak(smoke_world: Path, isolated: Path,
@@ -66,9 +77,10 @@ def test_stub_evaluators_that_cannot_read_are_weak(smoke_world: Path, isolated: 
     monkeypatch.setattr(source, "factscorer", always_true_scorer)
     monkeypatch.setattr(WorldSource, "pairwise_judge", property(lambda self: PicksSecond()))
     monkeypatch.setattr(WorldSource, "fact_classifier", property(lambda self: CallsEverythingFactBased()))
-    found = quality.evaluator_quality(source, ["verifier", "pairwise_judge", "classifier"])
+    monkeypatch.setattr(WorldSource, "rm_if", lambda self, policy_model=None: Constant())
+    found = quality.evaluator_quality(source, ["verifier", "pairwise_judge", "classifier", "rm_if"])
     assert {r: q.verdict for r, q in found.items()} == {"verifier": "weak", "pairwise_judge": "weak",
-                                                        "classifier": "weak"}
+                                                        "classifier": "weak", "rm_if": "weak"}
     assert found["verifier"].details["tnr"] == 0.0 and found["verifier"].accuracy == 0.5
     assert found["pairwise_judge"].details["position_share"] == 1.0
     assert "verifier at 50.0% on entity-swap" in found["verifier"].note()

@@ -96,13 +96,10 @@ class TaskData:
 
             raise FlameError(f"task data {self.name!r} has no items on a {source_kind(source)} source; evaluate it "
                              "where it has data")
-        cache = _TASK_DATA.setdefault(id(source), {})
-        if self.name not in cache:
-            cache[self.name] = build(source)
-        return cache[self.name]
-
-
-_TASK_DATA: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        cache = vars(source).setdefault("_task_data", {})  # kept on the source: gone with it
+        if (self.name, self.version) not in cache:
+            cache[(self.name, self.version)] = build(source)
+        return cache[(self.name, self.version)]
 
 
 def source_kind(source: Any) -> str:

@@ -146,13 +146,14 @@ def eval_generation(specs: list, seed: int):
 
 def check_evaluators(source, tasks: list[Task], specs: list, allow_weak: bool, quiet: bool) -> dict[str, Any]:
     """The measured quality of every evaluator the comparison rests on: the tasks' (`Task.evaluators`) and, when a
-    stage trains on rewards, the verifier and the fact-based classifier; one line and a refusal when one is weak."""
+    stage trains on rewards, RM_IF, RM_fact's verifier and the fact-based classifier; one line and a refusal when
+    one is weak."""
     from flame_bench.core.registry import RECIPES
     from flame_bench.scoring.quality import evaluator_quality
 
     roles = [r for t in tasks for r in t.evaluators]
     if any(RECIPES.get(st.recipe).uses_rewards for spec in specs for st in spec.stages if st.recipe in RECIPES):
-        roles += ["verifier", "classifier"]
+        roles += ["verifier", "classifier", "rm_if"]
     found = evaluator_quality(source, roles, quiet)
     for q in found.values():
         console.print(f"evaluator quality: {q.note()}", highlight=False)

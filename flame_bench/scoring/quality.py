@@ -10,7 +10,10 @@ so it runs the same on the fact world and on real data:
 - `pairwise_judge` (`off-topic-pairs`): each evaluation instruction with its reference response against another
   item's reference response, in both orders; a judge that reads prefers the answer to the question asked;
 - `classifier` (`fact-based-prompts`): prompts about the knowledge source's entities (fact-based) and skill
-  prompts that need no world knowledge (not fact-based).
+  prompts that need no world knowledge (not fact-based);
+- `rm_if` (`off-topic-responses`): RM_IF must score each instruction's reference response above another item's
+  (a tie counts wrong). The decomposer is checked inside the verifier's check (the whole pipeline scores each
+  sentence); RM_fact is that pipeline too.
 
 Verdicts, fixed before any evaluator was measured: chance is 1/2 on every check (balanced labels, both orders); a
 role is `ok` when its accuracy is at least chance + max(0.10, 2 standard errors of a coin at that n) and, for a
@@ -34,7 +37,7 @@ QUALITY_VERSION = "quality-v1"
 CHANCE = 0.5
 MIN_MARGIN = 0.10  # accuracy must beat chance by at least this much
 POSITION_LIMIT = 0.90  # a judge choosing one position more often than this is reading the order, not the answers
-ROLES = ("verifier", "pairwise_judge", "classifier")
+ROLES = ("verifier", "pairwise_judge", "classifier", "rm_if")
 N_CLAIM_PAIRS, N_JUDGE_PAIRS, N_PROMPTS = 40, 40, 40
 SKILL_PROMPTS = (  # need no world knowledge: writing, text manipulation, arithmetic
     "Write a short poem about the sea.", "Sort these numbers from smallest to largest: 9 2 7 4.",
@@ -143,6 +146,24 @@ def check_pairwise_judge(source: Any, n_pairs: int = N_JUDGE_PAIRS, seed: int = 
     return _measured("pairwise_judge", "off-topic-pairs", correct, {"decided": decided}, share)
 
 
+def check_rm_if(source: Any, n_items: int = N_JUDGE_PAIRS, seed: int = 0) -> Quality:
+    """RM_IF scores each evaluation instruction's reference response above another item's (a tie is wrong)."""
+    items = [it for it in source.eval_set("alpaca").items if it.get("reference_output")] \
+        if source.has_eval_set("alpaca") else []
+    if len(items) < 4:
+        return unmeasured("rm_if", "no evaluation instructions with reference responses")
+    rng = random.Random(seed)
+    rng.shuffle(items)
+    items = items[:n_items]
+    reward = source.rm_if()
+    good = reward.score_many(items, [it["reference_output"] for it in items])
+    off = reward.score_many(items, [items[(i + 1) % len(items)]["reference_output"] for i in range(len(items))])
+    correct = [g is not None and o is not None and g > o for g, o in zip(good, off, strict=True)]
+    return _measured("rm_if", "off-topic-responses", correct,
+                     {"ties": sum(g == o for g, o in zip(good, off, strict=True)),
+                      "unscored": sum(g is None or o is None for g, o in zip(good, off, strict=True))})
+
+
 def classifier_prompts(source: Any, n: int = N_PROMPTS, seed: int = 0) -> list[tuple[str, bool]]:
     """`n` labelled prompts: half about the knowledge source's entities (fact-based), half skill prompts."""
     rng = random.Random(seed)
@@ -164,8 +185,14 @@ def check_classifier(source: Any, n: int = N_PROMPTS, seed: int = 0) -> Quality:
                       "tnr": sum(neg) / len(neg)})
 
 
+CHECK_COST = {  # what a first use costs, said before it runs (minutes with a small local LLM on 2 CPU cores)
+    "verifier": f"{2 * N_CLAIM_PAIRS} one-sentence responses through the FActScore pipeline (decompose + verify)",
+    "pairwise_judge": f"up to {2 * N_JUDGE_PAIRS} pairwise judgements",
+    "classifier": f"{N_PROMPTS} classifications",
+    "rm_if": f"{2 * N_JUDGE_PAIRS} RM_IF scores",
+}
 CHECKS: dict[str, Callable[[Any], Quality]] = {"verifier": check_verifier, "pairwise_judge": check_pairwise_judge,
-                                               "classifier": check_classifier}
+                                               "classifier": check_classifier, "rm_if": check_rm_if}
 
 
 # -- cached per evaluator identity --------------------------------------------------------------------------------
@@ -191,7 +218,8 @@ def evaluator_quality(source: Any, roles: Sequence[str], quiet: bool = True) -> 
             except (FlameError, TypeError, KeyError):
                 pass  # a damaged entry is measured again
         if not quiet:
-            console.print(f"measuring the {role}'s quality on its check (once per evaluator; cached) ...")
+            console.print(f"measuring the {role}'s quality on its check: {CHECK_COST[role]} (once per evaluator; "
+                          "cached) ...")
         try:
             quality = CHECKS[role](source)
         except FlameError as e:  # e.g. a knowledge source too small to build the check from
