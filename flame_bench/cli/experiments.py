@@ -32,12 +32,25 @@ def bench_cmd(
     bios: Annotated[int, typer.Option(min=1, help="Bios of that run to verify.")] = 20,
     numerics: Annotated[bool, typer.Option("--numerics", help="Also training and generation speed in both "
                                                               "numerics modes (native / reproducible).")] = False,
+    scale: Annotated[bool, typer.Option("--scale", help="Only the paper-scale plan: LLM call throughput against a "
+                                                        "simulated endpoint, bm25s at 100k and 1M passages "
+                                                        "projected to 21M, and the pipeline's cost model.")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
     from flame_bench.core.io import write_json
     from flame_bench.experiments.bench import bench_table, run_bench
     from flame_bench.world.store import WorldDir
+
+    if scale:
+        from flame_bench.experiments.scale import bench_scale, scale_tables
+
+        result = bench_scale(quick=quick)
+        write_json(out, result)
+        for table in scale_tables(result):
+            stdout.print(table)
+        stdout.print(f"written to {out}")
+        return
 
     result = run_bench(WorldDir.open(world or default_world_dir("default", 0)), quick=quick, training=training,
                        truthfulqa=truthfulqa, questions=questions,

@@ -1,0 +1,37 @@
+"""The paper-scale plan's parts work (speeds are reported by `flame-bench bench --scale`, never asserted here): the
+simulated endpoint answers the real client, a crash mid-run loses no answered call, retrieval projects from its
+measured sizes, and the cost model's arithmetic follows its stated parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from flame_bench.experiments import scale
+
+
+def test_the_simulated_endpoint_serves_the_client_and_a_crash_loses_no_answered_call():
+    from flame_bench.engines.llm.client import OpenAIBackend
+
+    with scale.simulated_endpoint(latency=0.0) as url:
+        assert OpenAIBackend(url, "sim", workers=4).complete(["a", "b"]) == ["reply to a", "reply to b"]
+    crash = scale._crash_midway(0.0, quick=True)
+    assert crash["stored_in_cache"] == crash["answered_before_crash"] and crash["lost"] == 0
+
+
+def test_retrieval_projects_from_two_measured_sizes():
+    out = scale.bench_retrieval((2_000, 4_000), target=8_000)
+    assert [r["passages"] for r in out["rows"]] == [2_000, 4_000]
+    a, b = out["rows"]
+    assert out["projected"]["build_s"] == pytest.approx(b["build_s"] + 2 * (b["build_s"] - a["build_s"]))
+
+
+def test_the_cost_model_follows_its_parameters():
+    base = scale.cost_model()
+    calls = {r["stage"].split(" (")[0]: r["calls"] for r in base["stages"]}
+    assert calls["DPO sampling"] == 20_000 * 4 and calls["RM_IF"] == 3 * 80_000
+    doubled = scale.cost_model({"facts_per_sentence": 5.0})
+
+    def verifications(model):
+        return next(r["calls"] for r in model["stages"] if r["stage"].startswith("RM_fact verification"))
+
+    assert verifications(doubled) == 2 * verifications(base)
