@@ -4,9 +4,9 @@
   failure rate): calls/s of flame-bench's own client at 1, 8, 64 and 256 workers against the ideal (workers /
   latency); the client's per-call overhead (a zero-latency endpoint, one worker); the cost of a cache hit; and what a
   crash mid-way loses (the endpoint dies after K answers: the cache holds every answered call).
-- **Retrieval at Wikipedia scale**: bm25s index build time, peak memory and query latency over synthetic passages
-  (100 tokens each, Zipf-distributed vocabulary), each size in a process of its own, extrapolated linearly to the
-  paper's ~21M passages.
+- **Retrieval at Wikipedia scale**: bm25s index build time (from token ids), peak memory and query latency over
+  synthetic passages (100 tokens each, Zipf-distributed over a 50k vocabulary), each size in a process of its own,
+  extrapolated linearly to the paper's ~21M passages.
 - **A cost model of the FLAME pipeline** at the paper's sizes (3,200 seed instructions, 20K DPO instructions, 4
   samples each, RM_IF sampled 3 times, RM_fact decomposing every sentence and verifying every fact): calls and tokens
   per stage from stated per-response ratios, hours at a stated throughput per GPU. Every assumption is a named
@@ -162,20 +162,21 @@ def _retrieval_child(n_passages: int, seed: int, queue: Any) -> None:
 
     import bm25s
     import numpy as np
+    from bm25s.tokenization import Tokenized
 
     rng = np.random.default_rng(seed)
-    vocab = 50_000
-    tokens = (rng.zipf(1.1, size=(n_passages, 100)) % vocab).astype(np.int32)  # Zipf word frequencies
-    corpus = [[f"w{t}" for t in row] for row in tokens]
+    vocab_size = 50_000
+    vocab = {f"w{i}": i for i in range(vocab_size)}
+    tokens = rng.zipf(1.1, size=(n_passages, 100)) % vocab_size  # Zipf word frequencies, as token ids
     t0 = time.perf_counter()
     index = bm25s.BM25(method="robertson")
-    index.index(corpus, show_progress=False)
+    index.index(Tokenized(ids=[row.tolist() for row in tokens], vocab=vocab), show_progress=False)
     build = time.perf_counter() - t0
-    del corpus
-    queries = [[f"w{t}" for t in (rng.zipf(1.1, size=8) % vocab)] for _ in range(100)]
+    del tokens
+    queries = Tokenized(ids=[(rng.zipf(1.1, size=8) % vocab_size).tolist() for _ in range(100)], vocab=vocab)
     t0 = time.perf_counter()
     index.retrieve(queries, k=10, show_progress=False, n_threads=1)
-    query = (time.perf_counter() - t0) / len(queries)
+    query = (time.perf_counter() - t0) / len(queries.ids)
     queue.put({"passages": n_passages, "build_s": build, "query_ms": 1000 * query,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
