@@ -154,7 +154,7 @@ def check_evaluators(source, tasks: list[Task], specs: list, allow_weak: bool, q
     roles = [r for t in tasks for r in t.evaluators]
     if any(RECIPES.get(st.recipe).uses_rewards for spec in specs for st in spec.stages if st.recipe in RECIPES):
         roles += ["verifier", "classifier", "rm_if"]
-    found = evaluator_quality(source, roles, quiet)
+    found = evaluator_quality(source, roles, quiet, stop_at_weak=not allow_weak)
     for q in found.values():
         console.print(f"evaluator quality: {q.note()}", highlight=False)
     weak = [q for q in found.values() if q.verdict == "weak"]

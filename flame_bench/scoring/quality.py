@@ -18,8 +18,8 @@ so it runs the same on the fact world and on real data:
 Verdicts, fixed before any evaluator was measured: chance is 1/2 on every check (balanced labels, both orders); a
 role is `ok` when its accuracy is at least chance + max(0.10, 2 standard errors of a coin at that n) and, for a
 judge, it picks neither position in more than 90% of its decided judgements; else `weak`. A role with no check on
-this source is `unmeasured`. Results are cached per (role, check version, the source's fingerprint: its data and
-evaluator identities), so a check runs once per evaluator.
+this source is `unmeasured`. Results are cached per (role, check version, evaluator identity: its components,
+prompts and LLM, and the data the check is built from), so a check runs once per evaluator.
 """
 
 from __future__ import annotations
@@ -196,12 +196,43 @@ CHECKS: dict[str, Callable[[Any], Quality]] = {"verifier": check_verifier, "pair
 
 
 # -- cached per evaluator identity --------------------------------------------------------------------------------
+def _component_identity(component: Any) -> dict[str, Any]:
+    """name, version, prompt version and the LLM behind an evaluator component (whatever of those it has)."""
+    out = {k: getattr(component, k) for k in ("name", "version", "prompt_version") if hasattr(component, k)}
+    if hasattr(component, "identity") and isinstance(component.identity, dict):
+        out["identity"] = component.identity
+    if hasattr(component, "backend"):
+        out["llm"] = component.backend.identity
+    return out
+
+
+def evaluator_identity(source: Any, role: str) -> dict[str, Any]:
+    """What a role's check result depends on: the evaluator (its components, prompts and LLM) and the data its check
+    is built from (the world's content, or the knowledge source and evaluation set of real data). Two sources that
+    share both share the cached result (e.g. `eval` and `compare` with one LLM and one knowledge source)."""
+    from flame_bench.scoring.factscore import FACTSCORE_K
+
+    fp = source.fingerprint
+    data = fp if fp.get("kind") == "fact-world" else {k: fp.get(k) for k in ("knowledge", "alpaca_eval")}
+    if role == "verifier":
+        evaluator = source.factscorer(FACTSCORE_K).identity
+    elif role == "pairwise_judge":
+        evaluator = _component_identity(source.pairwise_judge)
+    elif role == "classifier":
+        evaluator = _component_identity(source.fact_classifier)
+    else:
+        evaluator = source.rm_if().identity
+    return {"role": role, "version": QUALITY_VERSION, "evaluator": evaluator, "data": data}
+
+
 def quality_key(source: Any, role: str) -> str:
-    return sha256_json({"role": role, "version": QUALITY_VERSION, "source": source.fingerprint})[:24]
+    return sha256_json(evaluator_identity(source, role))[:24]
 
 
-def evaluator_quality(source: Any, roles: Sequence[str], quiet: bool = True) -> dict[str, Quality]:
-    """Each role's quality on `source`: read from the cache, or measured now (once per evaluator identity)."""
+def evaluator_quality(source: Any, roles: Sequence[str], quiet: bool = True,
+                      stop_at_weak: bool = False) -> dict[str, Quality]:
+    """Each role's quality on `source`: read from the cache, or measured now (once per evaluator identity);
+    `stop_at_weak`: return as soon as one role is weak (a refusal needs no more)."""
     from flame_bench.core.paths import results_dir
     from flame_bench.core.ui import console
 
@@ -214,6 +245,8 @@ def evaluator_quality(source: Any, roles: Sequence[str], quiet: bool = True) -> 
         if path.is_file():
             try:
                 out[role] = Quality.from_dict(read_json(path))
+                if stop_at_weak and out[role].verdict == "weak":
+                    break
                 continue
             except (FlameError, TypeError, KeyError):
                 pass  # a damaged entry is measured again
@@ -226,6 +259,8 @@ def evaluator_quality(source: Any, roles: Sequence[str], quiet: bool = True) -> 
             quality = unmeasured(role, str(e))
         write_json(path, asdict(quality))
         out[role] = quality
+        if stop_at_weak and quality.verdict == "weak":
+            break
     return out
 
 
