@@ -74,7 +74,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedLLM:
     import flame_bench.engines.llm.resolve as resolve
 
     llm = ScriptedLLM()
-    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: llm)
+    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True, option=None: llm)
     return llm
 
 
@@ -156,7 +156,7 @@ def test_rm_if_with_no_parsable_reply_is_none_and_counted(isolated: Path, monkey
 
     silent = ScriptedLLM()
     silent.complete = lambda prompts, **kw: ["no verdict"] * len(prompts)  # type: ignore[method-assign]
-    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: silent)
+    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True, option=None: silent)
     reward = RealSource(RealSpec(llm="x")).rm_if()
     assert reward.score_many([{"instruction": "Hi."}], ["Hello."]) == [None]
     assert reward.stats == {"judgements": 3, "unparsable": 3, "unscored": 1}
@@ -214,7 +214,7 @@ def test_stage_keys_follow_pair_rules_judge_prompts_and_data_files(scripted: Scr
     monkeypatch.undo()
     import flame_bench.engines.llm.resolve as resolve
 
-    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True: scripted)
+    monkeypatch.setattr(resolve, "make_evaluator", lambda spec, quiet=True, option=None: scripted)
     assert key() == base
     monkeypatch.setattr(components, "RUBRIC_PREFILL", components.RUBRIC_PREFILL + " Be brief.")
     assert key() != base  # an edited judge prompt is another judge, even if nobody bumps its version
@@ -288,7 +288,8 @@ def test_an_evaluator_endpoint_that_is_down_is_one_line(isolated: Path, plain_mo
     a = write_system(root, "a", plain_model, "  - recipe: sft\n")
     b = write_system(root, "b", plain_model, "  - recipe: flame_sft\n")
     code, _, err = run_cli(["compare", str(a), str(b), "--quiet"])
-    assert code == 2 and f"LLM endpoint http://127.0.0.1:{port}/v1 failed after 3 attempts: connection refused" in err
+    assert code == 2 and f"LLM endpoint http://127.0.0.1:{port}/v1 does not answer (connection refused)" in err
+    assert f"change llm: at {suite}:" in err  # the fix points at the line that named it (the startup probe)
     assert not (isolated / "results" / "systems").exists()
 
 
