@@ -1,7 +1,8 @@
 """`flame-bench bench --scale`: FLAME at the paper's scale, planned from measurements on this machine.
 
 - **LLM call throughput** against a local simulated OpenAI-compatible endpoint (fixed latency per call, optional
-  failure rate): calls/s of flame-bench's own client at 1, 8, 64 and 256 workers against the ideal (workers /
+  failure rate; served from a process of its own, as a remote server would be): calls/s of flame-bench's own
+  client at 1, 8, 64 and 256 workers against the ideal (workers /
   latency); the client's per-call overhead (a zero-latency endpoint, one worker); the cost of a cache hit; and what a
   crash mid-way loses (the endpoint dies after K answers: the cache holds every answered call).
 - **Retrieval at Wikipedia scale**: bm25s index build time (from token ids), peak memory and query latency over
@@ -78,10 +79,31 @@ class _SimServer(ThreadingHTTPServer):
         self.rng_fail = lambda: rng.random()
 
 
+def _serve_child(latency: float, fail_rate: float, die_after: int | None, seed: int, ports: Any) -> None:
+    server = _SimServer(latency, fail_rate, die_after, seed)
+    ports.put(server.server_address[1])
+    server.serve_forever()
+
+
 @contextmanager
 def simulated_endpoint(latency: float = 0.2, fail_rate: float = 0.0, die_after: int | None = None,
-                       seed: int = 0) -> Iterator[str]:
-    """An OpenAI-compatible endpoint on 127.0.0.1 answering every call after `latency` seconds; yields its /v1 URL."""
+                       seed: int = 0, own_process: bool = False) -> Iterator[str]:
+    """An OpenAI-compatible endpoint on 127.0.0.1 answering every call after `latency` seconds; yields its /v1 URL.
+    `own_process`: serve from a process of its own, so the server's work never competes with the client's for one
+    interpreter (what a remote endpoint is); otherwise a thread of this process."""
+    if own_process:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        ports = ctx.Queue()
+        proc = ctx.Process(target=_serve_child, args=(latency, fail_rate, die_after, seed, ports), daemon=True)
+        proc.start()
+        try:
+            yield f"http://127.0.0.1:{ports.get(timeout=60)}/v1"
+        finally:
+            proc.terminate()
+            proc.join(timeout=10)
+        return
     server = _SimServer(latency, fail_rate, die_after, seed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -100,7 +122,7 @@ def bench_throughput(latency: float = 0.2, workers: tuple[int, ...] = WORKERS, f
     out: dict[str, Any] = {"latency_s": latency, "curve": []}
     for w in workers:
         n = max(2 * w, 16) if quick else max(4 * w, 32)
-        with simulated_endpoint(latency) as url:
+        with simulated_endpoint(latency, own_process=True) as url:
             client = OpenAIBackend(url, "sim", workers=w, timeout=30, max_retries=3, backoff=0.05)
             t0 = time.perf_counter()
             client.complete([f"q{i}" for i in range(n)], max_tokens=8)
@@ -109,12 +131,12 @@ def bench_throughput(latency: float = 0.2, workers: tuple[int, ...] = WORKERS, f
         out["curve"].append({"workers": w, "calls": n, "seconds": seconds, "calls_per_s": n / seconds,
                              "ideal_calls_per_s": ideal, "share_of_ideal": n / seconds / ideal})
     n = 100 if quick else 400
-    with simulated_endpoint(0.0) as url:  # the client's own cost per call: no latency to hide it
+    with simulated_endpoint(0.0, own_process=True) as url:  # the client's own cost per call: no latency to hide it
         client = OpenAIBackend(url, "sim", workers=1, timeout=30)
         t0 = time.perf_counter()
         client.complete([f"o{i}" for i in range(n)], max_tokens=8)
         out["overhead_ms_per_call"] = 1000 * (time.perf_counter() - t0) / n
-    with simulated_endpoint(latency / 4, fail_rate=fail_rate) as url:  # failures retried, never stored
+    with simulated_endpoint(latency / 4, fail_rate=fail_rate, own_process=True) as url:  # retried, never stored
         client = OpenAIBackend(url, "sim", workers=16, timeout=30, max_retries=6, backoff=0.01)
         t0 = time.perf_counter()
         client.complete([f"f{i}" for i in range(n // 2)], max_tokens=8)
