@@ -121,16 +121,26 @@ def check_verifier(source: Any, n_pairs: int = N_CLAIM_PAIRS, seed: int = 0) -> 
     return _measured("verifier", "entity-swap", correct, {"tpr": sum(pos) / len(pos), "tnr": sum(neg) / len(neg)})
 
 
-def check_pairwise_judge(source: Any, n_pairs: int = N_JUDGE_PAIRS, seed: int = 0) -> Quality:
-    from flame_bench.scoring.judges import parse_pairwise_reply
+NO_REFERENCES = "no evaluation instructions with reference responses"
 
+
+def _reference_items(source: Any, n: int, seed: int) -> list[dict[str, Any]] | None:
+    """A seeded sample of `n` evaluation items with reference responses (each item's off-topic answer is the next
+    item's reference), or None when the source has fewer than 4."""
     items = [it for it in source.eval_set("alpaca").items if it.get("reference_output")] \
         if source.has_eval_set("alpaca") else []
     if len(items) < 4:
-        return unmeasured("pairwise_judge", "no evaluation instructions with reference responses")
-    rng = random.Random(seed)
-    rng.shuffle(items)
-    items = items[:n_pairs]
+        return None
+    random.Random(seed).shuffle(items)
+    return items[:n]
+
+
+def check_pairwise_judge(source: Any, n_pairs: int = N_JUDGE_PAIRS, seed: int = 0) -> Quality:
+    from flame_bench.scoring.judges import parse_pairwise_reply
+
+    items = _reference_items(source, n_pairs, seed)
+    if items is None:
+        return unmeasured("pairwise_judge", NO_REFERENCES)
     judge = source.pairwise_judge
     correct, firsts, decided = [], 0, 0
     for i, item in enumerate(items):
@@ -148,13 +158,9 @@ def check_pairwise_judge(source: Any, n_pairs: int = N_JUDGE_PAIRS, seed: int = 
 
 def check_rm_if(source: Any, n_items: int = N_JUDGE_PAIRS, seed: int = 0) -> Quality:
     """RM_IF scores each evaluation instruction's reference response above another item's (a tie is wrong)."""
-    items = [it for it in source.eval_set("alpaca").items if it.get("reference_output")] \
-        if source.has_eval_set("alpaca") else []
-    if len(items) < 4:
-        return unmeasured("rm_if", "no evaluation instructions with reference responses")
-    rng = random.Random(seed)
-    rng.shuffle(items)
-    items = items[:n_items]
+    items = _reference_items(source, n_items, seed)
+    if items is None:
+        return unmeasured("rm_if", NO_REFERENCES)
     reward = source.rm_if()
     good = reward.score_many(items, [it["reference_output"] for it in items])
     off = reward.score_many(items, [items[(i + 1) % len(items)]["reference_output"] for i in range(len(items))])

@@ -112,12 +112,8 @@ class OpenAIBackend:
                 return data
             except _Retryable as e:
                 cause = str(e)
-            except httpx.TimeoutException:
-                cause = f"timeout after {self.timeout:g} s"
-            except httpx.ConnectError as e:
-                cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
             except httpx.TransportError as e:
-                cause = f"transport error ({_short(e)})"
+                cause = _transport_cause(e, f"timeout after {self.timeout:g} s")
         attempts = max(1, self.max_retries)
         raise FlameError(self._redact(f"LLM endpoint {self.shown_url} failed after {attempts} "
                                       f"attempt{'s' if attempts > 1 else ''}: {cause}; check that the server is up "
@@ -221,12 +217,8 @@ class OpenAIBackend:
         try:
             return httpx.get(f"{self.base_url}/models", headers=headers,
                              timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)))
-        except httpx.TimeoutException:
-            cause = f"no answer within {seconds:g} s"
-        except httpx.ConnectError as e:
-            cause = "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
         except httpx.TransportError as e:
-            cause = f"transport error ({_short(e)})"
+            cause = _transport_cause(e, f"no answer within {seconds:g} s")
         raise FlameError(self._redact(f"LLM endpoint {self.shown_url} does not answer ({cause}); check that the "
                                       f"server is up, or change {self.option}"))
 
@@ -285,6 +277,17 @@ class OpenAIBackend:
                                                 temperature=0.0, **params), strict=True):
                 res[i] = answer
         return [res[i] for i in range(len(prompts))]
+
+
+def _transport_cause(e: Exception, timed_out: str) -> str:
+    """What went wrong with a request that got no reply, in a few words (`timed_out` for a timeout)."""
+    import httpx
+
+    if isinstance(e, httpx.TimeoutException):
+        return timed_out
+    if isinstance(e, httpx.ConnectError):
+        return "connection refused" if _refused(e) else f"connection failed ({_short(e)})"
+    return f"transport error ({_short(e)})"
 
 
 def check_endpoint_url(url: str) -> str:
