@@ -42,6 +42,12 @@ def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_world(tmp_path_factory, "smoke")
 
 
+@pytest.fixture(scope="session")
+def smoke_pilot_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke world plus reading documents (the pilot study's and the mechanism probes' tests), built once."""
+    return build_world(tmp_path_factory, "smoke-pilot")
+
+
 @pytest.fixture()
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder of its own, with FLAME_BENCH_HOME and FLAME_BENCH_RESULTS inside it."""

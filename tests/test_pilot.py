@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import build_world, run_cli
+from conftest import run_cli
 
 
 def _reading_preset():
@@ -67,9 +67,9 @@ def test_pilot_configs_are_checked() -> None:
         RECIPES.get("pilot_dpo").config_cls(pairs="maxmin")
 
 
-@pytest.fixture(scope="module")
-def pilot_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_world(tmp_path_factory, "smoke-pilot")
+@pytest.fixture()
+def pilot_world(smoke_pilot_world: Path) -> Path:
+    return smoke_pilot_world
 
 
 def test_pilot_refuses_a_world_without_reading_documents(smoke_world: Path, tmp_path: Path,
@@ -126,7 +126,7 @@ def test_pilot_seeds_pool_people_averaged_over_seeds() -> None:
     row2 = next(r for r in both["rows"] if r["row"] == "(2)")
     assert row2["factscore"] == 62.5 and row2["factscore_std"] == pytest.approx(2 ** 0.5)  # sample std, as seeds
     flat = next(f for f in both["findings"] if f["row"] == "(4)")
-    assert flat["delta"]["value"] == 0.0 and flat["verdict"] == "opposite sign, CI spans 0"
+    assert flat["delta"]["value"] == 0.0 and flat["verdict"] == "no difference"
     table, checks = pilot_tables(both)
     assert "mean over seeds 0, 1" in str(table.title) and "people, each averaged over seeds" in str(checks.title)
     # a row where every answer abstained has no FActScore: "-" in the table, never a 0 in a mean

@@ -62,6 +62,32 @@ def world_probe(
         write_json(json_out, result)
 
 
+@world_app.command("mechanisms")
+@interruptible
+def world_mechanisms(
+    world: Annotated[Path | None, typer.Option(help="World directory with reading documents [default: "
+                                                    "results/worlds/pilot-s0, built if missing].")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", min=0, max=MAX_SEED,
+                                                    help="Training seed; repeat it to pool seeds [default: 0].")]
+    = None,
+    out: Annotated[Path, typer.Option(help="Where to write the report.")] = Path("results/mechanisms.json"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Probe five LLM behaviours FLAME rests on, independently of FLAME: knowledge by popularity, reading,
+    unknown-knowledge SFT, FactTune DPO, DPO lengthening; each effect with its CI beside the literature's direction."""
+    from flame_bench.core.io import write_json
+    from flame_bench.core.ui import console
+    from flame_bench.experiments.mechanisms import mechanisms_table, run_mechanisms
+    from flame_bench.world.build import built_default_world
+    from flame_bench.world.source import WorldSource
+
+    source = WorldSource.open(world or built_default_world("pilot", quiet))
+    report = run_mechanisms(source, sorted(set(seeds or [0])), quiet=quiet)
+    write_json(out, report)
+    stdout.print(mechanisms_table(report))
+    console.print(f"mechanism probes written to {out}")
+
+
 def saved_world_runs(source, tasks: tuple[str, ...], named: list[str] | None) -> list:
     """The saved runs of `tasks` on `source`'s world that the noise commands check against: the `named` ones (each
     must be such a run), or else one run per (task, model), the latest: a model evaluated again (another seed's

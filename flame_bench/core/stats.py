@@ -39,6 +39,18 @@ def paired_bootstrap_over_seeds(a: Sequence[Mapping[str, float | None]], b: Sequ
     return _bootstrap([sum(v) / len(v) for _, v in sorted(per_item.items())], seed, iters)
 
 
+def two_sample_bootstrap(a: Sequence[float], b: Sequence[float], seed: int = 0, iters: int = 2000) -> Delta | None:
+    """mean(b) - mean(a) for two groups of different items, with a 95% percentile bootstrap interval (each group
+    resampled on its own); `n` is the smaller group's size."""
+    if not a or not b:
+        return None
+    rng = random.Random(seed)
+    diffs = sorted(sum(b[rng.randrange(len(b))] for _ in b) / len(b) - sum(a[rng.randrange(len(a))] for _ in a) / len(a)
+                   for _ in range(iters))
+    return Delta(sum(b) / len(b) - sum(a) / len(a), diffs[int(0.025 * iters)], diffs[int(0.975 * iters) - 1],
+                 min(len(a), len(b)))
+
+
 def bootstrap_interval(values: Sequence[float], seed: int = 0, iters: int = 1000) -> tuple[float, float] | None:
     """95% percentile bootstrap interval of the mean of `values` (resampled with `random.Random(seed)`)."""
     if not values:

@@ -160,6 +160,8 @@ def verdict(d: Delta | None, sign: int) -> str:
     """Whether a measured delta goes the paper's way; `*`: its 95% CI excludes 0."""
     if d is None:
         return "no paired items"
+    if d.value == 0 and not d.excludes_zero:
+        return "no difference"
     same = d.value * sign > 0
     if d.excludes_zero:
         return "agrees*" if same else "opposite*"

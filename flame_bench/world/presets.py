@@ -140,6 +140,11 @@ PRESETS["pilot"] = Preset(  # the default world plus reading documents: the pape
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
     # 256-token windows (same tokens per step): a ~80-token reading document lies whole in a window more often
     model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
+PRESETS["pilot-deep"] = Preset(  # the pilot world with a 4-layer base model (2026-12-07, issue 28): same data, same
+    # tokens; real LLMs are deep, and copying from a context and composing facts are multi-layer circuits
+    name="pilot-deep", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
+    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
+    model=ModelSpec(layers=4, seq_len=256, batch_size=16, steps=1000))
 PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
     name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
     n_eval_alpaca=30, probe_people_per_tier=5,
