@@ -162,6 +162,16 @@ def test_the_lenient_checker_is_the_worlds_default_rm_fact_and_the_exact_one_a_n
     (stale / "manifest.json").write_text(json.dumps({"preset": {**world.manifest["preset"], "name": "default"}}))
     with pytest.raises(FlameError, match=r"another definition of the 'default' preset.*--force"):
         checked_default_world(stale)
+    # a world recorded before a preset field existed is that field's default (the field keeps earlier worlds)
+    from flame_bench.world.presets import get_preset
+
+    current = get_preset("default").to_dict()
+    before = {k: v for k, v in current.items() if k != "reading_name_words"}
+    (stale / "manifest.json").write_text(json.dumps({"preset": before}))
+    assert checked_default_world(stale) == stale
+    (stale / "manifest.json").write_text(json.dumps({"preset": {**before, "reading_name_words": 10}}))
+    with pytest.raises(FlameError, match="another definition"):
+        checked_default_world(stale)
 
 
 def test_the_noise_commands_read_one_run_per_model_of_this_world_and_name_unusable_runs(

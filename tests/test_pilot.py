@@ -43,6 +43,20 @@ def test_reading_documents_answer_from_their_context_about_people_found_nowhere_
     assert sorted(d["text"] for d in plain.corpus) == sorted(d["text"] for d in world.corpus if d["kind"] != "reading")
 
 
+def test_reading_people_can_share_first_and_last_names_and_be_read_about_once() -> None:
+    import dataclasses
+
+    from flame_bench.world.generate import generate_world
+
+    fresh = dataclasses.replace(_reading_preset(), reading_people=40, reading_docs_per_person=1, reading_name_words=16)
+    world = generate_world(fresh, 0)
+    reading = [d["text"] for d in world.corpus if d["kind"] == "reading"]
+    names = [t.split(" Question: Tell me a bio of ")[1].split(".")[0] for t in reading]
+    assert len(reading) == 40 and len(set(names)) == 40  # every document about a person of its own
+    assert len({n.split()[0] for n in names}) <= 8 and len({n.split()[1] for n in names}) <= 8  # 16 name words
+    assert world.people == generate_world(_reading_preset(), 0).people  # the world's own people stay as they are
+
+
 def test_pilot_pair_rules() -> None:
     from flame_bench.core.registry import load_builtin
 

@@ -92,7 +92,7 @@ def checked_default_world(world_dir: Path, preset: str = "default") -> Path:
     manifest = world_dir / "manifest.json"
     if manifest.is_file():
         built = json.loads(manifest.read_text()).get("preset")
-        if json.dumps(built, sort_keys=True) != json.dumps(get_preset(preset).to_dict(), sort_keys=True):
+        if not get_preset(preset).defines(built):
             raise FlameError(f"{world_dir} was built from another definition of the {preset!r} preset (before "
                              f"2026-12-03 'default' was the three-step world now called 'tiered'); rebuild it with "
                              f"`flame-bench world build --preset {preset} --force`, or pass it as --world")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,8 +184,9 @@ def _reading_documents(preset: Preset, seed: int, pools: dict[str, tuple[str, ..
     words = _Words(rng, set(used))
     grammar = g.Grammar(pools)
     docs = []
+    names = _reading_names(preset, words, rng)
     for i in range(preset.reading_people):
-        person = {"id": f"r{i:05d}", "name": f"{words.new()} {words.new()}", "gender": rng.choice(("f", "m")),
+        person = {"id": f"r{i:05d}", "name": next(names), "gender": rng.choice(("f", "m")),
                   "attributes": {a: rng.choice(pools[a]) for a in g.ATTRIBUTES}}
         passages = _knowledge_page(rng, person)["passages"]
         for _ in range(preset.reading_docs_per_person):
@@ -197,6 +199,19 @@ def _reading_documents(preset: Preset, seed: int, pools: dict[str, tuple[str, ..
             text = g.RAG_PROMPT.format(context=" ".join(context), instruction=instruction) + f" {answer}"
             docs.append({"person_id": None, "kind": "reading", "text": text})
     return docs
+
+
+def _reading_names(preset: Preset, words: _Words, rng: random.Random) -> Iterator[str]:
+    """Names of the reading people: two new words each, or (`reading_name_words`) distinct pairs of a first and a
+    last name from that many words, as real people share first and last names."""
+    if not preset.reading_name_words:
+        while True:
+            yield f"{words.new()} {words.new()}"
+    half = preset.reading_name_words // 2
+    first, last = [words.new() for _ in range(half)], [words.new() for _ in range(half)]
+    pairs = rng.sample(range(half * half), preset.reading_people)
+    for k in pairs:
+        yield f"{first[k // half]} {last[k % half]}"
 
 
 def _corpus(rng: random.Random, preset: Preset, people_all: list[dict]) -> list[dict]:

@@ -56,11 +56,21 @@ class Preset:
     # study's PT_RAG needs a model that can use retrieved passages); 0: none, the world of earlier presets
     reading_people: int = 0
     reading_docs_per_person: int = 4
+    reading_name_words: int = 0  # 0: two new words per reading person; N: distinct pairs of N/2 first, N/2 last names
     stream: str | None = None  # the random stream's name (default: the preset's): a preset that only adds reading
     #                            documents keeps the people, knowledge and instructions of the preset it names
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def defines(self, built: dict) -> bool:
+        """Whether a world's recorded preset (its manifest's) is this definition. A field missing from the record
+        was added later, with a default that keeps earlier worlds as they were: it counts as that default."""
+        import dataclasses
+        import json
+
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
+        return json.dumps({**defaults, **built}, sort_keys=True) == json.dumps(self.to_dict(), sort_keys=True)
 
 
 # FActScore-style popularity bins over a person's pretraining documents (label, lowest, highest)
@@ -145,6 +155,12 @@ PRESETS["pilot-deep"] = Preset(  # the pilot world with a 4-layer base model (20
     name="pilot-deep", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
     model=ModelSpec(layers=4, seq_len=256, batch_size=16, steps=1000))
+PRESETS["pilot-fresh"] = Preset(  # the pilot world whose reading documents are each about a new person (2026-12-07,
+    # issue 28): the same number of reading documents and name words, but nobody read about twice; in real pretraining
+    # data most contexts a model reads from are about things it cannot have memorised
+    name="pilot-fresh", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
+    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=6000, reading_docs_per_person=1,
+    reading_name_words=3000, stream="longtail", model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
 PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
     name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
     n_eval_alpaca=30, probe_people_per_tier=5,
