@@ -35,6 +35,10 @@ def bench_cmd(
     scale: Annotated[bool, typer.Option("--scale", help="Only the paper-scale plan: LLM call throughput against a "
                                                         "simulated endpoint, bm25s at 100k and 1M passages "
                                                         "projected to 21M, and the pipeline's cost model.")] = False,
+    sharded: Annotated[bool, typer.Option("--sharded", help="Only retrieval past memory: a sharded, memory-mapped "
+                                                            "bm25s index at 1M and 5M passages (corpus-wide idf), "
+                                                            "its top-10 checked against one index, projected to "
+                                                            "21M.")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("results/bench/latest.json"),
 ) -> None:
     """Measure pipeline speeds as ratios in one run: FActScore facts/s, batched vs single generation, BM25."""
@@ -42,6 +46,15 @@ def bench_cmd(
     from flame_bench.experiments.bench import bench_table, run_bench
     from flame_bench.world.store import WorldDir
 
+    if sharded:
+        from flame_bench.experiments.scale import bench_sharded_retrieval, sharded_table
+
+        result = (bench_sharded_retrieval((20_000, 60_000), 20_000, check_passages=20_000) if quick
+                  else bench_sharded_retrieval())
+        write_json(out, result)
+        stdout.print(sharded_table(result))
+        console.print(f"written to {out}")
+        return
     if scale:
         from flame_bench.experiments.scale import bench_scale, scale_tables
 

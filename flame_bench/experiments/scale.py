@@ -224,6 +224,98 @@ def bench_retrieval(sizes: tuple[int, ...] = (100_000, 1_000_000), seed: int = 0
             "fits_24gb": projected["peak_rss_mb"] < 24 * 1024}
 
 
+def _zipf_shard(seed: int, shard: int, n_passages: int, vocab_size: int = 50_000) -> list[list[int]]:
+    """Synthetic passages of one shard (100 Zipf-distributed token ids each); the same every call."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, shard])
+    return [row.tolist() for row in rng.zipf(1.1, size=(n_passages, 100)) % vocab_size]
+
+
+def _sharded_child(n_passages: int, shard_size: int, out: str, seed: int, queue: Any) -> None:
+    import resource
+    import shutil
+
+    import numpy as np
+
+    from flame_bench.scoring.sharded_bm25 import ShardedBM25, build_sharded
+
+    sizes = [min(shard_size, n_passages - start) for start in range(0, n_passages, shard_size)]
+    t0 = time.perf_counter()
+    manifest = build_sharded(Path(out), [lambda i=i, n=n: _zipf_shard(seed, i, n) for i, n in enumerate(sizes)],
+                             50_000)
+    build = time.perf_counter() - t0
+    build_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    disk = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file()) / 2**20
+    index = ShardedBM25(Path(out))
+    rng = np.random.default_rng([seed, 10**6])
+    queries = [(rng.zipf(1.1, size=8) % 50_000).tolist() for _ in range(50)]
+    t0 = time.perf_counter()
+    for q in queries:
+        index.search(q, 10)
+    query = (time.perf_counter() - t0) / len(queries)
+    shutil.rmtree(out)
+    queue.put({"passages": manifest["passages"], "shards": len(sizes), "build_s": build,
+               "build_peak_rss_mb": build_rss, "disk_mb": disk, "query_ms": 1000 * query,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def _same_top_k(seed: int, n_passages: int, shards: int, out: str) -> dict[str, Any]:
+    """The sharded index's top-10 against one bm25s index over the same passages, on 100 queries."""
+    import shutil
+
+    import bm25s
+    import numpy as np
+    from bm25s.tokenization import Tokenized
+
+    from flame_bench.scoring.sharded_bm25 import ShardedBM25, build_sharded
+
+    size = n_passages // shards
+    parts = [_zipf_shard(seed, i, size) for i in range(shards)]
+    build_sharded(Path(out), [lambda p=p: p for p in parts], 50_000)
+    single = bm25s.BM25(method="robertson")
+    single.index(Tokenized(ids=[d for p in parts for d in p], vocab={f"w{i}": i for i in range(50_000)}),
+                 show_progress=False)
+    index = ShardedBM25(Path(out))
+    rng = np.random.default_rng([seed, 10**6 + 1])
+    same = 0
+    for _ in range(100):
+        q = (rng.zipf(1.1, size=8) % 50_000).tolist()
+        whole = np.asarray(single.get_scores_from_ids(q), dtype=float)
+        expected = [(int(i), float(whole[i])) for i in np.lexsort((np.arange(len(whole)), -whole))[:10]]
+        same += index.search(q, 10) == expected
+    shutil.rmtree(out)
+    return {"passages": size * shards, "shards": shards, "queries": 100, "same_top10": same}
+
+
+def bench_sharded_retrieval(sizes: tuple[int, ...] = (1_000_000, 5_000_000), shard_size: int = 1_000_000,
+                            seed: int = 0, target: int = 21_000_000, check_passages: int = 200_000,
+                            work: Path | None = None) -> dict[str, Any]:
+    """The sharded, memory-mapped index (`flame_bench.scoring.sharded_bm25`) at each size, each in its own process;
+    its top-10 checked against one in-memory index at `check_passages`; build time and disk projected linearly
+    to `target`, memory per shard constant."""
+    import multiprocessing as mp
+    import tempfile
+
+    ctx = mp.get_context("spawn")
+    work = work or Path(tempfile.mkdtemp(prefix="flame-bench-sharded-"))
+    rows = []
+    for n in sizes:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_sharded_child, args=(n, shard_size, str(work / f"idx-{n}"), seed, queue))
+        proc.start()
+        rows.append(queue.get(timeout=3600))
+        proc.join()
+    check = _same_top_k(seed, check_passages, 2, str(work / "check"))
+    last = rows[-1]
+    scale = target / last["passages"]
+    projected = {"passages": target, "shards": -(-target // shard_size), "build_s": last["build_s"] * scale,
+                 "build_peak_rss_mb": last["build_peak_rss_mb"], "disk_mb": last["disk_mb"] * scale,
+                 "query_ms": last["query_ms"] * scale, "peak_rss_mb": None}
+    return {"shard_size": shard_size, "rows": rows, "projected": projected, "check": check,
+            "fits_24gb": last["build_peak_rss_mb"] < 24 * 1024}
+
+
 # -- the cost model ---------------------------------------------------------------------------------------------------
 PAPER = {"seed_instructions": 3200, "fact_based_seed": 1013, "dpo_instructions": 20000, "samples_per_instruction": 4,
          "rm_if_samples": 3, "flame_sft_samples": 10}
@@ -303,3 +395,18 @@ def scale_tables(result: dict[str, Any]) -> list[Any]:
         cost.add_row(row["stage"], f"{row['calls']:,}", f"{row['prompt_tokens']:,}", f"{row['output_tokens']:,}",
                      f"{row['gpu_hours']:.1f}")
     return [calls, retrieval, cost]
+
+
+def sharded_table(result: dict[str, Any]):
+    from rich.table import Table
+
+    c = result["check"]
+    table = Table(title=f"Sharded bm25s, memory-mapped ({result['shard_size']:,} passages per shard, corpus-wide idf): "
+                        f"top-10 equal to one index's on {c['same_top10']}/{c['queries']} queries at "
+                        f"{c['passages']:,} passages; last row projected linearly")
+    for col in ("passages", "shards", "build s", "build peak RSS MB", "disk MB", "query ms (top 10)"):
+        table.add_column(col, justify="right")
+    for row in [*result["rows"], result["projected"]]:
+        table.add_row(f"{row['passages']:,}", str(row["shards"]), f"{row['build_s']:.0f}",
+                      f"{row['build_peak_rss_mb']:,.0f}", f"{row['disk_mb']:,.0f}", f"{row['query_ms']:.0f}")
+    return table
