@@ -18,6 +18,16 @@ def test_the_simulated_endpoint_serves_the_client_and_a_crash_loses_no_answered_
     assert crash["stored_in_cache"] == crash["answered_before_crash"] and crash["lost"] == 0
 
 
+def test_the_client_keeps_one_connection_per_worker():
+    from flame_bench.engines.llm.client import OpenAIBackend
+
+    stats: dict[str, int] = {}
+    with scale.simulated_endpoint(latency=0.02, stats=stats) as url:
+        OpenAIBackend(url, "sim", workers=32).complete([f"q{i}" for i in range(160)])
+    # 160 calls over 32 kept-alive connections (httpx's default pool keeps 20 alive and reconnects the rest)
+    assert stats["requests"] == 160 and stats["connections"] <= 32
+
+
 def test_retrieval_projects_from_two_measured_sizes():
     out = scale.bench_retrieval((2_000, 4_000), target=8_000)
     assert [r["passages"] for r in out["rows"]] == [2_000, 4_000]

@@ -34,9 +34,15 @@ WORKERS = (1, 8, 64, 256)
 # -- a simulated endpoint ---------------------------------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
     server: _SimServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint (http.server's default, 1.0, closes every call)
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:  # once per connection, however many calls it carries
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
 
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -74,7 +80,7 @@ class _SimServer(ThreadingHTTPServer):
     def __init__(self, latency: float, fail_rate: float, die_after: int | None, seed: int):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.latency, self.fail_rate, self.die_after = latency, fail_rate, die_after
-        self.requests, self.lock = 0, threading.Lock()
+        self.requests, self.connections, self.lock = 0, 0, threading.Lock()
         rng = random.Random(seed)
         self.rng_fail = lambda: rng.random()
 
@@ -87,10 +93,12 @@ def _serve_child(latency: float, fail_rate: float, die_after: int | None, seed: 
 
 @contextmanager
 def simulated_endpoint(latency: float = 0.2, fail_rate: float = 0.0, die_after: int | None = None,
-                       seed: int = 0, own_process: bool = False) -> Iterator[str]:
+                       seed: int = 0, own_process: bool = False,
+                       stats: dict[str, int] | None = None) -> Iterator[str]:
     """An OpenAI-compatible endpoint on 127.0.0.1 answering every call after `latency` seconds; yields its /v1 URL.
     `own_process`: serve from a process of its own, so the server's work never competes with the client's for one
-    interpreter (what a remote endpoint is); otherwise a thread of this process."""
+    interpreter (what a remote endpoint is); otherwise a thread of this process, whose calls and connections are
+    written into `stats` when it stops."""
     if own_process:
         import multiprocessing as mp
 
@@ -111,6 +119,8 @@ def simulated_endpoint(latency: float = 0.2, fail_rate: float = 0.0, die_after: 
     finally:
         server.shutdown()
         server.server_close()
+        if stats is not None:
+            stats.update(requests=server.requests, connections=server.connections)
 
 
 # -- throughput -----------------------------------------------------------------------------------------------------

@@ -137,8 +137,12 @@ class OpenAIBackend:
             if on_result is not None:
                 on_result(i, out[i])
 
-        with httpx.Client() as client:
-            pool = ThreadPoolExecutor(max_workers=max(1, self.workers))
+        workers = max(1, self.workers)
+        # one kept-alive connection per worker: httpx's default pool (100 connections, 20 kept alive) would cap the
+        # calls in flight at 100 and open a new connection for every call of the workers past 20
+        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+        with httpx.Client(limits=limits) as client:
+            pool = ThreadPoolExecutor(max_workers=workers)
             try:
                 done, _ = wait([pool.submit(post, i) for i in range(len(bodies))], return_when=FIRST_EXCEPTION)
                 for future in done:
