@@ -87,6 +87,9 @@ class FactScorer:
     splitter: Any = field(default_factory=SpacySentenceSplitter)
     retriever: Any = field(default_factory=BM25Retriever)
     name: str = "factscore"
+    # the pipeline's work so far: responses, responding ones, sentences decomposed, facts verified, retrievals (the
+    # unit counts an LLM-backed scorer pays per call; `flame-bench bench --scale` prices them)
+    counters: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -130,6 +133,10 @@ class FactScorer:
                     self.source, f"{topic} {atom.text}", topics[i] or None)
                 checks.append((i, atom, passages, topic))
         verdicts = self.verifier.verify_many([(a, ps, t) for _, a, ps, t in checks])
+        for key, n in (("responses", len(responses)), ("responding", len(responding)),
+                       ("sentences", sum(len(ss) for ss in sentences)), ("facts", len(checks)),
+                       ("retrievals", len(shared) + sum(i not in shared for i, *_ in checks))):
+            self.counters[key] = self.counters.get(key, 0) + n
         facts: dict[int, list[dict[str, Any]]] = {}
         for (i, atom, passages, _), ok in zip(checks, verdicts, strict=True):
             facts.setdefault(i, []).append({"text": atom.text, "supported": bool(ok),
@@ -244,10 +251,13 @@ class FactScoreReward:
         known = [i for i, r in enumerate(records) if not unknown_topics(self.scorer.source, r.get("topics") or [])]
         if len(known) < len(records):  # no reward (as for a response stating no fact), counted
             self.stats["missing_topics"] = self.stats.get("missing_topics", 0) + len(records) - len(known)
+        before = dict(self.scorer.counters)  # the scorer may serve others too: count this reward's share
         scores = self.scorer.score_many([responses[i] for i in known],
                                         [list(records[i].get("topics") or []) for i in known],
                                         [records[i]["instruction"] for i in known])
         by_index = dict(zip(known, scores, strict=True))
+        for key, n in self.scorer.counters.items():
+            self.stats[key] = self.stats.get(key, 0) + n - before.get(key, 0)
         return [by_index[i].precision() if i in by_index else None for i in range(len(records))]
 
 
