@@ -45,3 +45,11 @@ def test_the_cost_model_follows_its_parameters():
         return next(r["calls"] for r in model["stages"] if r["stage"].startswith("RM_fact verification"))
 
     assert verifications(doubled) == 2 * verifications(base)
+
+
+def test_the_cost_model_checks_the_counted_structure_against_the_papers():
+    ok = scale.cost_model(structure={"samples_per_instruction": 4.0, "retrievals_per_response": 1.0})
+    assert ok["total_calls"] == scale.cost_model()["total_calls"]
+    assert ok["rm_fact_retrievals"] == int(80_000 * 1013 / 3200)
+    with pytest.raises(ValueError, match=r"scored 2\.0 samples per instruction, the paper 4"):
+        scale.cost_model(structure={"samples_per_instruction": 2.0, "retrievals_per_response": 1.0})

@@ -340,10 +340,18 @@ ASSUMED = {  # per-response ratios and sizes the paper does not give; stated, ne
 }
 
 
-def cost_model(assumed: dict[str, float] | None = None) -> dict[str, Any]:
-    """Calls and tokens per stage of FLAME at the paper's sizes, and GPU-hours at the stated throughput."""
+def cost_model(assumed: dict[str, float] | None = None, structure: dict[str, float] | None = None) -> dict[str, Any]:
+    """Calls and tokens per stage of FLAME at the paper's sizes, and GPU-hours at the stated throughput.
+    `structure`: per-unit ratios counted on a small run (`counted_ratios`): samples scored per fact-based
+    instruction (they must equal the paper's 4) and RM_fact retrievals per response (1: the instruction is the
+    query), checked against the paper's pipeline before anything is priced."""
     a = {**ASSUMED, **(assumed or {})}
     p = PAPER
+    if structure:
+        if structure["samples_per_instruction"] != p["samples_per_instruction"]:
+            raise ValueError(f"the counted run scored {structure['samples_per_instruction']} samples per "
+                             f"instruction, the paper {p['samples_per_instruction']}")
+        a["retrievals_per_response"] = structure["retrievals_per_response"]
     responses = p["dpo_instructions"] * p["samples_per_instruction"]
     fact_responses = responses * a["fact_based_share_of_dpo_prompts"]
     sentences = fact_responses * a["sentences_per_response"]
@@ -363,14 +371,58 @@ def cost_model(assumed: dict[str, float] | None = None) -> dict[str, Any]:
                  + calls * output_tokens / a["output_tokens_per_s_per_gpu"]) / 3600
         rows.append({"stage": name, "calls": int(calls), "prompt_tokens": int(calls * prompt_tokens),
                      "output_tokens": int(calls * output_tokens), "gpu_hours": hours})
+    retrievals = fact_responses * a.get("retrievals_per_response", 1.0)
     return {"paper_sizes": p, "assumed": a, "stages": rows, "total_calls": sum(r["calls"] for r in rows),
-            "total_gpu_hours": sum(r["gpu_hours"] for r in rows)}
+            "total_gpu_hours": sum(r["gpu_hours"] for r in rows), "rm_fact_retrievals": int(retrievals)}
+
+
+def counted_ratios(seed: int = 0, quiet: bool = True) -> dict[str, Any]:
+    """FLAME's own counters on a small run: the smoke world built in a scratch folder and the `flame` system's two
+    stages run there (SFT^flame elicitation, DPO^flame sampling and scoring); the per-unit ratios its stage records
+    count. The world's responses are a tiny model's, so its content ratios (sentences, facts) are not a 70B model's:
+    the structure (calls per response, per sentence, per fact) is what carries over."""
+    import tempfile
+
+    from flame_bench.alignment.stages import run_stages
+    from flame_bench.alignment.systems import load_system
+    from flame_bench.core.paths import generation_cache_path, results_dir_set
+    from flame_bench.core.registry import RECIPES, load_builtin
+    from flame_bench.engines.generation_cache import GenerationCache
+    from flame_bench.world.build import build_world
+    from flame_bench.world.presets import get_preset
+    from flame_bench.world.source import RM_IF_SAMPLES, WorldSource
+
+    load_builtin()
+    with tempfile.TemporaryDirectory(prefix="flame-bench-counted-") as tmp, results_dir_set(Path(tmp) / "results"):
+        build_world(get_preset("smoke"), seed, Path(tmp) / "world", quiet=quiet)
+        source = WorldSource.open(Path(tmp) / "world")
+        spec = load_system("flame", known_recipes=RECIPES.names())
+        cache = GenerationCache(generation_cache_path())
+        try:
+            _, records = run_stages(spec.base_model, [(st.recipe, dict(st.config)) for st in spec.stages], source,
+                                    seed, cache, quiet)
+        finally:
+            cache.close()
+    sft, dpo = (r["stats"] for r in records)
+    fact_responses = dpo["rm_fact_responses"]
+    return {"run": f"smoke world, system flame, seed {seed}", "sft_stats": sft, "dpo_stats": dpo,
+            "ratios": {
+                "fact_based_share_of_dpo_prompts": dpo["fact_based"] / dpo["instructions"],
+                "samples_per_instruction": fact_responses / dpo["fact_based"],
+                "sentences_per_response": dpo["rm_fact_sentences"] / max(1, dpo["rm_fact_responding"]),
+                "facts_per_sentence": dpo["rm_fact_facts"] / max(1, dpo["rm_fact_sentences"]),
+                "retrievals_per_response": dpo["rm_fact_retrievals"] / max(1, fact_responses),
+                "flame_sft_samples_per_fact_seed": sft["config"]["pt_samples"],
+                "rm_if_samples": RM_IF_SAMPLES}}
 
 
 def bench_scale(quick: bool = False, retrieval_sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
     sizes = retrieval_sizes or ((20_000, 100_000) if quick else (100_000, 1_000_000))
+    counted = counted_ratios()
+    structure = {k: counted["ratios"][k] for k in ("samples_per_instruction", "retrievals_per_response")}
     return {"throughput": bench_throughput(quick=quick), "retrieval": bench_retrieval(sizes),
-            "cost_model": cost_model()}
+            "counted": counted, "cost_model": cost_model(structure=structure),
+            "cost_model_counted_content": cost_model(counted["ratios"])}
 
 
 def scale_tables(result: dict[str, Any]) -> list[Any]:
@@ -396,9 +448,18 @@ def scale_tables(result: dict[str, Any]) -> list[Any]:
         retrieval.add_row(f"{row['passages']:,}", f"{row['build_s']:.1f}", f"{row['peak_rss_mb']:,.0f}",
                           f"{row['query_ms']:.1f}")
     c = result["cost_model"]
+    caption = None
+    if (counted := result.get("counted")) is not None:
+        r, world = counted["ratios"], result["cost_model_counted_content"]
+        caption = (f"structure counted on a small run ({counted['run']}): {r['samples_per_instruction']:.0f} samples "
+                   f"scored per fact-based instruction, {r['retrievals_per_response']:.0f} retrieval per response; "
+                   f"with that run's own content ({r['sentences_per_response']:.1f} sentences per response, "
+                   f"{r['facts_per_sentence']:.2f} facts per sentence: a tiny model's bios) "
+                   f"{world['total_calls']:,} calls, {world['total_gpu_hours']:.0f} GPU-hours")
     cost = Table(title=f"FLAME at the paper's sizes: {c['total_calls']:,} LLM calls, {c['total_gpu_hours']:.0f} "
                        f"GPU-hours at {c['assumed']['output_tokens_per_s_per_gpu']:.0f} output / "
-                       f"{c['assumed']['prompt_tokens_per_s_per_gpu']:.0f} prompt tokens/s per GPU (stated)")
+                       f"{c['assumed']['prompt_tokens_per_s_per_gpu']:.0f} prompt tokens/s per GPU (stated)",
+                 caption=caption)
     for col in ("stage", "calls", "prompt tokens", "output tokens", "GPU-hours"):
         cost.add_column(col, justify="left" if col == "stage" else "right")
     for row in c["stages"]:
