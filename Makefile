@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: demo test install lint bench clean browser seeds pilot
+.PHONY: demo test install lint bench clean browser seeds pilot mechanisms
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ seeds: $(STAMP)
 # The pilot study (the paper's Table 1) over three seeds, from a clone (~20 min here, the pilot world built first).
 pilot: $(STAMP)
 	$(BIN)/flame-bench pilot --seed 0 --seed 1 --seed 2 --quiet
+
+# The world's mechanism probes over three seeds on the mechanism world (~50 min here, its world built first):
+# results/mechanisms.json.
+mechanisms: $(STAMP)
+	$(BIN)/flame-bench world mechanisms --seed 0 --seed 1 --seed 2 --quiet
 
 # Headless Chromium for tests/test_html_report.py (Debian's package; CI runs this as root). Never fails: without
 # apt-get or root the browser test skips, naming the install command.

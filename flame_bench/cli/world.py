@@ -66,7 +66,8 @@ def world_probe(
 @interruptible
 def world_mechanisms(
     world: Annotated[Path | None, typer.Option(help="World directory with reading documents [default: "
-                                                    "results/worlds/pilot-s0, built if missing].")] = None,
+                                                    "results/worlds/pilot-fresh-s0, the mechanism world, built "
+                                                    "if missing].")] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seed", min=0, max=MAX_SEED,
                                                     help="Training seed; repeat it to pool seeds [default: 0].")]
     = None,
@@ -77,11 +78,11 @@ def world_mechanisms(
     unknown-knowledge SFT, FactTune DPO, DPO lengthening; each effect with its CI beside the literature's direction."""
     from flame_bench.core.io import write_json
     from flame_bench.core.ui import console
-    from flame_bench.experiments.mechanisms import mechanisms_table, run_mechanisms
+    from flame_bench.experiments.mechanisms import MECHANISM_WORLD, mechanisms_table, run_mechanisms
     from flame_bench.world.build import built_default_world
     from flame_bench.world.source import WorldSource
 
-    source = WorldSource.open(world or built_default_world("pilot", quiet))
+    source = WorldSource.open(world or built_default_world(MECHANISM_WORLD, quiet))
     report = run_mechanisms(source, sorted(set(seeds or [0])), quiet=quiet)
     write_json(out, report)
     stdout.print(mechanisms_table(report))

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from flame_bench.core.stats import Delta, paired_bootstrap_over_seeds, two_sample_bootstrap
 
+MECHANISM_WORLD = "pilot-fresh"  # chosen 2026-12-07 by the rule stated before (results/NOTES.md)
 SAMPLED_BIOS = 4  # sampled bios per evaluation person for facttune's sampled FActScore
 UNKNOWN_SFT_EPOCHS = (1, 2, 4, 8)  # checkpoints of the unknown-knowledge SFT run (cumulative epochs)
 LITERATURE: dict[str, dict[str, Any]] = {

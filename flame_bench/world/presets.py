@@ -135,7 +135,11 @@ PRESETS: dict[str, Preset] = {
         n_dpo_instructions=10000,
         n_eval_alpaca=800,
         probe_people_per_tier=100,
-        model=ModelSpec(hidden=256, layers=4, heads=8, intermediate=1024, seq_len=128, batch_size=64, steps=6000,
+        # 2026-12-07 (issue 28): reading documents, each about a new person, and 256-token windows (the same tokens
+        # per step), so `world mechanisms` and `pilot` run on it: at 2 layers the world's models do not read
+        # retrieved passages, at 4 they do (results/NOTES.md)
+        reading_people=20000, reading_docs_per_person=1, reading_name_words=8000,
+        model=ModelSpec(hidden=256, layers=4, heads=8, intermediate=1024, seq_len=256, batch_size=32, steps=6000,
                         lr=2e-3, warmup_steps=200),
     ),
 }
