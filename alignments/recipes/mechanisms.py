@@ -156,20 +156,14 @@ class FactTuneConfig:
 
 def facttune_pairs(ctx: StageContext, config: FactTuneConfig) -> dict[str, Any]:
     """The input model's own bios of every training person, FActScore-ranked into pairs."""
-    from flame_bench_recipes.pilot import fs_pairs
+    from flame_bench_recipes.pilot import fs_pairs, grouped_factscores
 
     from flame_bench.core.io import write_jsonl
-    from flame_bench.scoring.factscore import FACTSCORE_K
 
     names = [p["name"] for p in training_people(ctx.source)]
     bios = [[b.strip() for b in bs] for bs in ctx.sample_policy([_instruction(n) for n in names], config.samples,
                                                                  config.max_new_tokens)]
-    flat = ctx.source.factscorer(FACTSCORE_K).score_many([b for bs in bios for b in bs],
-                                                         [[n] for n, bs in zip(names, bios, strict=True) for _ in bs])
-    scores, k = [], 0
-    for bs in bios:
-        scores.append([s.precision() for s in flat[k:k + len(bs)]])
-        k += len(bs)
+    scores = grouped_factscores(ctx.source, names, bios)
     pairs, ties = fs_pairs(names, bios, scores)
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(ctx.output_dir.parent / "pairs.jsonl", "pairs", 1, pairs)  # kept next to the model

@@ -146,6 +146,19 @@ def fs_pairs(names: list[str], bios: list[list[str]], scores: list[list[float | 
     return pairs, ties
 
 
+def grouped_factscores(source, names: list[str], bios: list[list[str]]) -> list[list[float | None]]:
+    """The exact FActScore (evaluation's scorer) of each person's bios, grouped as `bios` is."""
+    from flame_bench.scoring.factscore import FACTSCORE_K
+
+    flat = source.factscorer(FACTSCORE_K).score_many([b for bs in bios for b in bs],
+                                                     [[n] for n, bs in zip(names, bios, strict=True) for _ in bs])
+    scores, k = [], 0
+    for bs in bios:
+        scores.append([s.precision() for s in flat[k:k + len(bs)]])
+        k += len(bs)
+    return scores
+
+
 def rag_vs_pt_pairs(names: list[str], rag: list[list[str]], pt: list[list[str]]) -> list[dict]:
     """Sample k of PT_RAG chosen over sample k of PT, per person (both non-empty and different)."""
     return [{"prompt": _instruction(n), "chosen": r, "rejected": p}
@@ -157,21 +170,13 @@ def _dpo(ctx: StageContext, config: PilotDPOConfig) -> dict[str, Any]:
     from flame_bench_recipes.dpo import train_dpo  # a sibling recipe module
 
     from flame_bench.core.io import write_jsonl
-    from flame_bench.scoring.factscore import FACTSCORE_K
 
     def build() -> dict[str, Any]:
         names = training_people(ctx.source)
         base = ctx.source.base_model()  # the pairs are the base model's bios, whatever the SFT model says
         pt = model_bios(ctx, base, names, "pt", config.samples, config.max_new_tokens)
         if config.pairs == "fs":
-            scorer = ctx.source.factscorer(FACTSCORE_K)
-            flat = scorer.score_many([b for bs in pt for b in bs], [[n] for n, bs in zip(names, pt, strict=True)
-                                                                    for _ in bs])
-            scores, k = [], 0
-            for bs in pt:
-                scores.append([s.precision() for s in flat[k:k + len(bs)]])
-                k += len(bs)
-            pairs, ties = fs_pairs(names, pt, scores)
+            pairs, ties = fs_pairs(names, pt, grouped_factscores(ctx.source, names, pt))
             stats = {"ties": ties}
         else:
             rag = model_bios(ctx, base, names, "pt_rag", config.samples, config.max_new_tokens)
