@@ -287,8 +287,13 @@ def run_mechanisms(source, seeds: list[int], quiet: bool = False) -> dict[str, A
         probes["facttune"], probes["dpo_length"] = probe_facttune_and_length(source, people, cache, seeds, quiet)
     finally:
         cache.close()
+    from flame_bench.scoring.factscore import FACTSCORE_K
+    from flame_bench.world import grammar as g
+
     world = source.world
-    return {"world": {"path": str(source.spec["path"]), "name": source.name, "preset": world.preset_name,
+    return {"scorer": source.factscorer(FACTSCORE_K).identity,
+            "prompts": {"bio": g.BIO_INSTRUCTION, "rag": g.RAG_PROMPT, "rag_passages": g.RAG_PASSAGES},
+            "world": {"path": str(source.spec["path"]), "name": source.name, "preset": world.preset_name,
                       "content_sha256": world.content_sha256, "base_model": world.manifest.get("base_model", {})
                       .get("parameters"), "model_spec": world.manifest["preset"]["model"]},
             "seeds": seeds, "evaluation_people": len(names),
