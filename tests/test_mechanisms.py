@@ -109,3 +109,15 @@ def test_two_sample_bootstrap_sees_a_shift_and_no_shift() -> None:
     same = two_sample_bootstrap(a, list(reversed(a)), seed=1)
     assert same is not None and same.value == pytest.approx(0.0) and not same.excludes_zero
     assert two_sample_bootstrap([], a) is None
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("lr=3", "unknown known_sft setting 'lr'"), ("learning_rate=abc", "'abc' is not a number"),
+    ("people=0", "people must be a positive number"), ("epochs=2", "other than knowledge and epochs")])
+def test_known_sft_settings_are_checked_before_anything_trains(smoke_world: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, setting: str,
+                                                              message: str) -> None:
+    monkeypatch.setenv("FLAME_BENCH_RESULTS", str(tmp_path / "results"))
+    code, _, err = run_cli(["world", "mechanisms", "--world", str(smoke_world), "--known-sft", setting, "--quiet"])
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "results" / "systems").exists()

@@ -72,6 +72,9 @@ def world_mechanisms(
                                                     help="Training seed; repeat it to pool seeds [default: 0].")]
     = None,
     out: Annotated[Path, typer.Option(help="Where to write the report.")] = Path("results/mechanisms.json"),
+    known_sft: Annotated[list[str] | None, typer.Option("--known-sft", help="KEY=VALUE: a setting of the unknown-"
+                                                        "knowledge SFT's recipe (known_sft), e.g. learning_rate=1e-4 "
+                                                        "or people=100 (repeatable; a sensitivity run).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Probe five LLM behaviours FLAME rests on, independently of FLAME: knowledge by popularity, reading,
@@ -83,10 +86,42 @@ def world_mechanisms(
     from flame_bench.world.source import WorldSource
 
     source = WorldSource.open(world or built_default_world(MECHANISM_WORLD, quiet))
-    report = run_mechanisms(source, sorted(set(seeds or [0])), quiet=quiet)
+    overrides = _known_sft_settings(known_sft or [])
+    report = run_mechanisms(source, sorted(set(seeds or [0])), quiet=quiet, known_sft=overrides)
     write_json(out, report)
     stdout.print(mechanisms_table(report))
     console.print(f"mechanism probes written to {out}")
+
+
+def _known_sft_settings(pairs: list[str]) -> dict[str, float | int]:
+    """`--known-sft KEY=VALUE` settings, each checked by the recipe's own config before anything trains."""
+    from flame_bench.core.registry import RECIPES, load_builtin
+
+    load_builtin()
+    out: dict[str, float | int] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key in ("knowledge", "epochs"):
+            raise FlameError(f"--known-sft {pair!r}: give KEY=VALUE for a setting of known_sft other than knowledge "
+                             "and epochs (the probe sets those), e.g. --known-sft learning_rate=1e-4")
+        try:
+            out[key] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise FlameError(f"--known-sft {pair!r}: {value!r} is not a number") from None
+    import dataclasses
+
+    from flame_bench.core.errors import unknown_name
+
+    config_cls = RECIPES.get("known_sft").config_cls
+    settings = {f.name for f in dataclasses.fields(config_cls)} - {"knowledge", "epochs", "trainer", "peft"}
+    for key in out:
+        if key not in settings:
+            raise FlameError(f"--known-sft: {unknown_name('known_sft setting', key, settings)}")
+    try:
+        config_cls(**out)
+    except ValueError as e:
+        raise FlameError(f"--known-sft: {e}") from None
+    return out
 
 
 def saved_world_runs(source, tasks: tuple[str, ...], named: list[str] | None) -> list:

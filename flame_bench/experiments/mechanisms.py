@@ -177,7 +177,8 @@ def probe_reading(source, people, cache, seed: int) -> dict[str, Any]:
             "erroneous_delta": _delta_dict(_paired([pt], [rag], "erroneous", seed))}
 
 
-def probe_unknown_sft(source, people, cache, seeds: list[int], quiet: bool) -> dict[str, Any]:
+def probe_unknown_sft(source, people, cache, seeds: list[int], quiet: bool,
+                      overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from flame_bench.alignment.stages import run_stage
 
     names = [p["name"] for p in people]
@@ -188,7 +189,8 @@ def probe_unknown_sft(source, people, cache, seeds: list[int], quiet: bool) -> d
         for arm in ("known", "unknown"):
             model, done = source.base_model(), 0
             for epochs in UNKNOWN_SFT_EPOCHS:
-                model, record = run_stage("known_sft", {"knowledge": arm, "epochs": float(epochs - done)}, model,
+                config = {**(overrides or {}), "knowledge": arm, "epochs": float(epochs - done)}
+                model, record = run_stage("known_sft", config, model,
                                           source, seed, cache, quiet, where=f"unknown_knowledge_sft {arm}")
                 done = epochs
                 curve[arm].setdefault(epochs, []).append(bio_scores(source, model, names, cache))
@@ -270,8 +272,10 @@ def _response_words(source, model: Path, items: list[dict], cache) -> tuple[dict
     return {it["id"]: float(len(o.split())) for it, o in zip(items, outs, strict=True)}, capped / len(outs)
 
 
-def run_mechanisms(source, seeds: list[int], quiet: bool = False) -> dict[str, Any]:
-    """All five probes on `source`'s world; the report `results/mechanisms.json` holds."""
+def run_mechanisms(source, seeds: list[int], quiet: bool = False,
+                   known_sft: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All five probes on `source`'s world; the report `results/mechanisms.json` holds. `known_sft`: settings of the
+    unknown-knowledge SFT's recipe other than its defaults (a sensitivity run; recorded in the report)."""
     from flame_bench.core.paths import generation_cache_path
     from flame_bench.core.provenance import environment
     from flame_bench.engines.generation_cache import GenerationCache
@@ -283,7 +287,8 @@ def run_mechanisms(source, seeds: list[int], quiet: bool = False) -> dict[str, A
     try:
         probes = {"knowledge_by_popularity": probe_knowledge_by_popularity(source, people, cache, seeds[0]),
                   "reading": probe_reading(source, people, cache, seeds[0]),
-                  "unknown_knowledge_sft": probe_unknown_sft(source, people, cache, seeds, quiet)}
+                  "unknown_knowledge_sft": probe_unknown_sft(source, people, cache, seeds, quiet, known_sft)}
+        probes["unknown_knowledge_sft"]["known_sft_overrides"] = known_sft or {}
         probes["facttune"], probes["dpo_length"] = probe_facttune_and_length(source, people, cache, seeds, quiet)
     finally:
         cache.close()
