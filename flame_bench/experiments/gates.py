@@ -67,6 +67,9 @@ def _kind(key: str) -> str:
     return "loss" if "loss" in key else "metric"
 
 
+WORK_COUNTERS = tuple(f"rm_fact_{k}" for k in ("responses", "responding", "sentences", "facts", "retrievals"))
+
+
 def measure_smoke_gate(world, workdir: Path, seed: int = 0, base: bool = True, trained: bool = True
                        ) -> dict[str, float | str]:
     """Train and evaluate baseline and flame on `world` (the smoke preset), with every result under `workdir`
@@ -101,6 +104,8 @@ def measure_smoke_gate(world, workdir: Path, seed: int = 0, base: bool = True, t
     for r in results:
         for stage in r.stages:
             for k, v in stage["stats"].items():
+                if k.startswith(WORK_COUNTERS):  # what RM_fact's scoring took (the cost model's input): what it
+                    continue                     # produced, the pairs, is gated by their digest
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("train_seconds",):
                     out[f"{r.name}.{stage['recipe']}.{k}"] = float(v)
                 elif k == "pairs_digest":

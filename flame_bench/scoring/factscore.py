@@ -251,12 +251,13 @@ class FactScoreReward:
         known = [i for i, r in enumerate(records) if not unknown_topics(self.scorer.source, r.get("topics") or [])]
         if len(known) < len(records):  # no reward (as for a response stating no fact), counted
             self.stats["missing_topics"] = self.stats.get("missing_topics", 0) + len(records) - len(known)
-        before = dict(self.scorer.counters)  # the scorer may serve others too: count this reward's share
+        counters = getattr(self.scorer, "counters", {})  # a scorer of one's own need not count
+        before = dict(counters)  # the scorer may serve others too: count this reward's share
         scores = self.scorer.score_many([responses[i] for i in known],
                                         [list(records[i].get("topics") or []) for i in known],
                                         [records[i]["instruction"] for i in known])
         by_index = dict(zip(known, scores, strict=True))
-        for key, n in self.scorer.counters.items():
+        for key, n in counters.items():
             self.stats[key] = self.stats.get(key, 0) + n - before.get(key, 0)
         return [by_index[i].precision() if i in by_index else None for i in range(len(records))]
 
