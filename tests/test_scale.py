@@ -53,3 +53,11 @@ def test_the_cost_model_checks_the_counted_structure_against_the_papers():
     assert ok["rm_fact_retrievals"] == int(80_000 * 1013 / 3200)
     with pytest.raises(ValueError, match=r"scored 2\.0 samples per instruction, the paper 4"):
         scale.cost_model(structure={"samples_per_instruction": 2.0, "retrievals_per_response": 1.0})
+
+
+def test_the_sharded_projection_is_linear_in_passages_memory_included():
+    rows = [{"passages": 1_000, "build_s": 1.0, "build_peak_rss_mb": 100.0, "disk_mb": 10.0, "query_ms": 2.0},
+            {"passages": 5_000, "build_s": 5.0, "build_peak_rss_mb": 140.0, "disk_mb": 50.0, "query_ms": 10.0}]
+    out = scale.project_sharded(rows, 21_000, 1_000)
+    assert out["shards"] == 21 and out["build_s"] == pytest.approx(21.0) and out["disk_mb"] == pytest.approx(210.0)
+    assert out["build_peak_rss_mb"] == pytest.approx(140.0 + 16 * 10.0)  # grew 10 MB per 1,000 passages
