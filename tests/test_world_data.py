@@ -189,7 +189,8 @@ def test_jsonl_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def test_presets_are_registered() -> None:
-    assert set(PRESETS) == {"smoke", "default", "tiered", "large", "pilot", "pilot-deep", "pilot-fresh", "smoke-pilot"}
+    assert set(PRESETS) == {"smoke", "default", "tiered", "large", "pilot", "pilot-deep", "pilot-fresh",
+                            "pilot-deep-fresh", "smoke-pilot"}
     with pytest.raises(FlameError, match="did you mean 'default'"):
         get_preset("defualt")
     with pytest.raises(FlameError, match="'longtail' is now called 'default'"):

@@ -165,6 +165,11 @@ PRESETS["pilot-fresh"] = Preset(  # the pilot world whose reading documents are 
     name="pilot-fresh", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=6000, reading_docs_per_person=1,
     reading_name_words=3000, stream="longtail", model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
+PRESETS["pilot-deep-fresh"] = Preset(  # both changes of 2026-12-07 at once (issue 28): 4 layers, and every reading
+    # document about a new person
+    name="pilot-deep-fresh", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
+    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=6000, reading_docs_per_person=1,
+    reading_name_words=3000, stream="longtail", model=ModelSpec(layers=4, seq_len=256, batch_size=16, steps=1000))
 PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
     name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
     n_eval_alpaca=30, probe_people_per_tier=5,
