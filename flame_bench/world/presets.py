@@ -8,7 +8,7 @@ bins, as FActScore reports by entity frequency); `tiered` is the three-step worl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from flame_bench.core.errors import FlameError, unknown_name
 
@@ -154,22 +154,14 @@ PRESETS["pilot"] = Preset(  # the default world plus reading documents: the pape
     n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
     # 256-token windows (same tokens per step): a ~80-token reading document lies whole in a window more often
     model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
-PRESETS["pilot-deep"] = Preset(  # the pilot world with a 4-layer base model (2026-12-07, issue 28): same data, same
-    # tokens; real LLMs are deep, and copying from a context and composing facts are multi-layer circuits
-    name="pilot-deep", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
-    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=1500, stream="longtail",
-    model=ModelSpec(layers=4, seq_len=256, batch_size=16, steps=1000))
-PRESETS["pilot-fresh"] = Preset(  # the pilot world whose reading documents are each about a new person (2026-12-07,
-    # issue 28): the same number of reading documents and name words, but nobody read about twice; in real pretraining
-    # data most contexts a model reads from are about things it cannot have memorised
-    name="pilot-fresh", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
-    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=6000, reading_docs_per_person=1,
-    reading_name_words=3000, stream="longtail", model=ModelSpec(seq_len=256, batch_size=16, steps=1000))
-PRESETS["pilot-deep-fresh"] = Preset(  # both changes of 2026-12-07 at once (issue 28): 4 layers, and every reading
-    # document about a new person
-    name="pilot-deep-fresh", people=DEFAULT_PEOPLE, n_seed_instructions=1200, n_dpo_instructions=2400,
-    n_eval_alpaca=300, exposure_levels=LONG_TAIL_LEVELS, reading_people=6000, reading_docs_per_person=1,
-    reading_name_words=3000, stream="longtail", model=ModelSpec(layers=4, seq_len=256, batch_size=16, steps=1000))
+# 2026-12-07 (issue 28), each change stated before its result (results/NOTES.md): real LLMs are deep, and copying from a
+# context is a multi-layer circuit (`pilot-deep`: 4 layers, same data and tokens); in real pretraining data most
+# contexts a model reads from are about things it cannot have memorised (`pilot-fresh`: every reading document about a
+# new person, the same number of documents and name words); `pilot-deep-fresh`: both
+FRESH_READING = dict(reading_people=6000, reading_docs_per_person=1, reading_name_words=3000)
+PRESETS["pilot-deep"] = replace(PRESETS["pilot"], name="pilot-deep", model=replace(PRESETS["pilot"].model, layers=4))
+PRESETS["pilot-fresh"] = replace(PRESETS["pilot"], name="pilot-fresh", **FRESH_READING)
+PRESETS["pilot-deep-fresh"] = replace(PRESETS["pilot-deep"], name="pilot-deep-fresh", **FRESH_READING)
 PRESETS["smoke-pilot"] = Preset(  # the smoke world plus reading documents: the pilot study's tests
     name="smoke-pilot", people=PRESETS["smoke"].people, n_seed_instructions=60, n_dpo_instructions=80,
     n_eval_alpaca=30, probe_people_per_tier=5,
