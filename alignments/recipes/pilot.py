@@ -148,15 +148,10 @@ def fs_pairs(names: list[str], bios: list[list[str]], scores: list[list[float | 
 
 def grouped_factscores(source, names: list[str], bios: list[list[str]]) -> list[list[float | None]]:
     """The exact FActScore (evaluation's scorer) of each person's bios, grouped as `bios` is."""
-    from flame_bench.scoring.factscore import FACTSCORE_K
+    from flame_bench.scoring.factscore import FACTSCORE_K, score_per_topic
 
-    flat = source.factscorer(FACTSCORE_K).score_many([b for bs in bios for b in bs],
-                                                     [[n] for n, bs in zip(names, bios, strict=True) for _ in bs])
-    scores, k = [], 0
-    for bs in bios:
-        scores.append([s.precision() for s in flat[k:k + len(bs)]])
-        k += len(bs)
-    return scores
+    return [[s.precision() for s in group]
+            for group in score_per_topic(source.factscorer(FACTSCORE_K), names, bios)]
 
 
 def rag_vs_pt_pairs(names: list[str], rag: list[list[str]], pt: list[list[str]]) -> list[dict]:

@@ -79,7 +79,7 @@ def bio_scores(source, model: Path, names: list[str], cache, samples: int = 0, s
     from flame_bench.core.evaluate import EVAL_GENERATION
     from flame_bench.engines.generation import SAMPLING, GenerationConfig, Generator
     from flame_bench.engines.models import resolve_model
-    from flame_bench.scoring.factscore import FACTSCORE_K
+    from flame_bench.scoring.factscore import FACTSCORE_K, score_per_topic
     from flame_bench.world import grammar as g
 
     cfg = (GenerationConfig(max_new_tokens=EVAL_GENERATION.max_new_tokens, num_return_sequences=samples, seed=seed,
@@ -87,13 +87,10 @@ def bio_scores(source, model: Path, names: list[str], cache, samples: int = 0, s
     gen = Generator(resolve_model(str(model), source), cfg, cache)
     outs = (gen.complete(source.bio_rag_prompts(names), add_special_tokens=True) if rag
             else gen.samples([g.BIO_INSTRUCTION.format(S=n) for n in names]))
-    flat = [o.strip() for os_ in outs for o in os_]
-    scores = source.factscorer(FACTSCORE_K).score_many(flat, [[n] for n, os_ in zip(names, outs, strict=True)
-                                                              for _ in os_])
-    result, k = {}, 0
-    for name, os_ in zip(names, outs, strict=True):
-        mine, texts = scores[k:k + len(os_)], flat[k:k + len(os_)]
-        k += len(os_)
+    texts_per_name = [[o.strip() for o in os_] for os_ in outs]
+    scored = score_per_topic(source.factscorer(FACTSCORE_K), names, texts_per_name)
+    result = {}
+    for name, texts, mine in zip(names, texts_per_name, scored, strict=True):
         fs = [s.precision() for s in mine if s.precision() is not None]
         result[name] = {"factscore": 100 * sum(fs) / len(fs) if fs else None,
                         "correct": sum(s.supported for s in mine) / len(mine),
@@ -152,13 +149,13 @@ def _eval_people(source) -> list[dict[str, Any]]:
     return [p for p in source.world.people if p["split"] == "eval_bio"]
 
 
-def probe_knowledge_by_popularity(source, people, cache, seed: int) -> dict[str, Any]:
+def probe_knowledge_by_popularity(source, people, base: dict[str, dict], seed: int) -> dict[str, Any]:
+    """`base`: the base model's greedy bios, scored (`bio_scores`)."""
     from flame_bench.world.presets import POPULARITY_BINS, popularity_bin
 
-    scores = bio_scores(source, source.base_model(), [p["name"] for p in people], cache)
     bins: dict[str, list[float]] = {}
     for p in people:
-        if (fs := scores[p["name"]]["factscore"]) is not None and "exposure" in p:
+        if (fs := base[p["name"]]["factscore"]) is not None and "exposure" in p:
             bins.setdefault(popularity_bin(p["exposure"]), []).append(fs)
     labels = [label for label, _, _ in POPULARITY_BINS if label in bins]
     delta = two_sample_bootstrap(bins[labels[0]], bins[labels[-1]], seed) if len(labels) > 1 else None
@@ -167,17 +164,16 @@ def probe_knowledge_by_popularity(source, people, cache, seed: int) -> dict[str,
                        for label in labels}, "seeds": [], "model": str(source.base_model())}
 
 
-def probe_reading(source, people, cache, seed: int) -> dict[str, Any]:
-    names = [p["name"] for p in people]
-    pt = bio_scores(source, source.base_model(), names, cache)
-    rag = bio_scores(source, source.base_model(), names, cache, rag=True)
+def probe_reading(source, people, cache, pt: dict[str, dict], seed: int) -> dict[str, Any]:
+    """`pt`: the base model's greedy bios, scored (`bio_scores`)."""
+    rag = bio_scores(source, source.base_model(), [p["name"] for p in people], cache, rag=True)
     return {**_effect(_paired([pt], [rag], "factscore", seed), +1), "seeds": [],
             "pt": {**_summary([pt]), "by_bin": _by_bin([pt], people)},
             "pt_rag": {**_summary([rag]), "by_bin": _by_bin([rag], people)},
             "erroneous_delta": _delta_dict(_paired([pt], [rag], "erroneous", seed))}
 
 
-def probe_unknown_sft(source, people, cache, seeds: list[int], quiet: bool,
+def probe_unknown_sft(source, people, cache, base: dict[str, dict], seeds: list[int], quiet: bool,
                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from flame_bench.alignment.stages import run_stage
 
@@ -202,7 +198,6 @@ def probe_unknown_sft(source, people, cache, seeds: list[int], quiet: bool,
                                                     "unknown_candidates")}
     last = UNKNOWN_SFT_EPOCHS[-1]
     delta = _paired(curve["known"][last], curve["unknown"][last], "factscore", seeds[0])
-    base = bio_scores(source, source.base_model(), names, cache)
     return {**_effect(delta, -1), "seeds": seeds, "stats": stats,
             "base": {**_summary([base]), "by_bin": _by_bin([base], people)},
             "erroneous_delta": _delta_dict(_paired(curve["known"][last], curve["unknown"][last], "erroneous",
@@ -279,22 +274,22 @@ def run_mechanisms(source, seeds: list[int], quiet: bool = False,
     from flame_bench.core.paths import generation_cache_path
     from flame_bench.core.provenance import environment
     from flame_bench.engines.generation_cache import GenerationCache
+    from flame_bench.scoring.factscore import FACTSCORE_K
+    from flame_bench.world import grammar as g
 
     source.reading_training_people()  # a world without reading documents cannot run the reading probe
     people = _eval_people(source)
     names = [p["name"] for p in people]
     cache = GenerationCache(generation_cache_path())
     try:
-        probes = {"knowledge_by_popularity": probe_knowledge_by_popularity(source, people, cache, seeds[0]),
-                  "reading": probe_reading(source, people, cache, seeds[0]),
-                  "unknown_knowledge_sft": probe_unknown_sft(source, people, cache, seeds, quiet, known_sft)}
+        base = bio_scores(source, source.base_model(), names, cache)  # three probes start from these
+        probes = {"knowledge_by_popularity": probe_knowledge_by_popularity(source, people, base, seeds[0]),
+                  "reading": probe_reading(source, people, cache, base, seeds[0]),
+                  "unknown_knowledge_sft": probe_unknown_sft(source, people, cache, base, seeds, quiet, known_sft)}
         probes["unknown_knowledge_sft"]["known_sft_overrides"] = known_sft or {}
         probes["facttune"], probes["dpo_length"] = probe_facttune_and_length(source, people, cache, seeds, quiet)
     finally:
         cache.close()
-    from flame_bench.scoring.factscore import FACTSCORE_K
-    from flame_bench.world import grammar as g
-
     world = source.world
     return {"scorer": source.factscorer(FACTSCORE_K).identity,
             "prompts": {"bio": g.BIO_INSTRUCTION, "rag": g.RAG_PROMPT, "rag_passages": g.RAG_PASSAGES},

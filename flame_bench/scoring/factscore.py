@@ -146,6 +146,19 @@ class FactScorer:
                 for i in range(len(responses))]
 
 
+def score_per_topic(scorer: FactScorer, topics: Sequence[str],
+                    responses: Sequence[Sequence[str]]) -> list[list[ResponseScore]]:
+    """Each topic's responses (several samples of one entity's bio, say) scored about that topic in one batched
+    call, grouped as given."""
+    flat = scorer.score_many([r for rs in responses for r in rs],
+                             [[t] for t, rs in zip(topics, responses, strict=True) for _ in rs])
+    out, k = [], 0
+    for rs in responses:
+        out.append(flat[k:k + len(rs)])
+        k += len(rs)
+    return out
+
+
 def aggregate(scores: Sequence[ResponseScore], seed: int = 0) -> tuple[dict[str, float | None],
                                                                        dict[str, tuple[float, float]]]:
     """FActScore (gamma 0 and 10), respond ratio, facts / correct / erroneous per responding response."""
