@@ -33,7 +33,7 @@ def test_sharded_index_equals_one_index_over_the_whole_corpus(tmp_path: Path) ->
     for _ in range(30):
         q = (rng.zipf(1.3, size=4) % n_vocab).tolist()
         whole = np.asarray(single.get_scores_from_ids(q), dtype=float)
-        expected = [(int(i), float(whole[i])) for i in np.lexsort((np.arange(len(whole)), -whole))[:10]]
+        expected = [(int(i), float(whole[i])) for i in np.lexsort((np.arange(len(whole)), -whole))[:10]]  # by hand
         assert index.search(q, 10) == expected
     # a per-shard index (each shard's own idf) would rank differently: the test can see the difference
     local = bm25s.BM25(method="robertson")

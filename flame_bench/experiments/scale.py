@@ -224,22 +224,32 @@ def _retrieval_child(n_passages: int, seed: int, queue: Any) -> None:
 def bench_retrieval(sizes: tuple[int, ...] = (100_000, 1_000_000), seed: int = 0,
                     target: int = 21_000_000) -> dict[str, Any]:
     """Each size in a fresh process (peak memory is the process's own), then a linear fit to `target` passages."""
+    rows = [_in_own_process(_retrieval_child, (n, seed), timeout=1800) for n in sizes]
+    projected = _linear_projection(rows, target, ("build_s", "peak_rss_mb", "query_ms"))
+    return {"rows": rows, "projected": {"passages": target, **projected},
+            "fits_24gb": projected["peak_rss_mb"] < 24 * 1024}
+
+
+def _in_own_process(target: Any, args: tuple, timeout: float) -> dict[str, Any]:
+    """`target(*args, queue)` run in a fresh process (its peak memory is its own); what it put on the queue."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    rows = []
-    for n in sizes:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_retrieval_child, args=(n, seed, queue))
-        proc.start()
-        rows.append(queue.get(timeout=1800))
-        proc.join()
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    out = queue.get(timeout=timeout)
+    proc.join()
+    return out
+
+
+def _linear_projection(rows: list[dict[str, Any]], target: int, keys: tuple[str, ...]) -> dict[str, float]:
+    """Each of `keys` at `target` passages, on the line through the first and the last measured size (through the
+    origin when one size was measured)."""
     a, b = rows[0], rows[-1]
-    per = {key: (b[key] - a[key]) / (b["passages"] - a["passages"]) if len(rows) > 1 else b[key] / b["passages"]
-           for key in ("build_s", "peak_rss_mb", "query_ms")}
-    projected = {key: b[key] + per[key] * (target - b["passages"]) for key in per}
-    return {"rows": rows, "projected": {"passages": target, **projected},
-            "fits_24gb": projected["peak_rss_mb"] < 24 * 1024}
+    span = b["passages"] - a["passages"]
+    return {key: b[key] + ((b[key] - a[key]) / span if span else b[key] / b["passages"]) * (target - b["passages"])
+            for key in keys}
 
 
 def _zipf_shard(seed: int, shard: int, n_passages: int, vocab_size: int = 50_000) -> list[list[int]]:
@@ -286,6 +296,7 @@ def _same_top_k(seed: int, n_passages: int, shards: int, out: str) -> dict[str, 
     import numpy as np
     from bm25s.tokenization import Tokenized
 
+    from flame_bench.scoring.retrieval import top_k
     from flame_bench.scoring.sharded_bm25 import ShardedBM25, build_sharded
 
     size = n_passages // shards
@@ -300,7 +311,7 @@ def _same_top_k(seed: int, n_passages: int, shards: int, out: str) -> dict[str, 
     for _ in range(100):
         q = (rng.zipf(1.1, size=8) % 50_000).tolist()
         whole = np.asarray(single.get_scores_from_ids(q), dtype=float)
-        expected = [(int(i), float(whole[i])) for i in np.lexsort((np.arange(len(whole)), -whole))[:10]]
+        expected = [(int(i), float(whole[i])) for i in top_k(whole, 10)]
         same += index.search(q, 10) == expected
     shutil.rmtree(out)
     return {"passages": size * shards, "shards": shards, "queries": 100, "same_top10": same}
@@ -310,20 +321,13 @@ def bench_sharded_retrieval(sizes: tuple[int, ...] = (1_000_000, 5_000_000), sha
                             seed: int = 0, target: int = 21_000_000, check_passages: int = 200_000,
                             work: Path | None = None) -> dict[str, Any]:
     """The sharded, memory-mapped index (`flame_bench.scoring.sharded_bm25`) at each size, each in its own process;
-    its top-10 checked against one in-memory index at `check_passages`; build time and disk projected linearly
-    to `target`, memory per shard constant."""
-    import multiprocessing as mp
+    its top-10 checked against one in-memory index at `check_passages`; every measure projected linearly to
+    `target` (`project_sharded`)."""
     import tempfile
 
-    ctx = mp.get_context("spawn")
     work = work or Path(tempfile.mkdtemp(prefix="flame-bench-sharded-"))
-    rows = []
-    for n in sizes:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_sharded_child, args=(n, shard_size, str(work / f"idx-{n}"), seed, queue))
-        proc.start()
-        rows.append(queue.get(timeout=3600))
-        proc.join()
+    rows = [_in_own_process(_sharded_child, (n, shard_size, str(work / f"idx-{n}"), seed), timeout=3600)
+            for n in sizes]
     check = _same_top_k(seed, check_passages, 2, str(work / "check"))
     projected = project_sharded(rows, target, shard_size)
     return {"shard_size": shard_size, "rows": rows, "projected": projected, "check": check,
@@ -333,13 +337,8 @@ def bench_sharded_retrieval(sizes: tuple[int, ...] = (1_000_000, 5_000_000), sha
 def project_sharded(rows: list[dict[str, Any]], target: int, shard_size: int) -> dict[str, Any]:
     """Every measure linear in the passages between the first and the last measured size (build peak memory too: it
     grew from shard to shard when measured, so it is not taken as constant)."""
-    a, b = rows[0], rows[-1]
-    span = b["passages"] - a["passages"]
-    out: dict[str, Any] = {"passages": target, "shards": -(-target // shard_size), "peak_rss_mb": None}
-    for key in ("build_s", "build_peak_rss_mb", "disk_mb", "query_ms"):
-        per = (b[key] - a[key]) / span if span else b[key] / b["passages"]
-        out[key] = b[key] + per * (target - b["passages"])
-    return out
+    return {"passages": target, "shards": -(-target // shard_size), "peak_rss_mb": None,
+            **_linear_projection(rows, target, ("build_s", "build_peak_rss_mb", "disk_mb", "query_ms"))}
 
 
 # -- the cost model ---------------------------------------------------------------------------------------------------

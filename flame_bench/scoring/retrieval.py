@@ -23,6 +23,14 @@ def bm25_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def top_k(scores, k: int):
+    """Positions of the `k` highest `scores` (a numpy array), highest first, ties broken by position: the order every
+    search over a whole index returns (deterministic)."""
+    import numpy as np
+
+    return np.lexsort((np.arange(len(scores)), -scores))[:k]
+
+
 @dataclass(frozen=True)
 class Passage:
     id: str
@@ -90,8 +98,7 @@ class KnowledgeSource:
             if not self._all or not q:
                 return []
             scores = np.asarray(self._global_index.get_scores(q), dtype=float)
-            order = np.lexsort((np.arange(len(scores)), -scores))[:k]
-            return [self._all[int(i)] for i in order]
+            return [self._all[int(i)] for i in top_k(scores, k)]
         hits: list[tuple[float, int, Passage]] = []
         for title in titles:
             if title not in self.pages:

@@ -4,9 +4,9 @@ FLAME's RM_fact retrieves from the whole of Wikipedia (~21M passages); one bm25s
 build (`flame-bench bench --scale`). Here the corpus is read twice, shard by shard: first for the corpus-wide
 document frequencies, document count and average length, then to build each shard's score matrix with those
 statistics (bm25s's own scoring, Robertson's idf), saved with bm25s and opened memory-mapped. Every passage therefore
-scores exactly as in one index over the whole corpus, and the merged top-k (score descending, then passage order,
-as `KnowledgeSource.search` breaks ties) is the single index's top-k. Memory while building is one shard's; while
-searching, the pages of the matrix a query touches.
+scores exactly as in one index over the whole corpus, and the merged top-k (score descending, then passage order, as
+every whole-index search breaks ties: `retrieval.top_k`) is the single index's top-k. Memory while building is one
+shard's; while searching, the pages of the matrix a query touches.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 from flame_bench.core.errors import FlameError
 from flame_bench.core.io import publish_dir, read_json, write_json
+from flame_bench.scoring.retrieval import top_k
 
 MANIFEST = "sharded_bm25.json"
 FORMAT_VERSION = 1
@@ -133,7 +134,6 @@ class ShardedBM25:
         best: list[tuple[float, int]] = []
         for shard, offset in zip(self.shards, self.offsets, strict=False):
             scores = np.asarray(shard.get_scores_from_ids(q), dtype=float)
-            top = np.lexsort((np.arange(len(scores)), -scores))[:k]
-            best += [(float(scores[i]), int(offset + i)) for i in top]
+            best += [(float(scores[i]), int(offset + i)) for i in top_k(scores, k)]
         best.sort(key=lambda h: (-h[0], h[1]))
         return [(i, s) for s, i in best[:k]]
