@@ -67,9 +67,6 @@ def _kind(key: str) -> str:
     return "loss" if "loss" in key else "metric"
 
 
-WORK_COUNTERS = tuple(f"rm_fact_{k}" for k in ("responses", "responding", "sentences", "facts", "retrievals"))
-
-
 def measure_smoke_gate(world, workdir: Path, seed: int = 0, base: bool = True, trained: bool = True
                        ) -> dict[str, float | str]:
     """Train and evaluate baseline and flame on `world` (the smoke preset), with every result under `workdir`
@@ -101,10 +98,13 @@ def measure_smoke_gate(world, workdir: Path, seed: int = 0, base: bool = True, t
         if not trained:
             return out
         results, _ = train_and_evaluate(["baseline", "flame"], source, seed=seed, quiet=True)
+    from flame_bench.scoring.factscore import WORK_COUNTERS
+
+    rm_fact_work = tuple(f"rm_fact_{k}" for k in WORK_COUNTERS)  # a DPO stage's record of RM_fact's counters
     for r in results:
         for stage in r.stages:
             for k, v in stage["stats"].items():
-                if k.startswith(WORK_COUNTERS):  # what RM_fact's scoring took (the cost model's input): what it
+                if k.startswith(rm_fact_work):  # what RM_fact's scoring took (the cost model's input): what it
                     continue                     # produced, the pairs, is gated by their digest
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("train_seconds",):
                     out[f"{r.name}.{stage['recipe']}.{k}"] = float(v)

@@ -77,6 +77,10 @@ class ResponseScore:
                 "factscore": self.precision(), "factscore_gamma10": self.precision(10), "facts": self.facts}
 
 
+# what scoring took: responses, responding ones, sentences decomposed, facts verified, retrievals
+WORK_COUNTERS = ("responses", "responding", "sentences", "facts", "retrievals")
+
+
 @dataclass
 class FactScorer:
     """The pipeline; every stage is a replaceable component."""
@@ -87,8 +91,8 @@ class FactScorer:
     splitter: Any = field(default_factory=SpacySentenceSplitter)
     retriever: Any = field(default_factory=BM25Retriever)
     name: str = "factscore"
-    # the pipeline's work so far: responses, responding ones, sentences decomposed, facts verified, retrievals (the
-    # unit counts an LLM-backed scorer pays per call; `flame-bench bench --scale` prices them)
+    # the pipeline's work so far, one count per WORK_COUNTERS name (the units an LLM-backed scorer pays per call;
+    # `flame-bench bench --scale` prices them)
     counters: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -133,9 +137,9 @@ class FactScorer:
                     self.source, f"{topic} {atom.text}", topics[i] or None)
                 checks.append((i, atom, passages, topic))
         verdicts = self.verifier.verify_many([(a, ps, t) for _, a, ps, t in checks])
-        for key, n in (("responses", len(responses)), ("responding", len(responding)),
-                       ("sentences", sum(len(ss) for ss in sentences)), ("facts", len(checks)),
-                       ("retrievals", len(shared) + sum(i not in shared for i, *_ in checks))):
+        work = (len(responses), len(responding), sum(len(ss) for ss in sentences), len(checks),
+                len(shared) + sum(i not in shared for i, *_ in checks))
+        for key, n in zip(WORK_COUNTERS, work, strict=True):
             self.counters[key] = self.counters.get(key, 0) + n
         facts: dict[int, list[dict[str, Any]]] = {}
         for (i, atom, passages, _), ok in zip(checks, verdicts, strict=True):
