@@ -95,6 +95,9 @@ def world_mechanisms(
 
 def _known_sft_settings(pairs: list[str]) -> dict[str, float | int]:
     """`--known-sft KEY=VALUE` settings, each checked by the recipe's own config before anything trains."""
+    import dataclasses
+
+    from flame_bench.core.errors import unknown_name
     from flame_bench.core.registry import RECIPES, load_builtin
 
     load_builtin()
@@ -108,10 +111,6 @@ def _known_sft_settings(pairs: list[str]) -> dict[str, float | int]:
             out[key] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
         except ValueError:
             raise FlameError(f"--known-sft {pair!r}: {value!r} is not a number") from None
-    import dataclasses
-
-    from flame_bench.core.errors import unknown_name
-
     config_cls = RECIPES.get("known_sft").config_cls
     settings = {f.name for f in dataclasses.fields(config_cls)} - {"knowledge", "epochs", "trainer", "peft"}
     for key in out:
