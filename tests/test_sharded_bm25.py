@@ -49,3 +49,30 @@ def test_a_directory_without_a_finished_index_is_refused(tmp_path: Path) -> None
     (tmp_path / "half").mkdir()
     with pytest.raises(FlameError, match="not a sharded BM25 index"):
         ShardedBM25(tmp_path / "half")
+
+
+def test_a_source_searched_through_its_sharded_index_returns_the_in_memory_top_k(tmp_path: Path) -> None:
+    """RM_fact's query path (the instruction against every passage) through the sharded, memory-mapped index: the
+    same passages in the same order as the in-memory global index, ties and unknown words included."""
+    import random
+
+    from flame_bench.core.errors import FlameError
+    from flame_bench.scoring.retrieval import KnowledgeSource
+    from flame_bench.scoring.sharded_bm25 import build_source_index
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)] + ["poet", "born", "Oslo", "river"]
+    pages = {f"Page {i}": [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(rng.randint(1, 4))]
+             for i in range(400)}
+    pages["Twin A"] = pages["Twin B"] = ["poet born in Oslo"]  # equal scores: ties go to passage order
+    in_memory, sharded = KnowledgeSource(pages, name="fixture@1"), KnowledgeSource(pages, name="fixture@1")
+    manifest = build_source_index(sharded, tmp_path / "idx", shard_passages=97)  # several uneven shards
+    assert len(manifest["shard_sizes"]) > 5
+    sharded.use_index(tmp_path / "idx")
+    queries = [" ".join(rng.choices(words, k=rng.randint(1, 8))) for _ in range(60)]
+    queries += ["Tell me about a poet born in Oslo", "zebra quagga", "", "Twin"]
+    for q in queries:
+        assert [p.id for p in sharded.search(q, 10)] == [p.id for p in in_memory.search(q, 10)], q
+    assert sharded.search("poet born Oslo", 3, ["Page 1"]) == in_memory.search("poet born Oslo", 3, ["Page 1"])
+    with pytest.raises(FlameError, match="indexes fixture@1, not other@2; rebuild it"):
+        KnowledgeSource(pages, name="other@2").use_index(tmp_path / "idx")

@@ -317,6 +317,41 @@ def _same_top_k(seed: int, n_passages: int, shards: int, out: str) -> dict[str, 
     return {"passages": size * shards, "shards": shards, "queries": 100, "same_top10": same}
 
 
+def _rm_fact_path(seed: int, n_passages: int, out: str) -> dict[str, Any]:
+    """RM_fact's query path (an instruction-length query against every passage of a knowledge source, top 10) through
+    the source's sharded index (`KnowledgeSource.use_index`) against its in-memory index: same passages, and each
+    one's build and per-query time."""
+    import shutil
+
+    import numpy as np
+
+    from flame_bench.scoring.retrieval import KnowledgeSource
+    from flame_bench.scoring.sharded_bm25 import build_source_index
+
+    rng = np.random.default_rng([seed, 2 * 10**6])
+    pages = {f"page {i}": [" ".join(f"w{t}" for t in row)] for i, row in
+             enumerate(rng.zipf(1.1, size=(n_passages, 60)) % 50_000)}
+    queries = [" ".join(f"w{t}" for t in row) for row in rng.zipf(1.1, size=(100, 12)) % 50_000]
+    in_memory, indexed = (KnowledgeSource(pages, name=f"zipf-{seed}-{n_passages}") for _ in range(2))
+    t0 = time.perf_counter()
+    build_source_index(indexed, Path(out), shard_passages=-(-n_passages // 2))
+    index_build = time.perf_counter() - t0
+    indexed.use_index(Path(out))
+    t0 = time.perf_counter()
+    in_memory.search(queries[0], 10)  # builds the in-memory index
+    memory_build = time.perf_counter() - t0
+    results, seconds = {}, {}
+    for name, source in (("in_memory", in_memory), ("sharded", indexed)):
+        t0 = time.perf_counter()
+        results[name] = [[p.id for p in source.search(q, 10)] for q in queries]
+        seconds[name] = (time.perf_counter() - t0) / len(queries)
+    shutil.rmtree(out)
+    return {"passages": n_passages, "queries": len(queries), "k": 10,
+            "same_top10": sum(a == b for a, b in zip(results["in_memory"], results["sharded"], strict=True)),
+            "index_build_s": index_build, "in_memory_build_s": memory_build,
+            "in_memory_query_ms": 1000 * seconds["in_memory"], "sharded_query_ms": 1000 * seconds["sharded"]}
+
+
 def bench_sharded_retrieval(sizes: tuple[int, ...] = (1_000_000, 5_000_000), shard_size: int = 1_000_000,
                             seed: int = 0, target: int = 21_000_000, check_passages: int = 200_000,
                             work: Path | None = None) -> dict[str, Any]:
@@ -329,8 +364,9 @@ def bench_sharded_retrieval(sizes: tuple[int, ...] = (1_000_000, 5_000_000), sha
     rows = [_in_own_process(_sharded_child, (n, shard_size, str(work / f"idx-{n}"), seed), timeout=3600)
             for n in sizes]
     check = _same_top_k(seed, check_passages, 2, str(work / "check"))
+    rm_fact = _rm_fact_path(seed, check_passages, str(work / "rm_fact"))
     projected = project_sharded(rows, target, shard_size)
-    return {"shard_size": shard_size, "rows": rows, "projected": projected, "check": check,
+    return {"shard_size": shard_size, "rows": rows, "projected": projected, "check": check, "rm_fact_path": rm_fact,
             "fits_24gb": projected["build_peak_rss_mb"] < 24 * 1024}
 
 
@@ -495,4 +531,11 @@ def sharded_table(result: dict[str, Any]):
     for row in [*result["rows"], result["projected"]]:
         table.add_row(f"{row['passages']:,}", str(row["shards"]), f"{row['build_s']:.0f}",
                       f"{row['build_peak_rss_mb']:,.0f}", f"{row['disk_mb']:,.0f}", f"{row['query_ms']:.0f}")
+    if "rm_fact_path" in result:
+        r = result["rm_fact_path"]
+        table.caption = (f"RM_fact's query path (KnowledgeSource.search over every passage, top {r['k']}) at "
+                         f"{r['passages']:,} passages: the sharded index returns the in-memory index's passages on "
+                         f"{r['same_top10']}/{r['queries']} queries; {r['sharded_query_ms']:.1f} ms vs "
+                         f"{r['in_memory_query_ms']:.1f} ms per query, built in {r['index_build_s']:.0f} s vs "
+                         f"{r['in_memory_build_s']:.0f} s")
     return table

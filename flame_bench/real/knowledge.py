@@ -139,6 +139,11 @@ def named_source_dir(name: str) -> Path:
     return data_dir() / name
 
 
+def global_index_dir(name: str) -> Path:
+    """Where `flame-bench data index` builds a named source's sharded index (used by its whole-source searches)."""
+    return named_source_dir(name) / "global-index"
+
+
 def _check_manifest(folder: Path, name: str) -> dict:
     manifest = folder / "manifest.json"
     if not manifest.is_file():
@@ -163,7 +168,10 @@ def open_knowledge(ref: str) -> KnowledgeSource:
     if ref in NAMED_SOURCES:
         folder = named_source_dir(ref)
         info = _check_manifest(folder, ref)
-        return load_docdb(folder / "docdb.sqlite", name=f"{ref}@{info['files']['docdb.sqlite'][:12]}")
+        source = load_docdb(folder / "docdb.sqlite", name=f"{ref}@{info['files']['docdb.sqlite'][:12]}")
+        if (global_index_dir(ref) / "source_index.json").is_file():
+            source.use_index(global_index_dir(ref))
+        return source
     if path.suffix in (".db", ".sqlite", ".sqlite3"):
         return load_docdb(path)
     if path.suffix == ".jsonl":

@@ -51,6 +51,14 @@ class KnowledgeSource:
         }
         self._page_index: dict[str, object] = {}
         self._token_vectors: dict[str, dict[str, object]] = {}  # title -> token -> its BM25 scores on that page
+        self._source_index = None  # a sharded, memory-mapped index for whole-source searches (`use_index`)
+
+    def use_index(self, path) -> None:
+        """Serve searches over the whole source from the sharded index at `path` (`sharded_bm25.build_source_index`)
+        instead of an in-memory index: the same top-k, with memory for a source the size of Wikipedia."""
+        from flame_bench.scoring.sharded_bm25 import SourceIndex
+
+        self._source_index = SourceIndex(path, self)
 
     def __contains__(self, title: str) -> bool:
         return title in self.pages
@@ -95,7 +103,11 @@ class KnowledgeSource:
         if titles is None:
             import numpy as np
 
-            if not self._all or not q:
+            if not q:
+                return []
+            if self._source_index is not None:
+                return self._source_index.search(q, k)
+            if not self._all:
                 return []
             scores = np.asarray(self._global_index.get_scores(q), dtype=float)
             return [self._all[int(i)] for i in top_k(scores, k)]

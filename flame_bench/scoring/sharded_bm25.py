@@ -137,3 +137,53 @@ class ShardedBM25:
             best += [(float(scores[i]), int(offset + i)) for i in top_k(scores, k)]
         best.sort(key=lambda h: (-h[0], h[1]))
         return [(i, s) for s, i in best[:k]]
+
+
+SOURCE_INDEX = "source_index.json"  # beside the shards: the source it indexes, its words and passage order
+
+
+def build_source_index(source: Any, out: Path, shard_passages: int = 1_000_000) -> dict[str, Any]:
+    """A sharded index over every passage of a `KnowledgeSource`, for its searches over the whole source (RM_fact's
+    and Alpaca Fact's query path: the instruction against every passage). Passages are tokenised as the in-memory
+    global index tokenises them (`bm25_tokens` of title and text), words numbered in first-seen order; shards hold
+    `shard_passages` passages in the source's order. Returns the manifest."""
+    from flame_bench.scoring.retrieval import bm25_tokens
+
+    vocab: dict[str, int] = {}
+    refs: list[tuple[str, int]] = []  # (title, passage index in its page), in index order
+    for title in source.pages:
+        for i, p in enumerate(source.pages[title]):
+            for token in bm25_tokens(f"{p.title} {p.text}"):
+                vocab.setdefault(token, len(vocab))
+            refs.append((title, i))
+    if not refs:
+        raise FlameError(f"knowledge source {source.name} has no passages to index")
+
+    def shard(start: int) -> list[list[int]]:
+        return [[vocab[t] for t in bm25_tokens(f"{p.title} {p.text}")]
+                for p in (source.pages[title][i] for title, i in refs[start:start + shard_passages])]
+
+    manifest = build_sharded(out, [lambda s=s: shard(s) for s in range(0, len(refs), shard_passages)],
+                             max(1, len(vocab)))
+    write_json(out / SOURCE_INDEX, {"source": source.name, "vocab": vocab, "passages": refs})
+    return manifest
+
+
+class SourceIndex:
+    """A built source index, opened memory-mapped: top-k passages of a whole-source search, as the in-memory one."""
+
+    def __init__(self, path: Path, source: Any):
+        if not (path / SOURCE_INDEX).is_file():
+            raise FlameError(f"{path} is not a knowledge source index (no {SOURCE_INDEX}); build it with "
+                             "`flame-bench data index`")
+        info = read_json(path / SOURCE_INDEX)
+        if info.get("source") != source.name:
+            raise FlameError(f"{path} indexes {info.get('source')}, not {source.name}; rebuild it with "
+                             "`flame-bench data index`")
+        self.index, self.vocab, self.refs, self.source = ShardedBM25(path), info["vocab"], info["passages"], source
+
+    def search(self, tokens: Sequence[str], k: int) -> list[Any]:
+        known = [self.vocab[t] for t in tokens if t in self.vocab]
+        # no known word: every passage scores 0, and the in-memory index returns the first k (ties by order)
+        hits = self.index.search(known, k) if known else [(i, 0.0) for i in range(min(k, len(self.refs)))]
+        return [self.source.pages[self.refs[i][0]][self.refs[i][1]] for i, _ in hits]
