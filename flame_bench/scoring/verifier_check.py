@@ -169,10 +169,23 @@ def verify_fn(verifier) -> VerifyFn:
     return run
 
 
+def with_evidence(source: KnowledgeSource, claims: Sequence[Claim], k: int = 5) -> list[tuple[Claim, list[Passage]]]:
+    """Each claim with the passages FActScore would check it against (BM25 over its topic's page, `k` passages)."""
+    retriever = BM25Retriever(k=k)
+    return [(c, retriever(source, f"{c.topic} {c.text}", [c.topic])) for c in claims]
+
+
+def rates(claims: Sequence[Claim], verdicts: Sequence[bool]) -> dict[str, Any]:
+    """Accuracy, TPR (true claims judged supported) and TNR (false claims judged unsupported)."""
+    pos = [v for v, c in zip(verdicts, claims, strict=True) if c.label]
+    neg = [not v for v, c in zip(verdicts, claims, strict=True) if not c.label]
+    return {"accuracy": (sum(pos) + sum(neg)) / len(claims), "tpr": sum(pos) / len(pos), "tnr": sum(neg) / len(neg),
+            "claims": len(claims)}
+
+
 def measure(source: KnowledgeSource, claims: Sequence[Claim], verifiers: dict[str, VerifyFn],
             k: int = 5) -> dict[str, dict[str, Any]]:
-    retriever = BM25Retriever(k=k)
-    batch = [(c, retriever(source, f"{c.topic} {c.text}", [c.topic])) for c in claims]
+    batch = with_evidence(source, claims, k)
     out: dict[str, dict[str, Any]] = {}
     for name, fn in verifiers.items():
         try:
@@ -180,20 +193,12 @@ def measure(source: KnowledgeSource, claims: Sequence[Claim], verifiers: dict[st
         except ValueError as e:  # e.g. a chat prompt for a model without a chat template
             out[name] = {"error": str(e).splitlines()[0][:100]}
             continue
-        pos = [v for v, c in zip(verdicts, claims, strict=True) if c.label]
-        neg = [not v for v, c in zip(verdicts, claims, strict=True) if not c.label]
-        out[name] = {"accuracy": (sum(pos) + sum(neg)) / len(claims), "tpr": sum(pos) / len(pos),
-                     "tnr": sum(neg) / len(neg), "claims": len(claims)}
+        out[name] = rates(claims, verdicts)
     return out
 
 
-def run_checks(knowledge: str, llm_specs: list[str], n: int, seed: int = 0, chat: bool = True,
-               nli: list[str] | None = None, hard: bool = True) -> dict[str, Any]:
-    """`flame-bench verifier-check`: the entity-swap set (and the harder one) from `knowledge`, measured for the
-    reference verifiers, each offline NLI verifier of `nli` ('default' or a directory) and each LLM of `llm_specs`
-    (raw prompt, evidence-calibrated, and as a chat turn with `chat`; 'none' names no LLM)."""
-    from flame_bench.engines.llm.resolve import evaluator_backend
-    from flame_bench.real.components import LLMVerifier
+def check_sets(knowledge: str, n: int, seed: int = 0, hard: bool = True) -> tuple[KnowledgeSource, dict[str, Any]]:
+    """The knowledge source and the check sets drawn from its entities: name -> (claims, what they are)."""
     from flame_bench.real.knowledge import load_entities, open_knowledge
 
     source = open_knowledge(knowledge)
@@ -203,6 +208,18 @@ def run_checks(knowledge: str, llm_specs: list[str], n: int, seed: int = 0, chat
     if hard:
         sets["harder"] = (build_hard_claims(source, topics, n, seed), "half true (not verbatim), half with one "
                           "entity swapped for another of the same article")
+    return source, sets
+
+
+def run_checks(knowledge: str, llm_specs: list[str], n: int, seed: int = 0, chat: bool = True,
+               nli: list[str] | None = None, hard: bool = True) -> dict[str, Any]:
+    """`flame-bench verifier-check`: the entity-swap set (and the harder one) from `knowledge`, measured for the
+    reference verifiers, each offline NLI verifier of `nli` ('default' or a directory) and each LLM of `llm_specs`
+    (raw prompt, evidence-calibrated, and as a chat turn with `chat`; 'none' names no LLM)."""
+    from flame_bench.engines.llm.resolve import evaluator_backend
+    from flame_bench.real.components import LLMVerifier
+
+    source, sets = check_sets(knowledge, n, seed, hard)
     verifiers = {"always_true": always_true, "lexical": lexical}
     for where in nli or []:
         from flame_bench.real.nli import NLIVerifier
