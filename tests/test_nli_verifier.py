@@ -242,7 +242,8 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypat
     a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(tmp_path / "resumed" /
                                                                                     "model.safetensors"))
     assert all((a[k] == b[k]).all() for k in a)  # the same optimizer moments, data order and dropout draws
-    untimed = [[{k: v for k, v in c.items() if k != "train_seconds"} for c in card["curve"]] for card in (resumed, whole)]
+    untimed = [[{k: v for k, v in c.items() if k != "train_seconds"} for c in card["curve"]]
+               for card in (resumed, whole)]
     assert untimed[0] == untimed[1] and not checkpoint.exists()
 
 
