@@ -292,7 +292,7 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
     torch_setup(config.seed)
     quiet_transformers()
     tok = AutoTokenizer.from_pretrained(encoder)
-    wall0 = time.perf_counter()
+    wall0, commit = time.perf_counter(), git_commit()  # the code that trains, not whatever is checked out at the end
     data, about = training_data(config, tok)
     data_seconds = time.perf_counter() - wall0
     train_rows, val_rows, test_rows = data["train"], data["validation"], data["test"]
@@ -383,7 +383,7 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
         "steps": {"done": state["step"], "planned_by_epochs": planned, "sized_to_budget": state["sized_to_budget"],
                   "resumed": state["resumed"]},
         "curve": state["curve"], "train_seconds": round(state["train_seconds"], 1),
-        "data_seconds": round(data_seconds, 1), "commit": git_commit(),
+        "data_seconds": round(data_seconds, 1), "commit": commit,
         "validation": {**accuracies(val_probs, val_rows), **{f"{k}_at_threshold": v for k, v in
                                                              accuracies(val_probs, val_rows, threshold).items()}},
     }
