@@ -58,7 +58,7 @@ def test_a_source_searched_through_its_sharded_index_returns_the_in_memory_top_k
 
     from flame_bench.core.errors import FlameError
     from flame_bench.scoring.retrieval import KnowledgeSource
-    from flame_bench.scoring.sharded_bm25 import build_source_index
+    from flame_bench.scoring.sharded_bm25 import SourceIndex, build_source_index
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(300)] + ["poet", "born", "Oslo", "river"]
@@ -68,11 +68,11 @@ def test_a_source_searched_through_its_sharded_index_returns_the_in_memory_top_k
     in_memory, sharded = KnowledgeSource(pages, name="fixture@1"), KnowledgeSource(pages, name="fixture@1")
     manifest = build_source_index(sharded, tmp_path / "idx", shard_passages=97)  # several uneven shards
     assert len(manifest["shard_sizes"]) > 5
-    sharded.use_index(tmp_path / "idx")
+    sharded.use_index(SourceIndex(tmp_path / "idx", sharded))
     queries = [" ".join(rng.choices(words, k=rng.randint(1, 8))) for _ in range(60)]
     queries += ["Tell me about a poet born in Oslo", "zebra quagga", "", "Twin"]
     for q in queries:
         assert [p.id for p in sharded.search(q, 10)] == [p.id for p in in_memory.search(q, 10)], q
     assert sharded.search("poet born Oslo", 3, ["Page 1"]) == in_memory.search("poet born Oslo", 3, ["Page 1"])
     with pytest.raises(FlameError, match="indexes fixture@1, not other@2; rebuild it"):
-        KnowledgeSource(pages, name="other@2").use_index(tmp_path / "idx")
+        SourceIndex(tmp_path / "idx", KnowledgeSource(pages, name="other@2"))

@@ -102,9 +102,11 @@ def verifier_check_cmd(
 ) -> None:
     """Measure FActScore verifiers on true sentences vs the same sentences with one entity swapped."""
     from flame_bench.core.io import write_json
+    from flame_bench.real.nli import NLIVerifier
     from flame_bench.scoring.verifier_check import run_checks
 
-    report = run_checks(knowledge, llm or [], n, seed, chat=chat, nli=nli or [], hard=hard)
+    verifiers = [NLIVerifier(None if where == "default" else Path(where)) for where in nli or []]
+    report = run_checks(knowledge, llm or [], n, seed, chat=chat, nli=verifiers, hard=hard)
     for set_name, found in report["sets"].items():
         table = Table(title=f"verifier check, {set_name} set: {found['n_claims']} claims from {report['knowledge']} "
                             f"({found['what']})")

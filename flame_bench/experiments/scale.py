@@ -326,7 +326,7 @@ def _rm_fact_path(seed: int, n_passages: int, out: str) -> dict[str, Any]:
     import numpy as np
 
     from flame_bench.scoring.retrieval import KnowledgeSource
-    from flame_bench.scoring.sharded_bm25 import build_source_index
+    from flame_bench.scoring.sharded_bm25 import SourceIndex, build_source_index
 
     rng = np.random.default_rng([seed, 2 * 10**6])
     pages = {f"page {i}": [" ".join(f"w{t}" for t in row)] for i, row in
@@ -336,7 +336,7 @@ def _rm_fact_path(seed: int, n_passages: int, out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     build_source_index(indexed, Path(out), shard_passages=-(-n_passages // 2))
     index_build = time.perf_counter() - t0
-    indexed.use_index(Path(out))
+    indexed.use_index(SourceIndex(Path(out), indexed))
     t0 = time.perf_counter()
     in_memory.search(queries[0], 10)  # builds the in-memory index
     memory_build = time.perf_counter() - t0

@@ -170,7 +170,9 @@ def open_knowledge(ref: str) -> KnowledgeSource:
         info = _check_manifest(folder, ref)
         source = load_docdb(folder / "docdb.sqlite", name=f"{ref}@{info['files']['docdb.sqlite'][:12]}")
         if (global_index_dir(ref) / "source_index.json").is_file():
-            source.use_index(global_index_dir(ref))
+            from flame_bench.scoring.sharded_bm25 import SourceIndex
+
+            source.use_index(SourceIndex(global_index_dir(ref), source))
         return source
     if path.suffix in (".db", ".sqlite", ".sqlite3"):
         return load_docdb(path)

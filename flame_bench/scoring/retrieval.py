@@ -53,12 +53,10 @@ class KnowledgeSource:
         self._token_vectors: dict[str, dict[str, object]] = {}  # title -> token -> its BM25 scores on that page
         self._source_index = None  # a sharded, memory-mapped index for whole-source searches (`use_index`)
 
-    def use_index(self, path) -> None:
-        """Serve searches over the whole source from the sharded index at `path` (`sharded_bm25.build_source_index`)
-        instead of an in-memory index: the same top-k, with memory for a source the size of Wikipedia."""
-        from flame_bench.scoring.sharded_bm25 import SourceIndex
-
-        self._source_index = SourceIndex(path, self)
+    def use_index(self, index) -> None:
+        """Serve searches over the whole source from `index` (a `sharded_bm25.SourceIndex` of this source) instead
+        of an in-memory index: the same top-k, with memory for a source the size of Wikipedia."""
+        self._source_index = index
 
     def __contains__(self, title: str) -> bool:
         return title in self.pages

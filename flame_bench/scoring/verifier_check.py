@@ -20,7 +20,6 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flame_bench.core.errors import FlameError
@@ -212,19 +211,16 @@ def check_sets(knowledge: str, n: int, seed: int = 0, hard: bool = True) -> tupl
 
 
 def run_checks(knowledge: str, llm_specs: list[str], n: int, seed: int = 0, chat: bool = True,
-               nli: list[str] | None = None, hard: bool = True) -> dict[str, Any]:
+               nli: Sequence[Any] = (), hard: bool = True) -> dict[str, Any]:
     """`flame-bench verifier-check`: the entity-swap set (and the harder one) from `knowledge`, measured for the
-    reference verifiers, each offline NLI verifier of `nli` ('default' or a directory) and each LLM of `llm_specs`
+    reference verifiers, each offline NLI verifier in `nli` (built by the caller) and each LLM of `llm_specs`
     (raw prompt, evidence-calibrated, and as a chat turn with `chat`; 'none' names no LLM)."""
     from flame_bench.engines.llm.resolve import evaluator_backend
     from flame_bench.real.components import LLMVerifier
 
     source, sets = check_sets(knowledge, n, seed, hard)
     verifiers = {"always_true": always_true, "lexical": lexical}
-    for where in nli or []:
-        from flame_bench.real.nli import NLIVerifier
-
-        verifier = NLIVerifier(None if where == "default" else Path(where))
+    for verifier in nli:  # offline NLI verifiers, built by the caller
         verifiers[f"nli {verifier.version}"] = verify_fn(verifier)
     for spec in [s for s in llm_specs or [None] if s != "none"]:  # `--llm none`: no LLM verifier
         backend = evaluator_backend(spec, quiet=False)
