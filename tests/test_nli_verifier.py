@@ -342,3 +342,18 @@ class _WordTokenizer:
 
     def __len__(self) -> int:
         return 1000
+
+
+def test_contrastive_pairs_stay_together_when_asked() -> None:
+    from flame_bench.real.nli import epoch_order
+
+    rows = [{"evidence": f"page {i // 2}", "claim": f"c{i}"} for i in range(40)]
+    rows.insert(7, {"evidence": "alone", "claim": "x"})
+    order = epoch_order(rows, seed=3, keep_pairs=True)
+    assert sorted(order) == list(range(len(rows))) and order != sorted(order)
+    position = {i: k for k, i in enumerate(order)}
+    for a, b in itertools.pairwise(range(len(rows))):
+        if rows[a]["evidence"] == rows[b]["evidence"]:
+            assert position[b] == position[a] + 1  # a sentence's two claims side by side, so in one batch
+    alone = epoch_order(rows, seed=3)
+    assert sorted(alone) == list(range(len(rows))) and alone != order

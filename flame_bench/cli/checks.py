@@ -29,6 +29,8 @@ def verifier_train_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 32,
     learning_rate: Annotated[float, typer.Option(min=1e-7, max=0.1, help="AdamW peak learning rate.")] = 5e-5,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling and initialisation seed.")] = 0,
+    keep_pairs: Annotated[bool, typer.Option("--keep-pairs", help="Keep a sentence's supported and unsupported "
+                                                                  "claims in one batch (contrastive pairs).")] = False,
     out: Annotated[Path | None, typer.Option(help="Where to publish it [default: the verifier home].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -38,7 +40,7 @@ def verifier_train_cmd(
 
     card = train(TrainConfig(data=tuple(data or ("wiki-leads",)), budget_minutes=budget_minutes or None,
                              train_size=train_size, max_length=max_length, epochs=epochs, batch_size=batch_size,
-                             learning_rate=learning_rate, seed=seed), out, quiet=quiet)
+                             learning_rate=learning_rate, seed=seed, keep_pairs=keep_pairs), out, quiet=quiet)
     table = Table(title=f"verifier trained in {card['train_seconds']:.0f} s, {card['examples_seen']:,} examples seen "
                         f"of {card['train_examples_used']:,} ({', '.join(card['data'])})")
     for col in ("examples seen", "train s", "val acc 3-way %", "val acc supported %"):

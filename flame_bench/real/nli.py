@@ -88,6 +88,8 @@ class TrainConfig:
     curve_size: int = 1000  # validation examples per curve point (the threshold uses the whole split)
     eval_limit: int | None = None  # validation/test examples used at the end (None: all; tests use a few)
     checkpoint_minutes: float = 5.0  # a resumable checkpoint at least this often (and at every curve point)
+    keep_pairs: bool = False  # shuffle groups of examples that share their evidence, so a sentence's supported and
+    # unsupported claims meet in one batch (VitaminC's contrastive design); off: every example shuffled alone
 
     def __post_init__(self) -> None:
         self.data = tuple(self.data)
@@ -155,6 +157,23 @@ def best_threshold(probs: Any, rows: Sequence[dict[str, Any]]) -> float:
         if correct >= best:
             best, best_t = correct, p[i]
     return float(best_t)
+
+
+def epoch_order(rows: Sequence[dict[str, Any]], seed: int, keep_pairs: bool = False) -> list[int]:
+    """The order of one epoch: a seeded shuffle of the rows, or (`keep_pairs`) of the runs of consecutive rows with
+    the same evidence, each run kept together."""
+    if not keep_pairs:
+        order = list(range(len(rows)))
+        random.Random(seed).shuffle(order)
+        return order
+    groups: list[list[int]] = []
+    for i, row in enumerate(rows):
+        if groups and rows[groups[-1][0]]["evidence"] == row["evidence"]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    random.Random(seed).shuffle(groups)
+    return [i for group in groups for i in group]
 
 
 def _sample(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
@@ -328,8 +347,7 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
             while state["step"] < state["total"]:
                 step = state["step"]
                 epoch, k = divmod(step, steps_per_epoch)
-                order = list(range(len(train_rows)))
-                random.Random(config.seed * 1000 + epoch).shuffle(order)
+                order = epoch_order(train_rows, config.seed * 1000 + epoch, config.keep_pairs)
                 t0 = time.perf_counter()
                 batch = [train_rows[j] for j in order[k * config.batch_size:(k + 1) * config.batch_size]]
                 enc = _encode(tok, batch, config.max_length)
