@@ -52,18 +52,14 @@ def _fetched(name: str) -> Path:
     return path
 
 
-def vitaminc(split: str, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """The fetched VitaminC examples of one split (a seeded sample of `limit` of them, in file order)."""
-    rows = []
+def vitaminc() -> dict[str, list[dict[str, Any]]]:
+    """The fetched VitaminC examples by split (train / validation / test), in file order."""
+    splits: dict[str, list[dict[str, Any]]] = {}
     with (_fetched("vitaminc") / "vitaminc.jsonl").open(encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            if row["split"] == split:
-                rows.append(row)
-    if limit is not None and limit < len(rows):
-        keep = set(random.Random(seed).sample(range(len(rows)), limit))
-        rows = [r for i, r in enumerate(rows) if i in keep]
-    return rows
+            splits.setdefault(row["split"], []).append(row)
+    return splits
 
 
 DATA_SOURCES = ("wiki-leads", "vitaminc")
@@ -145,6 +141,12 @@ def accuracies(probs: Any, rows: Sequence[dict[str, Any]], threshold: float | No
             "accuracy_supported": sum(s == (g == 0) for s, g in zip(support, gold, strict=True)) / n}
 
 
+def _at_argmax_and_threshold(probs: Any, rows: Sequence[dict[str, Any]], threshold: float) -> dict[str, float]:
+    """`accuracies` by argmax, and again at `threshold` (keys suffixed `_at_threshold`), as the card records them."""
+    at = accuracies(probs, rows, threshold)
+    return {**accuracies(probs, rows), **{f"{k}_at_threshold": v for k, v in at.items()}}
+
+
 def best_threshold(probs: Any, rows: Sequence[dict[str, Any]]) -> float:
     """The P(SUPPORTS) threshold with the best supported-vs-not accuracy (ties: the lowest such threshold)."""
     p = probs[:, 0].tolist()
@@ -177,6 +179,7 @@ def epoch_order(rows: Sequence[dict[str, Any]], seed: int, keep_pairs: bool = Fa
 
 
 def _sample(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """A seeded sample of `limit` rows, in their order (all of them when `limit` is None or not smaller)."""
     if limit is None or limit >= len(rows):
         return rows
     keep = set(random.Random(seed).sample(range(len(rows)), limit))
@@ -192,9 +195,9 @@ def training_data(config: TrainConfig, tok: Any) -> tuple[dict[str, list[dict[st
     about: dict[str, Any] = {}
     for name in config.data:
         if name == "vitaminc":
-            manifest = read_json(_fetched("vitaminc") / "manifest.json")
+            manifest, found = read_json(_fetched("vitaminc") / "manifest.json"), vitaminc()
             for split in splits:
-                splits[split] += vitaminc(split)
+                splits[split] += found.get(split, [])
             about["vitaminc"] = {"source": manifest["source"], "member_sha256": manifest["member_sha256"],
                                  "splits": {s: manifest["counts"].get(s) for s in splits},
                                  "split_rule": "80/10/10 by the evidence's Wikipedia page (fetch.vitaminc_split)"}
@@ -339,7 +342,7 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
         return config.learning_rate * max(0.0, (state["total"] - step) / max(1, state["total"] - warm))
 
     probe_steps = min(20, planned)
-    last_save = time.perf_counter()
+    last_save, order_epoch, order = time.perf_counter(), -1, []
     model.train()
     try:
         with progress(quiet, metrics=False) as bar:
@@ -347,7 +350,8 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
             while state["step"] < state["total"]:
                 step = state["step"]
                 epoch, k = divmod(step, steps_per_epoch)
-                order = epoch_order(train_rows, config.seed * 1000 + epoch, config.keep_pairs)
+                if epoch != order_epoch:  # one shuffle per epoch (a resumed run rebuilds its epoch's order)
+                    order_epoch, order = epoch, epoch_order(train_rows, config.seed * 1000 + epoch, config.keep_pairs)
                 t0 = time.perf_counter()
                 batch = [train_rows[j] for j in order[k * config.batch_size:(k + 1) * config.batch_size]]
                 enc = _encode(tok, batch, config.max_length)
@@ -402,13 +406,11 @@ def train(config: TrainConfig, out: Path | None = None, quiet: bool = False) -> 
                   "resumed": state["resumed"]},
         "curve": state["curve"], "train_seconds": round(state["train_seconds"], 1),
         "data_seconds": round(data_seconds, 1), "commit": commit,
-        "validation": {**accuracies(val_probs, val_rows), **{f"{k}_at_threshold": v for k, v in
-                                                             accuracies(val_probs, val_rows, threshold).items()}},
+        "validation": _at_argmax_and_threshold(val_probs, val_rows, threshold),
     }
     if test_rows:
-        test_probs = _probabilities(model, tok, test_rows, config.max_length)
-        card["test"] = {"data": "vitaminc", **accuracies(test_probs, test_rows),
-                        **{f"{k}_at_threshold": v for k, v in accuracies(test_probs, test_rows, threshold).items()}}
+        card["test"] = {"data": "vitaminc", **_at_argmax_and_threshold(
+            _probabilities(model, tok, test_rows, config.max_length), test_rows, threshold)}
     with published_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

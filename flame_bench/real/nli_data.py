@@ -26,11 +26,10 @@ from typing import Any
 from flame_bench.core.errors import FlameError
 from flame_bench.core.io import read_jsonl, sha256_json, write_jsonl
 from flame_bench.real.claims import PRONOUN_START, decontextualise, sentence_windows
+from flame_bench.scoring.verifier_check import PARENTHETICAL, SWAP_LABELS, load_spacy, same_thing
 
 BUILDER_VERSION = "wiki-hard-v1"
 SCHEMA = "flame-bench/nli-examples"
-SWAP_LABELS = ("DATE", "GPE", "NORP", "ORG", "PERSON", "CARDINAL", "LOC")
-_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
 _AUXILIARY = re.compile(r"\b(is|was|are|were|has|had|can|will)\b")
 
 
@@ -39,17 +38,13 @@ def page_split(title: str) -> str:
     return "validation" if int(hashlib.sha256(title.encode()).hexdigest()[:8], 16) % 10 == 0 else "train"
 
 
-def _evidence(sentences: Sequence[str], lengths: Sequence[int], index: int, size: int) -> str:
-    """The window of whole sentences around sentence `index` (the first window that holds it)."""
+def _evidence_windows(sentences: Sequence[str], lengths: Sequence[int], size: int) -> list[str]:
+    """For each sentence, the window of whole sentences that holds it (the first such window)."""
+    evidence: list[str] = [""] * len(sentences)
     for start, end in sentence_windows(lengths, size):
-        if start <= index < end:
-            return " ".join(sentences[start:end])
-    return sentences[index]
-
-
-def _variants(a: str, b: str) -> bool:
-    x, y = a.lower().strip(), b.lower().strip()
-    return x in y or y in x or x.rstrip("s") == y.rstrip("s")
+        for i in range(start, end):
+            evidence[i] = evidence[i] or " ".join(sentences[start:end])
+    return evidence
 
 
 def _replace(text: str, start: int, end: int, new: str) -> str:
@@ -111,28 +106,27 @@ def build_examples(pages: dict[str, str], nlp: Any, token_count: Callable[[str],
     for title in titles:
         sents = parsed[title]
         texts = [s.text.strip() for s in sents]
-        lengths = [token_count(t) for t in texts]
+        windows = _evidence_windows(texts, [token_count(t) for t in texts], window_tokens)
         for i, sent in enumerate(sents):
             if not 6 <= len(sent) <= 60:
                 continue
-            text = texts[i]
-            evidence = _evidence(texts, lengths, i, window_tokens)
+            text, evidence = texts[i], windows[i]
             positives = [("verbatim", text)]
             if (alone := decontextualise(text, title)) != text:
                 positives.append(("decontextualised", alone))
-            if (plain := _PARENTHETICAL.sub("", text).strip()) != text and len(plain.split()) >= 4:
+            if (plain := PARENTHETICAL.sub("", text).strip()) != text and len(plain.split()) >= 4:
                 positives.append(("no-parenthetical", plain))
             negatives: list[tuple[str, str, str]] = []
             offset = sent.start_char
             ents = [e for e in sent.ents if e.label_ in SWAP_LABELS]
             for e in ents:
                 start, end = e.start_char - offset, e.end_char - offset
-                other = [t for t, page in donors.get(e.label_, []) if page != title and not _variants(t, e.text)
+                other = [t for t, page in donors.get(e.label_, []) if page != title and not same_thing(t, e.text)
                          and t.lower() not in text.lower()]
                 if other:
                     negatives.append(("swap-other-page", "REFUTES", _replace(text, start, end, rng.choice(other))))
                 same = sorted({x.text for x in sent.doc.ents if x.label_ == e.label_
-                               and not _variants(x.text, e.text) and x.text.lower() not in text.lower()})
+                               and not same_thing(x.text, e.text) and x.text.lower() not in text.lower()})
                 if same:
                     negatives.append(("swap-same-page", "REFUTES", _replace(text, start, end, rng.choice(same))))
                 if e.label_ in ("DATE", "CARDINAL") and (changed := _changed_number(e.text, rng)):
@@ -140,7 +134,7 @@ def build_examples(pages: dict[str, str], nlp: Any, token_count: Callable[[str],
             for a in range(len(ents)):
                 for b in range(a + 1, len(ents)):
                     x, y = ents[a], ents[b]
-                    if x.label_ == y.label_ and not _variants(x.text, y.text):
+                    if x.label_ == y.label_ and not same_thing(x.text, y.text):
                         (xs, xe), (ys, ye) = (x.start_char - offset, x.end_char - offset), (y.start_char - offset,
                                                                                               y.end_char - offset)
                         swapped = text[:xs] + y.text + text[xe:ys] + x.text + text[ye:]
@@ -165,7 +159,6 @@ def wiki_examples(knowledge: str, split: str, tokenizer: Any, window_tokens: int
     """The examples of one split made from `knowledge`'s pages outside the checks' pages, built once per (source,
     split, tokenizer, window, seed, builder version) and cached as JSONL beside the verifier (checked on load)."""
     from flame_bench.real.knowledge import load_entities, open_knowledge
-    from flame_bench.scoring.verifier_check import load_spacy
 
     source = open_knowledge(knowledge)
     key = sha256_json({"source": source.name, "split": split, "window": window_tokens, "seed": seed,

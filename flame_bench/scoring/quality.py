@@ -108,7 +108,7 @@ def unmeasured(role: str, why: str) -> Quality:
 # -- the checks ---------------------------------------------------------------------------------------------------
 def check_verifier(source: Any, n_pairs: int = N_CLAIM_PAIRS, seed: int = 0) -> Quality:
     from flame_bench.scoring.factscore import FACTSCORE_K
-    from flame_bench.scoring.verifier_check import build_claims
+    from flame_bench.scoring.verifier_check import build_claims, rates
 
     knowledge = source.knowledge
     claims = build_claims(knowledge, sorted(knowledge.pages), n_pairs, seed)
@@ -116,9 +116,8 @@ def check_verifier(source: Any, n_pairs: int = N_CLAIM_PAIRS, seed: int = 0) -> 
                                                        [None] * len(claims))
     said = [not s.abstained and bool(s.facts) and all(f["supported"] for f in s.facts) for s in scores]
     correct = [p == c.label for p, c in zip(said, claims, strict=True)]
-    pos = [p for p, c in zip(said, claims, strict=True) if c.label]
-    neg = [not p for p, c in zip(said, claims, strict=True) if not c.label]
-    return _measured("verifier", "entity-swap", correct, {"tpr": sum(pos) / len(pos), "tnr": sum(neg) / len(neg)})
+    found = rates(claims, said)
+    return _measured("verifier", "entity-swap", correct, {"tpr": found["tpr"], "tnr": found["tnr"]})
 
 
 NO_REFERENCES = "no evaluation instructions with reference responses"

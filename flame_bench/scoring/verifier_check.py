@@ -85,7 +85,7 @@ def build_claims(source: KnowledgeSource, topics: Sequence[str], n: int, seed: i
     return claims
 
 
-_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
+PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
 
 
 def build_hard_claims(source: KnowledgeSource, topics: Sequence[str], n: int, seed: int = 0,
@@ -106,12 +106,12 @@ def build_hard_claims(source: KnowledgeSource, topics: Sequence[str], n: int, se
             break
         candidates = []
         for sent in doc.sents:
-            if not 6 <= len(sent) <= 60 or not _PARENTHETICAL.search(sent.text):
+            if not 6 <= len(sent) <= 60 or not PARENTHETICAL.search(sent.text):
                 continue
             for ent in sent.ents:
                 if ent.label_ not in SWAP_LABELS or _inside_parentheses(sent.text, ent.start_char - sent.start_char):
                     continue
-                others = {e.text for e in doc.ents if e.label_ == ent.label_ and not _variants(e.text, ent.text)
+                others = {e.text for e in doc.ents if e.label_ == ent.label_ and not same_thing(e.text, ent.text)
                           and e.text.lower() not in sent.text.lower()}
                 if others:
                     candidates.append((sent, ent, sorted(others)))
@@ -120,8 +120,8 @@ def build_hard_claims(source: KnowledgeSource, topics: Sequence[str], n: int, se
         sent, ent, others = rng.choice(candidates)
         new = rng.choice(others)
         start, end = ent.start_char - sent.start_char, ent.end_char - sent.start_char
-        true_text = _PARENTHETICAL.sub("", sent.text).strip()
-        false_text = _PARENTHETICAL.sub("", sent.text[:start] + new + sent.text[end:]).strip()
+        true_text = PARENTHETICAL.sub("", sent.text).strip()
+        false_text = PARENTHETICAL.sub("", sent.text[:start] + new + sent.text[end:]).strip()
         if true_text == false_text:
             continue
         claims += [Claim(topic, true_text, True),
@@ -132,7 +132,7 @@ def build_hard_claims(source: KnowledgeSource, topics: Sequence[str], n: int, se
     return claims
 
 
-def _variants(a: str, b: str) -> bool:
+def same_thing(a: str, b: str) -> bool:
     """Two mentions of one thing (so swapping them would not make a false claim): one contains the other, or they
     differ only by case or a plural s ("Athenian" / "Athenians", "Tasman" / "Abel Tasman")."""
     x, y = a.lower().strip(), b.lower().strip()
