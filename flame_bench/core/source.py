@@ -115,6 +115,10 @@ class Source(Protocol):
     @property
     def knowledge(self) -> Any: ...  # flame_bench.scoring.retrieval.KnowledgeSource
 
+    def verifier_check_topics(self) -> list[str]:
+        """The knowledge pages the verifier's quality check draws claims from: pages no evaluator was trained on."""
+        ...
+
     @property
     def fact_classifier(self) -> Classifier: ...
 

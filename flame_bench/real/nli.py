@@ -122,12 +122,12 @@ def _probabilities(model: Any, tok: Any, rows: Sequence[dict[str, Any]], max_len
                    batch_size: int = 64) -> Any:
     import torch
 
-    out = []
+    out, training = [], model.training
     model.eval()
     with torch.inference_mode():
         for i in range(0, len(rows), batch_size):
             out.append(torch.softmax(model(**_encode(tok, rows[i:i + batch_size], max_length)).logits.float(), -1))
-    model.train()
+    model.train(training)  # as it was: a loaded verifier stays in eval mode (no dropout)
     return torch.cat(out) if out else torch.empty(0, len(LABELS))
 
 

@@ -384,6 +384,14 @@ class RealSource:
                              "set data: {knowledge: ...} in the system file")
         return open_knowledge(self.real.knowledge)
 
+    def verifier_check_topics(self) -> list[str]:
+        """wiki-leads' people list, the pages the offline verifier is never trained on (`nli_data`); for another
+        source every title."""
+        from flame_bench.real.knowledge import load_entities
+
+        self.knowledge  # noqa: B018 - opens (and checks) the knowledge source, or says how to name one
+        return load_entities(self.real.knowledge)
+
     @cached_property
     def fact_classifier(self):
         from flame_bench.real.components import LLMFactClassifier

@@ -3,7 +3,8 @@
 Each evaluator role a task's metrics rest on (`Task.evaluators`) has a check built from the source it evaluates on,
 so it runs the same on the fact world and on real data:
 
-- `verifier` (`entity-swap`): true sentences of the knowledge source and their twins with one named entity swapped
+- `verifier` (`entity-swap`): true sentences of the knowledge source (of the pages no evaluator was trained on,
+  `Source.verifier_check_topics`) and their twins with one named entity swapped
   in from another article (`scoring.verifier_check.build_claims`), each scored by the source's whole FActScore
   pipeline (decomposer, retrieval, verifier) as a one-sentence response: "supported" iff it states at least one
   fact and every fact is supported;
@@ -34,6 +35,8 @@ from flame_bench.core.errors import FlameError
 from flame_bench.core.io import read_json, sha256_json, write_json
 
 QUALITY_VERSION = "quality-v1"
+# Each check's own version (part of its cache key): the verifier's v2 draws from `Source.verifier_check_topics`.
+CHECK_VERSIONS = {"verifier": 2, "pairwise_judge": 1, "classifier": 1, "rm_if": 1}
 CHANCE = 0.5
 MIN_MARGIN = 0.10  # accuracy must beat chance by at least this much
 POSITION_LIMIT = 0.90  # a judge choosing one position more often than this is reading the order, not the answers
@@ -111,7 +114,7 @@ def check_verifier(source: Any, n_pairs: int = N_CLAIM_PAIRS, seed: int = 0) -> 
     from flame_bench.scoring.verifier_check import build_claims, rates
 
     knowledge = source.knowledge
-    claims = build_claims(knowledge, sorted(knowledge.pages), n_pairs, seed)
+    claims = build_claims(knowledge, source.verifier_check_topics(), n_pairs, seed)
     scores = source.factscorer(FACTSCORE_K).score_many([c.text for c in claims], [[c.topic] for c in claims],
                                                        [None] * len(claims))
     said = [not s.abstained and bool(s.facts) and all(f["supported"] for f in s.facts) for s in scores]
@@ -227,7 +230,8 @@ def evaluator_identity(source: Any, role: str) -> dict[str, Any]:
         evaluator = _component_identity(source.fact_classifier)
     else:
         evaluator = source.rm_if().identity
-    return {"role": role, "version": QUALITY_VERSION, "evaluator": evaluator, "data": data}
+    return {"role": role, "version": QUALITY_VERSION, "check_version": CHECK_VERSIONS[role], "evaluator": evaluator,
+            "data": data}
 
 
 def quality_key(source: Any, role: str) -> str:

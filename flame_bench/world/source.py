@@ -196,6 +196,10 @@ class WorldSource:
 
         return world_knowledge(self.world)
 
+    def verifier_check_topics(self) -> list[str]:
+        """Every page: the world's verifier is not trained on its knowledge."""
+        return sorted(self.knowledge.pages)
+
     @cached_property
     def fact_classifier(self) -> EntityClassifier:
         return EntityClassifier(self.world)
