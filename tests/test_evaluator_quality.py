@@ -108,3 +108,32 @@ def test_compare_refuses_a_weak_judge_and_marks_its_cells_when_allowed(smoke_wor
     assert record["evaluator_quality"]["pairwise_judge"]["verdict"] == "weak"
     board = (isolated / "results" / "leaderboard.md").read_text()
     assert "not meaningful: pairwise_judge" in board
+
+
+def test_the_verifier_check_draws_only_from_pages_no_evaluator_trained_on(smoke_world: Path, isolated: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path):
+    source = WorldSource.open(smoke_world)
+    held_out = source.verifier_check_topics()[5:]  # as if the verifier had trained on the first five pages
+    monkeypatch.setattr(source, "verifier_check_topics", lambda: held_out)
+    real_scorer, asked = source.factscorer, []
+
+    def recording_scorer(k, **kw):
+        scorer = real_scorer(k, **kw)
+        score_many = scorer.score_many
+        scorer.score_many = lambda texts, topics, *a: asked.extend(t for ts in topics for t in ts) or score_many(
+            texts, topics, *a)
+        return scorer
+
+    monkeypatch.setattr(source, "factscorer", recording_scorer)
+    quality.check_verifier(source)
+    assert asked and set(asked) <= set(held_out)
+
+    # the real path: wiki-leads' people list, the pages the offline verifier never trains on (nli_data)
+    from flame_bench.real import knowledge
+    from flame_bench.real.source import RealSource, RealSpec
+
+    db = tmp_path / "pages.jsonl"
+    db.write_text("".join(json.dumps({"title": t, "text": f"{t} is a place."}) + "\n" for t in ("A", "B", "C")))
+    monkeypatch.setattr(knowledge, "load_entities", lambda ref: ["B"])
+    assert RealSource(RealSpec(llm="x", knowledge=str(db))).verifier_check_topics() == ["B"]

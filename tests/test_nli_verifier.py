@@ -284,7 +284,7 @@ def test_sentence_windows_keep_every_sentence_whole() -> None:
 
 
 def test_claims_are_decontextualised_and_fragments_are_not_facts() -> None:
-    from flame_bench.real.claims import decontextualise, states_a_fact
+    from flame_bench.real.claims import decontextualise, state_facts, states_a_fact
 
     assert decontextualise("He was born in Granada.", "Hernán Cortés") == "Hernán Cortés was born in Granada."
     assert decontextualise("Her work explores class.", "Edith Wharton") == "Edith Wharton's work explores class."
@@ -292,6 +292,10 @@ def test_claims_are_decontextualised_and_fragments_are_not_facts() -> None:
     assert decontextualise("He was a poet.", "") == "He was a poet."
     assert [states_a_fact(c) for c in ("He", "Ivan Asen II is", "He was a member of the", "He was a poet.",
                                        "Wharton won a Pulitzer Prize")] == [False, False, False, True, True]
+    # no verb, or a verb that needs a complement: the fragments of the v2 verifier's hand check
+    assert state_facts(["Her work on the molecular structure", "He was born", "As a young boy.", "It is located",
+                        "He was born in Granada.", "She is known for her novels.", "She was married twice.",
+                        "Her work on DNA was central to its discovery."]) == [False] * 4 + [True] * 4
 
 
 PAGES = {

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 PRONOUN_START = re.compile(r"^(He|She|It|They)\b(?!')")
 _POSSESSIVE_START = re.compile(r"^(His|Her|Its|Their)\b")
@@ -62,8 +64,39 @@ def decontextualise(claim: str, topic: str) -> str:
     return claim
 
 
+# passives that say nothing without a complement: "He was born", "It is located", "She is known"
+_NEEDS_COMPLEMENT = frozenset({"born", "known", "located", "based", "considered", "regarded", "described", "named",
+                               "called", "noted"})
+
+
 def states_a_fact(claim: str) -> bool:
-    """FActScore's decomposition rule that every atomic fact is a statement: at least three words, and not cut off
-    after a function word ("He", "Ivan Asen II is" state nothing and are dropped, never verified)."""
-    words = re.findall(r"[\w'-]+", claim)
-    return len(words) >= 3 and words[-1].lower() not in _FUNCTION_WORDS
+    """FActScore's decomposition rule that every atomic fact is a statement (see `state_facts`)."""
+    return state_facts([claim])[0]
+
+
+def state_facts(claims: Sequence[str], nlp: Any = None) -> list[bool]:
+    """For each claim, whether it states a fact (FActScore's decomposition rule that every atomic fact is a
+    statement): at least three words, not cut off after a function word ("He", "Ivan Asen II is"), a verb (spaCy's
+    tagger: "Her work on the molecular structure" is a noun phrase), and not ending on a verb that needs a complement
+    ("He was born", "It is located"). Claims that state nothing are dropped, never verified."""
+    keep = []
+    for claim in claims:
+        words = re.findall(r"[\w'-]+", claim)
+        keep.append(len(words) >= 3 and words[-1].lower() not in _FUNCTION_WORDS
+                    and words[-1].lower() not in _NEEDS_COMPLEMENT)
+    todo = [i for i, k in enumerate(keep) if k]
+    if todo:
+        nlp = nlp or _tagger()
+        for i, doc in zip(todo, nlp.pipe(claims[i] for i in todo), strict=True):
+            keep[i] = any(t.pos_ in ("VERB", "AUX") for t in doc)
+    return keep
+
+
+@lru_cache(maxsize=1)
+def _tagger() -> Any:
+    """spaCy's pipeline with only what tagging needs (the parser and NER are not)."""
+    from flame_bench.scoring.verifier_check import load_spacy
+
+    nlp = load_spacy()
+    nlp.select_pipes(enable=[p for p in ("tok2vec", "tagger", "attribute_ruler") if p in nlp.pipe_names])
+    return nlp

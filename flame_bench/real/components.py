@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from flame_bench.core.errors import FlameError
 from flame_bench.core.registry import CLASSIFIERS, JUDGES, SCORERS
 from flame_bench.engines.llm import LLMBackend, Prompt
-from flame_bench.real.claims import states_a_fact
+from flame_bench.real.claims import state_facts
 from flame_bench.scoring.factscore import AtomicFact
 from flame_bench.scoring.retrieval import Passage
 
@@ -76,7 +76,7 @@ DECOMPOSE_DEMOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("I hope this helps!", ()),
 )
 DECOMPOSE_HEADER = "Please breakdown the following sentence into independent facts: "
-DECOMPOSE_VERSION = "factscore-breakdown-ownshots-v2"  # v2: fragments that state no fact are dropped
+DECOMPOSE_VERSION = "factscore-breakdown-ownshots-v3"  # v2: fragments dropped; v3: also those with no verb
 _NO_FACT_START = ("sure", "please", "here are", "here is", "this sentence does not contain any facts",
                   "i hope", "let me know")
 
@@ -167,10 +167,12 @@ class LLMDecomposer:
         replies = self.backend.complete([_as_prompt(self.prompt(sentences[i]), self.chat) for i in todo],
                                         max_tokens=self.max_tokens, stop=("\n\n", DECOMPOSE_HEADER))
         out: list[list[AtomicFact]] = [[] for _ in sentences]
-        for i, reply in zip(todo, replies, strict=True):
-            # a sentence the model returns no facts for is kept whole, as one claim (never silently free)
-            # fragments ("He", "Ivan Asen II is") are not facts (FActScore's decomposition rule) and are dropped
-            out[i] = ([AtomicFact(f, None) for f in parse_facts(reply) if states_a_fact(f)]
+        parsed = [parse_facts(reply) for reply in replies]
+        stating = iter(state_facts([f for facts in parsed for f in facts]))
+        for i, facts in zip(todo, parsed, strict=True):
+            # a sentence the model returns no facts for is kept whole, as one claim (never silently free);
+            # fragments ("He", "He was born") are not facts (FActScore's decomposition rule) and are dropped
+            out[i] = ([AtomicFact(f, None) for f in facts if next(stating)]
                       or [AtomicFact(sentences[i].strip(), None)])
         return out
 
