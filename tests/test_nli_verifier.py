@@ -139,6 +139,13 @@ def test_verifier_trains_chooses_its_threshold_on_validation_and_verifies(tmp_pa
     queries = [(AtomicFact("ada0 is a baker ."), [long_passage], "ada0"), (AtomicFact("ada0 is a pilot ."), [], "")]
     probs = verifier.support_probabilities([(f.text, ps) for f, ps, _ in queries])
     assert probs[1] == 0.0 and 0.0 < probs[0] <= 1.0  # no passage: nothing supports it
+    # pairs are batched by length, not in order: each claim still gets its own probability
+    short = Passage("ada1#0", "ada1", "ada1 is a pilot in oslo .")
+    mixed = [("ada0 is a baker in oslo who lives in rome near the old town .", [long_passage, short]),
+             ("ada1 is a pilot .", [short]), ("ada0 is a baker .", [long_passage])]
+    alone = [verifier.support_probabilities([q])[0] for q in mixed]
+    assert verifier.support_probabilities(mixed) == pytest.approx(alone, abs=5e-6)  # padding moves the last bits
+    assert min(abs(a - b) for a, b in itertools.combinations(alone, 2)) > 1e-5  # distinct: a mix-up would show
     assert NLIVerifier(out, threshold=0.0).verify_many(queries) == [True, True]
     assert NLIVerifier(out, threshold=1.01).verify_many(queries) == [False, False]
     assert "nli-minilm-v2@" in verifier.version
