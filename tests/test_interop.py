@@ -172,9 +172,9 @@ def test_factscores_own_demonstrations_build_its_prompt(tmp_path):
     assert blocks[7].startswith("She was born in Lagos in 1932.\n- Fact 9a.\n- Fact 9b.\n")
     assert blocks[-1] == "He was born in Lagos.\n"
     decomposer = LLMDecomposer(backend=None, demos=demos)
-    assert decomposer.version.startswith("factscore-breakdown-demons-v2@")
+    assert decomposer.version.startswith("factscore-breakdown-demons-v3@")
     assert decomposer.prompt("x") == demos.prompt("x")
-    assert LLMDecomposer(backend=None).version.startswith("factscore-breakdown-ownshots-v2")
+    assert LLMDecomposer(backend=None).version.startswith("factscore-breakdown-ownshots-v3")
     (tmp_path / "bad.json").write_text("[1, 2]")
     code, _, err = run_cli(["eval", "smollm2", "--task", "factscore_bio", "--factscore-demos",
                             str(tmp_path / "bad.json")])

@@ -315,7 +315,7 @@ PAGES = {
 
 def test_hard_negatives_come_from_the_page_and_keep_its_evidence() -> None:
     from flame_bench.real.nli_data import WORDS_KEPT, build_examples
-    from flame_bench.scoring.verifier_check import load_spacy
+    from flame_bench.scoring.spacy_pipeline import load_spacy
 
     examples = build_examples(PAGES, load_spacy(), lambda s: len(s.split()), 40, seed=0)
     assert examples and len(examples) % 2 == 0

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
+
+from flame_bench.scoring.spacy_pipeline import tagger
 
 PRONOUN_START = re.compile(r"^(He|She|It|They)\b(?!')")
 _POSSESSIVE_START = re.compile(r"^(His|Her|Its|Their)\b")
@@ -86,17 +87,7 @@ def state_facts(claims: Sequence[str], nlp: Any = None) -> list[bool]:
                     and words[-1].lower() not in _NEEDS_COMPLEMENT)
     todo = [i for i, k in enumerate(keep) if k]
     if todo:
-        nlp = nlp or _tagger()
+        nlp = nlp or tagger()
         for i, doc in zip(todo, nlp.pipe(claims[i] for i in todo), strict=True):
             keep[i] = any(t.pos_ in ("VERB", "AUX") for t in doc)
     return keep
-
-
-@lru_cache(maxsize=1)
-def _tagger() -> Any:
-    """spaCy's pipeline with only what tagging needs (the parser and NER are not)."""
-    from flame_bench.scoring.verifier_check import load_spacy
-
-    nlp = load_spacy()
-    nlp.select_pipes(enable=[p for p in ("tok2vec", "tagger", "attribute_ruler") if p in nlp.pipe_names])
-    return nlp

@@ -76,7 +76,8 @@ DECOMPOSE_DEMOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("I hope this helps!", ()),
 )
 DECOMPOSE_HEADER = "Please breakdown the following sentence into independent facts: "
-DECOMPOSE_VERSION = "factscore-breakdown-ownshots-v3"  # v2: fragments dropped; v3: also those with no verb
+DECOMPOSE_RULES = "v3"  # the fact rule (`claims.state_facts`): v2 dropped fragments, v3 also those with no verb
+DECOMPOSE_VERSION = f"factscore-breakdown-ownshots-{DECOMPOSE_RULES}"
 _NO_FACT_START = ("sure", "please", "here are", "here is", "this sentence does not contain any facts",
                   "i hope", "let me know")
 
@@ -144,7 +145,7 @@ class LLMDecomposer:
 
     def __post_init__(self) -> None:
         if self.demos is not None:
-            self.version = f"factscore-breakdown-demons-v2@{self.demos.digest}"
+            self.version = f"factscore-breakdown-demons-{DECOMPOSE_RULES}@{self.demos.digest}"
         else:
             self.version = with_template_hash(self.version, decompose_prompt("{sentence}"))
 

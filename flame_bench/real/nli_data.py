@@ -31,7 +31,8 @@ from typing import Any
 from flame_bench.core.errors import FlameError
 from flame_bench.core.io import read_jsonl, sha256_json, write_jsonl
 from flame_bench.real.claims import PRONOUN_START, decontextualise, sentence_windows
-from flame_bench.scoring.verifier_check import PARENTHETICAL, SWAP_LABELS, load_spacy, same_thing
+from flame_bench.scoring.spacy_pipeline import load_spacy
+from flame_bench.scoring.verifier_check import PARENTHETICAL, SWAP_LABELS, same_thing
 
 BUILDER_VERSION = "wiki-hard-v2"  # v2: a second pair per sentence whose negative keeps the evidence's words
 SCHEMA = "flame-bench/nli-examples"

