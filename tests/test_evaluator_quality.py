@@ -135,5 +135,5 @@ def test_the_verifier_check_draws_only_from_pages_no_evaluator_trained_on(smoke_
 
     db = tmp_path / "pages.jsonl"
     db.write_text("".join(json.dumps({"title": t, "text": f"{t} is a place."}) + "\n" for t in ("A", "B", "C")))
-    monkeypatch.setattr(knowledge, "load_entities", lambda ref: ["B"])
+    monkeypatch.setattr(knowledge, "load_entities", lambda ref, source=None: ["B"])
     assert RealSource(RealSpec(llm="x", knowledge=str(db))).verifier_check_topics() == ["B"]

@@ -291,14 +291,14 @@ def test_sentence_windows_keep_every_sentence_whole() -> None:
 
 
 def test_claims_are_decontextualised_and_fragments_are_not_facts() -> None:
-    from flame_bench.real.claims import decontextualise, state_facts, states_a_fact
+    from flame_bench.real.claims import decontextualise, state_facts
 
     assert decontextualise("He was born in Granada.", "Hernán Cortés") == "Hernán Cortés was born in Granada."
     assert decontextualise("Her work explores class.", "Edith Wharton") == "Edith Wharton's work explores class."
     assert decontextualise("Hector was a prince.", "Troy") == "Hector was a prince."  # not a pronoun
     assert decontextualise("He was a poet.", "") == "He was a poet."
-    assert [states_a_fact(c) for c in ("He", "Ivan Asen II is", "He was a member of the", "He was a poet.",
-                                       "Wharton won a Pulitzer Prize")] == [False, False, False, True, True]
+    assert state_facts(["He", "Ivan Asen II is", "He was a member of the", "He was a poet.",
+                        "Wharton won a Pulitzer Prize"]) == [False, False, False, True, True]
     # no verb, or a verb that needs a complement: the fragments of the v2 verifier's hand check
     assert state_facts(["Her work on the molecular structure", "He was born", "As a young boy.", "It is located",
                         "He was born in Granada.", "She is known for her novels.", "She was married twice.",
@@ -341,7 +341,8 @@ def test_pages_the_checks_draw_from_are_never_trained_on(tmp_path, monkeypatch) 
              for i in range(60)}
     pages.update({f"Person {i}": [f"Person {i} was a poet born in {1900 + i} in Oslo."] for i in range(20)})
     monkeypatch.setattr(knowledge, "open_knowledge", lambda ref: KnowledgeSource(pages, name="fixture@0"))
-    monkeypatch.setattr(knowledge, "load_entities", lambda ref: [t for t in pages if t.startswith("Person")])
+    monkeypatch.setattr(knowledge, "load_entities",
+                        lambda ref, source=None: [t for t in pages if t.startswith("Person")])
     got = {split: nli_data.wiki_examples("fixture", split, _WordTokenizer(), 40, 0, tmp_path) for split in
            ("train", "validation")}
     topics = {split: {e["topic"] for e in rows} for split, rows in got.items()}

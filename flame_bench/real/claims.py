@@ -70,11 +70,6 @@ _NEEDS_COMPLEMENT = frozenset({"born", "known", "located", "based", "considered"
                                "called", "noted"})
 
 
-def states_a_fact(claim: str) -> bool:
-    """FActScore's decomposition rule that every atomic fact is a statement (see `state_facts`)."""
-    return state_facts([claim])[0]
-
-
 def state_facts(claims: Sequence[str], nlp: Any = None) -> list[bool]:
     """For each claim, whether it states a fact (FActScore's decomposition rule that every atomic fact is a
     statement): at least three words, not cut off after a function word ("He", "Ivan Asen II is"), a verb (spaCy's

@@ -183,8 +183,9 @@ def open_knowledge(ref: str) -> KnowledgeSource:
     raise unknown_name("knowledge source", ref, NAMED_SOURCES)
 
 
-def load_entities(ref: str) -> list[str]:
-    """The entities to ask about: wiki-leads' people list, else every title of the source. wiki-leads' `people.txt`
+def load_entities(ref: str, source: KnowledgeSource | None = None) -> list[str]:
+    """The entities to ask about: wiki-leads' people list, else every title of the source (`source`: `ref` already
+    opened, so it is not read again). wiki-leads' `people.txt`
     holds the pages its source dataset files under the topic "People" (3,000-odd of its 10,033 pages); famous
     people filed under other topics (scientists such as Curie, Einstein, Darwin) have pages but are not in it: ask
     about them with `--entities FILE`."""
@@ -192,4 +193,4 @@ def load_entities(ref: str) -> list[str]:
         people = named_source_dir(ref) / "people.txt"
         _check_manifest(named_source_dir(ref), ref)
         return [line for line in people.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return sorted(open_knowledge(ref).pages)
+    return sorted((source or open_knowledge(ref)).pages)

@@ -176,7 +176,7 @@ def wiki_examples(knowledge: str, split: str, tokenizer: Any, window_tokens: int
     path = cache_dir / f"{split}-{key}.jsonl"
     if path.is_file():
         return read_jsonl(path, SCHEMA, 1)
-    held_out = set(load_entities(knowledge))
+    held_out = set(load_entities(knowledge, source))
     pages = {t: " ".join(p.text for p in source.pages[t]) for t in source.pages
              if t not in held_out and page_split(t) == split}
     if not pages:

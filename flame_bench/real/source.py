@@ -312,7 +312,7 @@ class RealSource:
         if self.real.bio_entities:
             entities = [it["name"] for s in self.real.bio_entities for it in load_items(s, need_response=False)[0]]
         else:
-            entities = list(load_entities(self.real.knowledge))
+            entities = list(load_entities(self.real.knowledge, self.knowledge))
             random.Random(ENTITY_ORDER_SEED).shuffle(entities)
         from flame_bench.scoring.factscore import unknown_topics
 
@@ -389,8 +389,7 @@ class RealSource:
         source every title."""
         from flame_bench.real.knowledge import load_entities
 
-        self.knowledge  # noqa: B018 - opens (and checks) the knowledge source, or says how to name one
-        return load_entities(self.real.knowledge)
+        return load_entities(self.real.knowledge, self.knowledge)  # opened once (or a line on how to name one)
 
     @cached_property
     def fact_classifier(self):

@@ -191,7 +191,7 @@ def check_sets(knowledge: str, n: int, seed: int = 0, hard: bool = True) -> tupl
     from flame_bench.real.knowledge import load_entities, open_knowledge
 
     source = open_knowledge(knowledge)
-    topics = load_entities(knowledge)
+    topics = load_entities(knowledge, source)
     sets = {"entity-swap": (build_claims(source, topics, n, seed), "half true (verbatim), half with one entity "
                             "swapped in from another article")}
     if hard:
